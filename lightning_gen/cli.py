@@ -1,0 +1,85 @@
+"""The ``lightning-gen`` command: LightningCLI's fit / validate / test plus the project's jobs.
+
+``lightning-gen fit --config configs/gan/digits.yaml`` trains; ``lightning-gen sample CKPT ...`` draws
+samples from any checkpoint of the project. Run ``lightning-gen --help`` for the list.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.cli import LightningCLI
+
+JOBS = {
+    "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
+}
+
+
+class GenCLI(LightningCLI):
+    """LightningCLI with a checkpoint callback that always keeps ``last.ckpt`` and a rich progress bar.
+
+    The checkpoint callback is configured with ``--checkpoint.*`` (``save_last`` is on by default). The
+    rich progress bar is added unless the config has its own progress bar or
+    ``--trainer.enable_progress_bar=false``. Everything else is standard LightningCLI (``--config``,
+    dotted overrides, ``--print_config``).
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "{epoch}-{step}"})
+
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(trainer_config.get("callbacks") or [])
+        wants_bar = trainer_config.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, RichProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
+
+def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> GenCLI:
+    torch.set_float32_matmul_precision("high")
+    return GenCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,  # each model injects one optimizer factory per network
+        parser_kwargs={"parser_mode": "omegaconf"},
+        args=args,
+        run=run,
+    )
+
+
+def _usage() -> str:
+    jobs = "\n".join(f"  {name:<10} {text}" for name, (_, text) in JOBS.items())
+    return (
+        "usage: lightning-gen {fit,validate,test,predict} --config CONFIG.yaml [--key=value ...]\n"
+        "       lightning-gen {" + ",".join(JOBS) + "} ...\n\n"
+        "Lightning subcommands (LightningCLI; `lightning-gen fit --help` lists every option):\n"
+        "  fit        train a model\n  validate   run the validation loop\n  test       run the test loop\n\n"
+        "Jobs:\n" + jobs + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    from_sys = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in JOBS:
+        import importlib
+
+        module = importlib.import_module(JOBS[argv[0]][0])
+        sys.exit(module.main(argv[1:]))
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        if not argv:
+            sys.exit(2)
+        return
+    run_lightning_cli(None if from_sys else argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Loss functions as plain functions: adversarial objectives, gradient penalty, KL, reconstruction.
+
+The objectives are the standard, cited ones. (The project's seed document wrote ``L_G = E[D(G(z))]`` and
+similar; those are not the published objectives and are not used.) Discriminator outputs are raw logits
+(or critic values): the sigmoid lives inside the loss, which is numerically stable and AMP-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+AdversarialLossName = Literal["ns", "hinge", "wasserstein"]
+
+
+def d_loss_ns(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))], Goodfellow et al. 2014, eq. 1 (D maximises V(D, G)).
+
+    With D = sigmoid(logit): -log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l).
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_ns(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -E[log D(G(z))], Goodfellow et al. 2014, sec. 3."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_loss_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))], Lim & Ye 2017; Miyato et al. 2018, eq. 16."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def g_loss_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[D(G(z))], the generator side of the hinge loss (Miyato et al. 2018, eq. 17)."""
+    return -fake_logits.mean()
+
+
+def d_loss_wasserstein(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Critic loss E[D(G(z))] - E[D(x)], Arjovsky et al. 2017, eq. 3; add :func:`gradient_penalty`."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_loss_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss -E[D(G(z))], Arjovsky et al. 2017, algorithm 1."""
+    return -fake_logits.mean()
+
+
+class AdversarialLoss(NamedTuple):
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+    needs_gradient_penalty: bool
+
+
+ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
+    "ns": AdversarialLoss(d_loss_ns, g_loss_ns, False),
+    "hinge": AdversarialLoss(d_loss_hinge, g_loss_hinge, False),
+    "wasserstein": AdversarialLoss(d_loss_wasserstein, g_loss_wasserstein, True),
+}
+
+
+def get_adversarial_loss(name: str) -> AdversarialLoss:
+    if name not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"Unknown adversarial loss {name!r}; choose one of {sorted(ADVERSARIAL_LOSSES)}.")
+    return ADVERSARIAL_LOSSES[name]
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat, Gulrajani et al. 2017, eq. 3.
+
+    ``real`` and ``fake`` have the same shape (B, ...); ``fake`` should be detached from G.
+    """
+    alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)  # (B,)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014,
+    appendix B): -0.5 * sum(1 + logvar - mu^2 - exp(logvar)). Returns shape (B,)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1)

@@ -1,0 +1,101 @@
+"""Small pieces every model family uses: plain hyperparameters, generator EMA, gradient norms."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+try:  # set by LightningCLI while it instantiates the model: hparams are then the plain config dict
+    from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+except ImportError:  # pragma: no cover - older Lightning
+    _given_hyperparameters = None
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def save_plain_hyperparameters(model, frame=None) -> None:
+    """``save_hyperparameters`` that keeps only plain data, so checkpoints load with ``weights_only=True``.
+
+    Under LightningCLI the hparams are the model's config (``_class_path`` plus init args, networks and
+    optimizers as nested ``class_path`` dicts): plain, and enough to rebuild the model from the checkpoint
+    alone. A model built in Python gets the same call, minus arguments that are objects (networks,
+    optimizer factories), which a ``weights_only`` load could not unpickle.
+    """
+    frame = frame or inspect.currentframe().f_back
+    given = _given_hyperparameters.get() if _given_hyperparameters is not None else None
+    ignore: list[str] = []
+    if given is None:
+        ignore = [k for k, v in frame.f_locals.items() if k not in ("self", "__class__") and not _is_plain(v)]
+    model.save_hyperparameters(ignore=ignore, frame=frame)
+
+
+class GeneratorEMA(nn.Module):
+    """Exponential moving average of a generator's weights and buffers (Karras et al. 2018, sec. 4;
+    Yazici et al. 2019). Built on ``torch.optim.swa_utils.AveragedModel``; the averaged copy is a
+    submodule, so it is saved in (and restored from) every checkpoint.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (the schedule of TensorFlow's
+    ``ExponentialMovingAverage(num_updates=...)``), so short runs are not dominated by the initial weights.
+    """
+
+    def __init__(self, generator: nn.Module, decay: float) -> None:
+        super().__init__()
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}.")
+        self.decay = decay
+
+        def ema(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+            n = float(num_averaged)  # one host sync per update, not one per tensor
+            weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+            for a, c in zip(averaged, current):
+                if a.is_floating_point():
+                    a.lerp_(c, weight)
+                else:  # integer buffers such as BatchNorm's num_batches_tracked
+                    a.copy_(c)
+
+        self.averaged = AveragedModel(generator, multi_avg_fn=ema, use_buffers=True)
+        self.averaged.requires_grad_(False)  # never trained: keeps DDP and optimizers away from it
+
+    @torch.no_grad()
+    def update(self, generator: nn.Module) -> None:
+        self.averaged.update_parameters(generator)
+
+    @property
+    def module(self) -> nn.Module:
+        return self.averaged.module
+
+
+def grad_norm(params: Iterable[nn.Parameter]) -> torch.Tensor:
+    """Global L2 norm of the gradients of ``params`` (parameters without gradient are skipped)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation on every conv and linear layer (Miyato et al. 2018)."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
+        else:
+            apply_spectral_norm(child)
+    return module
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())

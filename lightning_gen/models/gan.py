@@ -1,0 +1,204 @@
+"""GAN on images: alternating discriminator and generator updates with manual optimization."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import OptimizerCallable
+from torch import nn
+
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty
+from lightning_gen.models.common import (
+    GeneratorEMA,
+    apply_spectral_norm,
+    has_batch_norm,
+    save_plain_hyperparameters,
+)
+
+
+def check_image_shape(generator: nn.Module, dims) -> None:
+    """Raise a clear error when the data's (C, H, W) differ from what the generator makes."""
+    made = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
+    if dims is None or None in made:
+        return
+    c, h, w = dims
+    if (c, h, w) != (made[0], made[1], made[1]):
+        raise ValueError(
+            f"The data gives images of shape (C, H, W) = {(c, h, w)} but the generator makes "
+            f"{(made[0], made[1], made[1])}. Set the networks' `img_size` / `channels` to match the data "
+            f"(e.g. --model.generator.init_args.img_size={h}), or resize the data with --data.img_size."
+        )
+
+
+class GAN(pl.LightningModule):
+    """A GAN trained with alternating updates (Goodfellow et al. 2014, algorithm 1).
+
+    Each training batch takes one discriminator step; every ``n_critic``-th batch also takes one
+    generator step on fresh noise (Arjovsky et al. 2017, algorithm 1: several critic updates on
+    different batches per generator update). Losses:
+
+    - ``ns``: D minimises -E[log D(x)] - E[log(1 - D(G(z)))]; G minimises the non-saturating
+      -E[log D(G(z))] (Goodfellow et al. 2014, sec. 3).
+    - ``hinge``: Lim & Ye 2017; Miyato et al. 2018, eqs. 16-17.
+    - ``wasserstein``: WGAN critic E[D(G(z))] - E[D(x)] plus ``gp_weight`` times the gradient penalty
+      (Gulrajani et al. 2017, eq. 3; n_critic = 5 and Adam(1e-4, betas=(0, 0.9)) in that paper).
+
+    Args:
+        generator: maps (B, latent_dim) noise to (B, C, H, W) images in [-1, 1]; must have ``latent_dim``.
+        discriminator: maps images to (B,) logits / critic values.
+        optimizer_g: optimizer factory for G (e.g. ``torch.optim.Adam`` with its init args in the config).
+        optimizer_d: optimizer factory for D.
+        loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
+        n_critic: D steps per G step (>= 1).
+        gp_weight: weight of the gradient penalty (used with ``wasserstein``).
+        spectral_norm: wrap every conv / linear layer of D in spectral normalisation (Miyato et al. 2018).
+        ema_decay: if set, keep an exponential moving average of G (updated after each G step); ``sample``
+            then uses it.
+        clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
+    """
+
+    data_kind = "image"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: OptimizerCallable = torch.optim.Adam,
+        optimizer_d: OptimizerCallable = torch.optim.Adam,
+        loss: AdversarialLossName = "ns",
+        n_critic: int = 1,
+        gp_weight: float = 10.0,
+        spectral_norm: bool = False,
+        ema_decay: float | None = None,
+        clip_grad_norm: float | None = None,
+    ) -> None:
+        super().__init__()
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
+        if gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got {gp_weight}.")
+        if not hasattr(generator, "latent_dim"):
+            raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")
+        g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
+        d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
+        if None not in g_shape + d_shape and g_shape != d_shape:
+            raise ValueError(
+                f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
+            )
+        self.adversarial = get_adversarial_loss(loss)
+        if self.adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
+            raise ValueError(
+                "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
+                "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
+            )
+        save_plain_hyperparameters(self)
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = apply_spectral_norm(discriminator) if spectral_norm else discriminator
+        self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.n_critic, self.gp_weight, self.clip_grad_norm = n_critic, gp_weight, clip_grad_norm
+        self.latent_dim, self.loss_name = generator.latent_dim, loss
+
+    # -- public API ---------------------------------------------------------------------------------
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [-1, 1], from the EMA generator when there is one (eval mode)."""
+        g = self.generator_ema.module if self.generator_ema is not None else self.generator
+        was_training = g.training
+        g.eval()
+        try:
+            return g(self.noise(n) if z is None else z.to(self.device))
+        finally:
+            g.train(was_training)
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        check_image_shape(self.generator, getattr(datamodule, "dims", None))
+
+    def configure_optimizers(self):
+        return [
+            self.optimizer_g(self.generator.parameters()),
+            self.optimizer_d(self.discriminator.parameters()),
+        ]
+
+    def _finish_step(self, optimizer, params) -> torch.Tensor:
+        """Gradient norm (clipped if asked), then step and zero the gradients."""
+        params = [p for p in params if p.grad is not None]
+        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real = batch[0]  # (B, C, H, W) in [-1, 1]
+        self.discriminator_step(real)
+        if (batch_idx + 1) % self.n_critic == 0:
+            self.generator_step(real.shape[0])
+
+    def discriminator_step(self, real: torch.Tensor) -> None:
+        """One D update: real vs. fakes from a frozen G (no graph through G)."""
+        opt_d = self.optimizers()[1]
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake = self.generator(self.noise(real.shape[0]))
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+        d_loss = self.adversarial.d(real_logits, fake_logits)
+        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+            gp = gradient_penalty(self.discriminator, real, fake)
+            d_loss = d_loss + self.gp_weight * gp
+            self.log("train/gradient_penalty", gp)
+        self.manual_backward(d_loss)
+        d_norm = self._finish_step(opt_d, self.discriminator.parameters())
+        self.untoggle_optimizer(opt_d)
+        self.log_dict(
+            {
+                "train/d_loss": d_loss.detach(),
+                "train/D(x)": self._d_output(real_logits),
+                "train/D(G(z))": self._d_output(fake_logits),
+                "train/grad_norm_d": d_norm,
+            }
+        )
+        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+
+    def generator_step(self, batch_size: int) -> None:
+        """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""
+        opt_g = self.optimizers()[0]
+        self.toggle_optimizer(opt_g)
+        g_loss = self.adversarial.g(self.discriminator(self.generator(self.noise(batch_size))))
+        self.manual_backward(g_loss)
+        g_norm = self._finish_step(opt_g, self.generator.parameters())
+        self.untoggle_optimizer(opt_g)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
+        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
+
+    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
+        """Mean D output as usually reported: a probability for ``ns``, the raw score otherwise."""
+        logits = logits.detach()
+        return torch.sigmoid(logits).mean() if self.loss_name == "ns" else logits.mean()
+
+    def _evaluate(self, batch, prefix: str) -> None:
+        real = batch[0]
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(self.sample(real.shape[0]))
+        self.log_dict(
+            {
+                f"{prefix}/d_loss": self.adversarial.d(real_logits, fake_logits),
+                f"{prefix}/D(x)": self._d_output(real_logits),
+                f"{prefix}/D(G(z))": self._d_output(fake_logits),
+            },
+            sync_dist=True,
+        )
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")

@@ -1,0 +1,88 @@
+"""Tiny fixtures shared by the tests: 8x8 images, MLP / small conv networks, batch 4."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)  # the CI machine has 2 cores
+
+from lightning_gen.nets import MLPDiscriminator, MLPGenerator  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def tiny_nets():
+    torch.manual_seed(0)
+    return MLPGenerator(latent_dim=8, img_size=8, channels=1, hidden=16), MLPDiscriminator(8, 1, hidden=16)
+
+
+@pytest.fixture
+def adam():
+    return functools.partial(torch.optim.Adam, lr=1e-3)
+
+
+@pytest.fixture
+def image_npz(tmp_path):
+    """32 random uint8 8x8 grey images in an .npz, as a user's array file."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "images.npz"
+    np.savez(path, images=rng.integers(0, 256, size=(32, 8, 8), dtype=np.uint8))
+    return str(path)
+
+
+def tiny_trainer(tmp_path, **kwargs):
+    import pytorch_lightning as pl
+
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        max_epochs=1,
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def write_fake_mnist(root, name: str = "MNIST", n: int = 16, size: int = 28) -> None:
+    """Write tiny IDX files where torchvision's MNIST / FashionMNIST look for them (no download)."""
+    import struct
+
+    raw = os.path.join(root, name, "raw")
+    os.makedirs(raw, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "t10k"):
+        images = rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        with open(os.path.join(raw, f"{split}-images-idx3-ubyte"), "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, n, size, size) + images.tobytes())
+        with open(os.path.join(raw, f"{split}-labels-idx1-ubyte"), "wb") as f:
+            f.write(struct.pack(">II", 0x801, n) + labels.tobytes())
+
+
+def write_fake_cifar10(root, n: int = 16) -> None:
+    """Write tiny CIFAR-10 python batches (tests must also bypass torchvision's md5 check)."""
+    import pickle
+
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {"data": rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8), "labels": [0] * n}
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(entry, f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)

@@ -1,0 +1,115 @@
+"""Every shipped config runs (fast_dev_run), alone and with each trainer preset that fits this machine."""
+
+import glob
+import os
+
+import pytest
+import torch
+import torchvision
+import yaml
+
+from lightning_gen.cli import run_lightning_cli
+from tests.conftest import REPO, write_fake_cifar10, write_fake_mnist
+
+PRESET_DIRS = ("trainer", "logger")
+MODEL_CONFIGS = sorted(
+    os.path.relpath(p, REPO)
+    for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)
+    if os.path.basename(os.path.dirname(p)) not in PRESET_DIRS
+)
+
+
+def data_overrides(config: str, tmp_path, monkeypatch) -> list[str]:
+    """Point datasets that would download at tiny local fakes; others run as shipped."""
+    with open(os.path.join(REPO, config)) as f:
+        data_class = (yaml.safe_load(f).get("data") or {}).get("class_path", "")
+    name = data_class.rsplit(".", 1)[-1]
+    root = str(tmp_path / "data")
+    if name in ("MNISTDataModule", "FashionMNISTDataModule"):
+        write_fake_mnist(root, "MNIST" if name == "MNISTDataModule" else "FashionMNIST")
+    elif name == "CIFAR10DataModule":
+        write_fake_cifar10(root)
+        monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+        monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    else:
+        return []
+    return [
+        f"--data.init_args.data_dir={root}",
+        "--data.init_args.download=false",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.num_workers=0",
+    ]
+
+
+def fit_args(config: str, tmp_path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        os.path.join(REPO, config),
+        "--trainer.fast_dev_run=true",
+        "--trainer.accelerator=cpu",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        *extra,
+    ]
+
+
+def test_configs_found():
+    assert "configs/gan/digits.yaml" in MODEL_CONFIGS
+
+
+@pytest.mark.parametrize("config", MODEL_CONFIGS)
+def test_config_fast_dev_run(config, tmp_path, monkeypatch):
+    cli = run_lightning_cli(fit_args(config, tmp_path, *data_overrides(config, tmp_path, monkeypatch)))
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step > 0  # at least one optimizer step ran
+    for p in cli.model.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_cpu_preset_composes(tmp_path):
+    cli = run_lightning_cli(
+        fit_args("configs/gan/digits.yaml", tmp_path, "--config", os.path.join(REPO, "configs/trainer/cpu.yaml"))
+    )
+    assert cli.trainer.state.finished
+
+
+def test_print_config_with_gpu_preset(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_lightning_cli(
+            [
+                "fit",
+                "--config",
+                os.path.join(REPO, "configs/gan/digits.yaml"),
+                "--config",
+                os.path.join(REPO, "configs/trainer/gpu.yaml"),
+                "--model.init_args.n_critic=2",
+                "--print_config",
+            ]
+        )
+    assert exit_.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["trainer"]["precision"] == "bf16-mixed"
+    assert printed["trainer"]["accelerator"] == "gpu"
+    assert printed["model"]["init_args"]["n_critic"] == 2
+    assert printed["checkpoint"]["save_last"] is True
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_lightning_cli(fit_args("configs/gan/digits.yaml", tmp_path, "--model.init_args.n_critics=2"))
+    assert exit_.value.code != 0
+    assert "n_critics" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_unknown_dataset_class(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_lightning_cli(fit_args("configs/gan/digits.yaml", tmp_path, "--data=lightning_gen.data.NoSuchDataModule"))
+    assert exit_.value.code != 0
+    assert "NoSuchDataModule" in capsys.readouterr().err
+
+
+def test_bad_n_critic_from_cli(tmp_path):
+    with pytest.raises(ValueError, match="n_critic must be >= 1"):
+        run_lightning_cli(fit_args("configs/gan/digits.yaml", tmp_path, "--model.init_args.n_critic=0"))
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,102 @@
+"""The sample job's output contract, and checkpoints it must refuse."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_gen import sample
+from lightning_gen.checkpoints import CheckpointError, load_model
+from lightning_gen.cli import run_lightning_cli
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def gan_ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    run_lightning_cli(
+        [
+            "fit",
+            "--config",
+            os.path.join(REPO, "configs/gan/digits.yaml"),
+            "--trainer.max_steps=4",
+            "--trainer.limit_val_batches=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.callbacks=[]",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert path.is_file()
+    return str(path)
+
+
+def test_sample_contract(gan_ckpt, tmp_path):
+    out = tmp_path / "sub" / "samples.npz"
+    assert sample.main([gan_ckpt, "--num-samples", "10", "--output", str(out), "--batch-size", "4"]) == 0
+    with np.load(out) as z:
+        samples = z["samples"]
+    assert samples.shape == (10, 1, 8, 8) and samples.dtype == np.float32
+    assert samples.min() >= 0.0 and samples.max() <= 1.0 and samples.std() > 0
+    assert (tmp_path / "sub" / "samples.png").is_file()
+
+
+def test_sample_is_seeded(gan_ckpt, tmp_path):
+    for name in ("a", "b"):
+        sample.main([gan_ckpt, "--num-samples", "3", "--output", str(tmp_path / f"{name}.npz"), "--seed", "7"])
+    assert np.array_equal(np.load(tmp_path / "a.npz")["samples"], np.load(tmp_path / "b.npz")["samples"])
+
+
+def test_checkpoint_rebuilds_model_with_weights(gan_ckpt):
+    model = load_model(gan_ckpt)
+    state = torch.load(gan_ckpt, weights_only=True)["state_dict"]
+    assert torch.equal(model.state_dict()["generator.project.0.weight"], state["generator.project.0.weight"])
+    assert model.generator_ema is not None
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert sample.main([str(tmp_path / "nope.ckpt"), "--output", str(tmp_path / "o.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_model(bad)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "somewhere.Else"}}, other)
+    with pytest.raises(CheckpointError, match="not a checkpoint of a lightning_gen model"):
+        load_model(other)
+
+
+class _WritesFile:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_pickled_payload_is_refused_and_not_run(tmp_path, gan_ckpt):
+    marker = tmp_path / "pwned.txt"
+    ckpt = torch.load(gan_ckpt, weights_only=True)
+    ckpt["payload"] = _WritesFile(str(marker))
+    evil = tmp_path / "evil.ckpt"
+    torch.save(ckpt, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def test_untrusted_class_path_refused(tmp_path, gan_ckpt):
+    ckpt = torch.load(gan_ckpt, weights_only=True)
+    ckpt["hyper_parameters"]["generator"]["class_path"] = "evil_pkg.Generator"
+    path = tmp_path / "untrusted.ckpt"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="evil_pkg.Generator"):
+        load_model(path)
