@@ -1,0 +1,259 @@
+"""Sequence metrics: TimeGAN's discriminative and predictive scores, MMD with an RBF kernel, and music
+statistics of piano rolls (C-RNN-GAN's four plus notes per step and a pitch-histogram distance).
+
+The TimeGAN scores follow the reference code of Yoon et al. 2019 ("Time-series Generative Adversarial
+Networks", NeurIPS; github.com/jsyoon0823/TimeGAN, ``metrics/discriminative_metrics.py`` and
+``metrics/predictive_metrics.py``) step for step, in PyTorch instead of TensorFlow 1:
+
+- a post-hoc one-layer GRU with ``hidden = int(D / 2)`` units (at least 1: the reference would build a
+  0-unit GRU for D = 1), then a linear layer;
+- Adam with TensorFlow's defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8);
+- each iteration draws a mini-batch of 128 sequences without replacement (``np.random.permutation``);
+- the whole procedure is repeated (``metric_iteration`` = 10 in the reference ``main.py``) and the mean
+  and standard deviation are reported, as in the paper's tables.
+
+Weight initialisation is PyTorch's, not TensorFlow's Glorot: the one unavoidable difference.
+
+Both scores expect data min-max scaled to [0, 1] with the real data's per-feature minimum and maximum, as
+TimeGAN's data loaders do (the predictor ends in a sigmoid); :func:`minmax_scale` does that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "check_sequences",
+    "discriminative_score",
+    "minmax_scale",
+    "mmd_rbf",
+    "predictive_score",
+]
+
+
+# -- input checks -----------------------------------------------------------------------------------
+def check_sequences(x, name: str = "samples", dim: int | None = None, min_count: int = 1) -> np.ndarray:
+    """Return ``x`` as float32 (N, T, D); raise a clear ``ValueError`` on a wrong shape, NaN or infinity."""
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+    if arr.ndim != 3:
+        raise ValueError(
+            f"{name}: expected sequences shaped (N, T, D) = (count, length, features), got shape {arr.shape}."
+        )
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
+        raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=(1, 2)).sum())
+        raise ValueError(f"{name}: {bad} of {len(arr)} sequences contain NaN or infinite values.")
+    if dim is not None and arr.shape[2] != dim:
+        raise ValueError(f"{name}: expected {dim} features per step (the real data's D), got {arr.shape[2]}.")
+    if len(arr) < min_count:
+        raise ValueError(f"{name}: at least {min_count} sequences are needed, got {len(arr)}.")
+    return arr
+
+
+def _check_unit_range(arr: np.ndarray, name: str) -> None:
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(
+            f"{name}: values lie in [{lo:.4g}, {hi:.4g}], but the TimeGAN scores are defined on data in [0, 1] "
+            "(min-max scaled with the real data's per-feature min and max). Scale both sets with "
+            "lightning_gen.metrics.sequence.minmax_scale(real, fake)."
+        )
+
+
+def minmax_scale(real, *others) -> list[np.ndarray]:
+    """Scale ``real`` and every array in ``others`` with the real data's per-feature min and max.
+
+    This is TimeGAN's ``MinMaxScaler`` (reference ``utils.py``: ``(x - min) / (max - min + 1e-7)``), with the
+    generated data put through the same map so both live in the same [0, 1] space.
+    """
+    real = check_sequences(real, "real")
+    lo = real.min(axis=(0, 1), keepdims=True)
+    span = real.max(axis=(0, 1), keepdims=True) - lo + 1e-7
+    out = [(real - lo) / span]
+    for i, x in enumerate(others):
+        out.append((check_sequences(x, f"others[{i}]", dim=real.shape[2]) - lo) / span)
+    return out
+
+
+# -- TimeGAN scores ---------------------------------------------------------------------------------
+class _PostHocGRU(nn.Module):
+    """GRU + linear head. ``per_step``: predict at every step (predictor), else from the last state."""
+
+    def __init__(self, in_dim: int, hidden: int, per_step: bool) -> None:
+        super().__init__()
+        self.gru = nn.GRU(in_dim, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+        self.per_step = per_step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, last = self.gru(x)  # outputs (B, T, H), last (1, B, H)
+        if self.per_step:
+            return self.head(outputs)  # (B, T, 1)
+        return self.head(last[0]).squeeze(-1)  # (B,)
+
+
+def _hidden(dim: int) -> int:
+    return max(1, int(dim / 2))
+
+
+def _batch(rng: np.random.Generator, data: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The reference's ``batch_generator``: a permutation, first ``batch_size`` indices."""
+    idx = rng.permutation(len(data))[:batch_size]
+    return data[torch.from_numpy(idx)]
+
+
+def _discriminative_once(real: np.ndarray, fake: np.ndarray, iterations: int, batch_size: int, seed: int, device):
+    rng = np.random.default_rng(seed)
+    # train_test_divide: each set permuted on its own, first 80 % for training.
+    real_idx, fake_idx = rng.permutation(len(real)), rng.permutation(len(fake))
+    n_real, n_fake = int(len(real) * 0.8), int(len(fake) * 0.8)
+    as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    train_x, test_x = as_t(real[real_idx[:n_real]]), as_t(real[real_idx[n_real:]])
+    train_x_hat, test_x_hat = as_t(fake[fake_idx[:n_fake]]), as_t(fake[fake_idx[n_fake:]])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = _PostHocGRU(real.shape[2], _hidden(real.shape[2]), per_step=False).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    for _ in range(iterations):
+        logit_real = net(_batch(rng, train_x, batch_size))
+        logit_fake = net(_batch(rng, train_x_hat, batch_size))
+        # d_loss = mean sigmoid CE(real, 1) + mean sigmoid CE(fake, 0)
+        loss = bce(logit_real, torch.ones_like(logit_real)) + bce(logit_fake, torch.zeros_like(logit_fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        correct = (net(test_x) > 0).sum() + (net(test_x_hat) <= 0).sum()  # sigmoid > 0.5 <=> logit > 0
+    accuracy = float(correct) / (len(test_x) + len(test_x_hat))
+    return abs(0.5 - accuracy)
+
+
+def discriminative_score(
+    real,
+    fake,
+    iterations: int = 2000,
+    batch_size: int = 128,
+    repeats: int = 10,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
+    """TimeGAN's discriminative score: mean and std over ``repeats`` of ``|accuracy - 0.5|``.
+
+    A post-hoc GRU classifier (hidden size D/2) learns real (label 1) vs generated (label 0) on 80 % of each
+    set for ``iterations`` Adam steps with ``batch_size`` of each per step, and is tested on the other 20 %.
+    0 means the classifier cannot tell them apart; 0.5 means it always can.
+
+    Args:
+        real: (N, T, D) real sequences in [0, 1].
+        fake: (M, T, D) generated sequences in the same space.
+        iterations, batch_size: the reference's 2,000 and 128.
+        repeats: independent runs (fresh split, network and batches); TimeGAN's ``metric_iteration`` is 10.
+        seed: run ``r`` uses seed ``seed + r``.
+        device: where the GRU trains.
+    """
+    real = check_sequences(real, "real", min_count=5)
+    fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=5)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(
+            f"real and fake sequences must have the same length T, got {real.shape[1]} and {fake.shape[1]}."
+        )
+    _check_args(iterations, batch_size, repeats)
+    scores = [_discriminative_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def _predictive_once(real: np.ndarray, fake: np.ndarray, iterations: int, batch_size: int, seed: int, device):
+    rng = np.random.default_rng(seed)
+    dim = real.shape[2]
+    # Inputs: every feature but the last at steps 0..T-2; target: the last feature at steps 1..T-1.
+    x_fake = torch.from_numpy(fake[:, :-1, : dim - 1]).to(device)  # (M, T-1, D-1)
+    y_fake = torch.from_numpy(fake[:, 1:, dim - 1 :]).to(device)  # (M, T-1, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = _PostHocGRU(dim - 1, _hidden(dim), per_step=True).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    for _ in range(iterations):
+        idx = torch.from_numpy(rng.permutation(len(fake))[:batch_size]).to(device)
+        loss = (torch.sigmoid(net(x_fake[idx])) - y_fake[idx]).abs().mean()  # absolute_difference
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = torch.sigmoid(net(torch.from_numpy(real[:, :-1, : dim - 1]).to(device))).cpu().numpy()
+    # Mean over sequences of each sequence's MAE (the reference's loop of mean_absolute_error).
+    return float(np.abs(pred - real[:, 1:, dim - 1 :]).mean(axis=(1, 2)).mean())
+
+
+def predictive_score(
+    real,
+    fake,
+    iterations: int = 5000,
+    batch_size: int = 128,
+    repeats: int = 10,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
+    """TimeGAN's predictive score ("train on synthetic, test on real"): mean and std of the MAE.
+
+    A post-hoc GRU (hidden size D/2, sigmoid output) is trained on the generated sequences to predict the
+    last feature one step ahead from the other D-1 features, for ``iterations`` Adam steps on the L1 loss,
+    then its mean absolute error is measured on all real sequences. Lower is better; compare with the same
+    score trained on real data. Needs D >= 2.
+
+    Args: as :func:`discriminative_score` (reference defaults: 5,000 iterations, batch 128).
+    """
+    real = check_sequences(real, "real", min_count=1)
+    fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=1)
+    if real.shape[2] < 2:
+        raise ValueError("predictive_score needs at least 2 features per step (it predicts the last from the others).")
+    if real.shape[1] < 2 or fake.shape[1] < 2:
+        raise ValueError("predictive_score needs sequences of length >= 2 (it predicts one step ahead).")
+    _check_unit_range(real, "real")
+    _check_unit_range(fake, "fake")
+    _check_args(iterations, batch_size, repeats)
+    scores = [_predictive_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def _check_args(iterations: int, batch_size: int, repeats: int) -> None:
+    for name, value in (("iterations", iterations), ("batch_size", batch_size), ("repeats", repeats)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}.")
+
+
+# -- MMD --------------------------------------------------------------------------------------------
+def mmd_rbf(x, y, gamma: float | None = None) -> float:
+    """Squared maximum mean discrepancy with a Gaussian (RBF) kernel ``exp(-gamma * ||a - b||^2)``.
+
+    The biased (V-statistic) estimate of Gretton et al. 2012, eq. 5, so it is exactly 0 for identical sets
+    and never negative. Sequences (N, T, D) are flattened to vectors of T * D. ``gamma`` defaults to the
+    median heuristic, ``1 / median(||a - b||^2)`` over the pooled set.
+    """
+    from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
+
+    a, b = _as_vectors(x, "x"), _as_vectors(y, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y must have the same size per sample, got {a.shape[1:]} and {b.shape[1:]}.")
+    if gamma is None:
+        pooled = np.concatenate([a, b]).astype(np.float64)
+        sq = euclidean_distances(pooled, squared=True)
+        median = float(np.median(sq[np.triu_indices(len(pooled), k=1)]))
+        gamma = 1.0 / median if median > 0 else 1.0
+    if gamma <= 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}.")
+    k_xx, k_yy, k_xy = rbf_kernel(a, a, gamma=gamma), rbf_kernel(b, b, gamma=gamma), rbf_kernel(a, b, gamma=gamma)
+    return float(max(k_xx.mean() + k_yy.mean() - 2.0 * k_xy.mean(), 0.0))
+
+
+def _as_vectors(x, name: str) -> np.ndarray:
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    if arr.ndim < 2 or len(arr) < 1:
+        raise ValueError(f"{name}: expected a batch of samples (N, ...), got shape {arr.shape}.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinite values.")
+    return arr.reshape(len(arr), -1)
