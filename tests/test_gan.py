@@ -47,7 +47,7 @@ def test_g_step_moves_only_g(tmp_path, tiny_nets, adam, image_npz):
 def test_losses_finite_and_logged(tmp_path, tiny_nets, adam, image_npz):
     g, d = tiny_nets
     model = GAN(g, d, optimizer_g=adam, optimizer_d=adam, loss="wasserstein")
-    trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1)
+    trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1, log_every_n_steps=1)
     trainer.fit(model, ArrayImageDataModule(image_npz, batch_size=4))
     metrics = trainer.logged_metrics
     for key in (
@@ -120,3 +120,14 @@ def test_checkpoint_keeps_ema(tmp_path, tiny_nets, adam):
     clone.load_state_dict(state)
     z = torch.randn(3, 8)
     assert torch.equal(clone.sample(3, z=z), model.sample(3, z=z))
+
+
+def test_training_metrics_only_computed_when_written(tmp_path, tiny_nets, adam, image_npz):
+    g, d = tiny_nets
+    model = GAN(g, d, optimizer_g=adam, optimizer_d=adam)
+    calls = []
+    model._d_output = lambda logits: calls.append(1) or logits.detach().mean()
+    trainer = tiny_trainer(tmp_path, limit_train_batches=6, limit_val_batches=0, log_every_n_steps=3)
+    trainer.fit(model, ArrayImageDataModule(image_npz, batch_size=4))
+    assert len(calls) == 2 * 2  # batches 3 and 6 are written, D(x) and D(G(z)) each
+    assert "train/d_loss" in trainer.logged_metrics

@@ -12,6 +12,7 @@ from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
     has_batch_norm,
+    logs_this_step,
     save_plain_hyperparameters,
 )
 
@@ -126,11 +127,14 @@ class GAN(pl.LightningModule):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def _finish_step(self, optimizer, params) -> torch.Tensor:
-        """Gradient norm (clipped if asked), then step and zero the gradients."""
-        params = [p for p in params if p.grad is not None]
-        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+    def _finish_step(self, optimizer, params) -> torch.Tensor | None:
+        """Clip (if asked), step and zero the gradients; return the gradient norm when it is measured
+        (clipping, or a step whose metrics the logger will write)."""
+        norm = None
+        if self.clip_grad_norm is not None or logs_this_step(self):
+            params = [p for p in params if p.grad is not None]
+            max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return norm
@@ -152,10 +156,13 @@ class GAN(pl.LightningModule):
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
             gp = gradient_penalty(self.discriminator, real, fake)
             d_loss = d_loss + self.gp_weight * gp
-            self.log("train/gradient_penalty", gp)
         self.manual_backward(d_loss)
         d_norm = self._finish_step(opt_d, self.discriminator.parameters())
         self.untoggle_optimizer(opt_d)
+        if not logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
+            return
+        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+            self.log("train/gradient_penalty", gp)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
@@ -176,8 +183,9 @@ class GAN(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
-        self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
-        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
+        if logs_this_step(self):
+            self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
+            self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean D output as usually reported: a probability for ``ns``, the raw score otherwise."""
