@@ -15,6 +15,7 @@ from pytorch_lightning.cli import LightningCLI
 
 JOBS = {
     "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
+    "sweep": ("lightning_gen.sweep", "run a W&B sweep file locally and offline, one process per trial"),
 }
 
 
@@ -37,7 +38,11 @@ class GenCLI(LightningCLI):
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, RichProgressBar()]
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        from lightning_gen.wandb_utils import attach_loggers
+
+        attach_loggers(self, trainer)  # W&B: one folder per run, the full resolved config as hyperparameters
+        return trainer
 
 
 def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> GenCLI:

@@ -1,0 +1,557 @@
+"""``lightning-gen sweep``: run a W&B sweep file locally, offline, one process per trial.
+
+The trials are proposed by W&B's own sweep engine (the ``sweeps`` package behind ``wandb[sweeps]``: the
+server's grid / random / bayes search and hyperband early termination), so the same sweep file works with
+``wandb sweep`` + ``wandb agent`` online and with this runner on a machine that cannot reach W&B::
+
+    lightning-gen sweep sweeps/gan_digits.yaml --count 8
+
+Each trial runs the sweep file's ``command`` with ``${args}`` expanded as ``wandb agent`` expands it
+(``--model.init_args.n_critic=2 ...``), plus ``--trainer.default_root_dir=<sweep dir>/trial-NNNN`` and a
+:class:`TrialRecorder` callback that writes every validation's metrics to ``trial-NNNN/metrics.jsonl``.
+Every trial is recorded in ``<sweep dir>/results.json`` (parameters, final metric, state, run folder,
+failure reason); running the same command again continues the sweep (a higher ``--count`` runs only the new
+trials; a trial that was cut off is run again). At the end a summary table, best trial first, is printed
+and written to ``<sweep dir>/summary.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import yaml
+
+RESULTS = "results.json"
+METRICS = "metrics.jsonl"
+LOG = "output.log"
+ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_no_equals}")
+
+
+class SweepError(Exception):
+    """A sweep that cannot run as asked; the message says what was wrong and what to do."""
+
+
+class TrialRecorder(pl.Callback):
+    """Appends one JSON line per validation (and one at the end of fit) with every scalar metric to ``path``.
+
+    Added to each trial by ``lightning-gen sweep``; the runner reads the file to follow the trial, to stop it
+    early (hyperband) and to read its final metric.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @staticmethod
+    def _metrics(trainer: pl.Trainer) -> dict[str, float]:
+        out = {}
+        for key, value in trainer.callback_metrics.items():
+            try:
+                out[key] = float(value)
+            except (TypeError, ValueError, RuntimeError):  # non-scalar: not a sweep metric
+                continue
+        return out
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from lightning_gen.callbacks import run_dir
+
+        if trainer.is_global_zero:
+            self._write({"event": "start", "run_dir": os.path.abspath(run_dir(trainer))})
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            metrics = self._metrics(trainer)
+            self._write(
+                {"event": "validation", "epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics}
+            )
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._write({"event": "end", "step": trainer.global_step, "metrics": self._metrics(trainer)})
+
+
+# ----------------------------------------------------------------------------------------------- sweep file
+
+
+def load_sweep(path: str) -> dict[str, Any]:
+    """Read a sweep file and check it with W&B's own schema and with what the local runner needs."""
+    import sweeps
+
+    if not os.path.isfile(path):
+        raise SweepError(f"No sweep file at {path}.")
+    with open(path) as f:
+        try:
+            config = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise SweepError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise SweepError(f"{path} must hold a mapping (method, metric, parameters, command), not {type(config)}.")
+    violations = sweeps.schema_violations_from_proposed_config(config)
+    if violations:
+        raise SweepError(
+            f"{path} is not a valid W&B sweep config; W&B's schema check says:\n"
+            + "\n".join(f"  - {v}" for v in violations)
+        )
+    if config["method"] not in ("grid", "random", "bayes"):
+        raise SweepError(f"{path}: method {config['method']!r} needs W&B's server; use grid, random or bayes.")
+    metric = config.get("metric")
+    if not isinstance(metric, dict) or not metric.get("name"):
+        raise SweepError(f"{path} needs `metric: {{name: val/..., goal: minimize}}` to rank the trials.")
+    metric.setdefault("goal", "minimize")
+    command = [str(c) for c in config.get("command") or []]
+    if "lightning-gen" not in command or "fit" not in command:
+        raise SweepError(
+            f"{path}: `command` must run `lightning-gen fit --config <config> ${{args}}` (got {command or 'none'})."
+        )
+    if not any(c in ARG_MACROS for c in command):
+        raise SweepError(f"{path}: `command` must contain ${{args}}, where W&B puts the trial's parameters.")
+    return config
+
+
+def expand_command(config: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The trial's command line, expanded with W&B's own helpers exactly as ``wandb agent`` does.
+
+    A leading ``lightning-gen`` becomes ``<this python> -m lightning_gen.cli`` so trials use this install.
+    """
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    command = sweep_utils.create_sweep_command([str(c) for c in config["command"]])
+    sweep_vars = sweep_utils.create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
+    sweep_vars.update(interpreter=[sys.executable], program=[str(config.get("program", ""))], env=[])
+    out: list[str] = []
+    for c in command:
+        if c.startswith("${") and c.endswith("}"):
+            out += sweep_vars.get(c[2:-1]) or []
+        elif c == "lightning-gen" and not out:
+            out += [sys.executable, "-m", "lightning_gen.cli"]
+        else:
+            out.append(c)
+    return out
+
+
+def cli_args(command: list[str]) -> list[str]:
+    """The arguments after ``lightning-gen`` (``fit --config ...``) in an expanded command."""
+    if "lightning_gen.cli" in command:
+        return command[command.index("lightning_gen.cli") + 1 :]
+    return command[command.index("lightning-gen") + 1 :]
+
+
+def _lookup(tree: Any, dotted: str) -> bool:
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_parameters(config: dict[str, Any], params: dict[str, Any], path: str = "the sweep file") -> dict:
+    """Parse the expanded command with ``lightning-gen``'s own parser (``--print_config``, nothing runs) and
+    check that every sweep parameter is a key of the resolved config. Returns the resolved config."""
+    from lightning_gen.cli import run_lightning_cli
+
+    args = cli_args(expand_command(config, params)) + ["--print_config"]
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_lightning_cli(args)
+        except SystemExit as e:
+            code = e.code
+        except Exception as e:  # noqa: BLE001 - any parse failure becomes a SweepError below
+            code, err = 1, io.StringIO(f"error: {e}")
+    if code not in (0, None):
+        message = err.getvalue()
+        message = message[message.find("error:") :] if "error:" in message else message[-2000:]
+        raise SweepError(
+            f"{path}: `lightning-gen {' '.join(args[:-1])}` is rejected by the CLI. Sweep parameter names must "
+            f"be keys of the config (see `lightning-gen fit --config <config> --print_config`), e.g. "
+            f"model.init_args.n_critic.\n{message.strip()}"
+        )
+    resolved = yaml.safe_load(out.getvalue())
+    missing = [key for key in params if not _lookup(resolved, key)]
+    if missing:
+        raise SweepError(f"{path}: parameter(s) {', '.join(missing)} are not keys of the resolved config.")
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------- trials
+
+
+def _sweep_run(record: dict[str, Any], metric: str):
+    from sweeps import SweepRun
+
+    state = {"finished": "finished", "stopped": "finished", "running": "running"}.get(record["state"], "failed")
+    history = [{metric: v} for v in record.get("history", [])]
+    summary = {metric: record["metric"]} if record.get("metric") is not None else {}
+    return SweepRun(
+        name=record["name"],
+        state=state,
+        config={k: {"value": v} for k, v in record["params"].items()},
+        history=history,
+        summary_metrics=summary,
+    )
+
+
+def _read_metrics(path: str) -> list[dict[str, Any]]:
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written right now
+                break
+    return records
+
+
+def failure_reason(log_path: str, returncode: int) -> str:
+    """The last error line of a trial's output (an exception or a CLI error), with the exit code."""
+    try:
+        with open(log_path, errors="replace") as f:
+            lines = [line.rstrip() for line in f if line.strip()]
+    except OSError:
+        lines = []
+    pattern = re.compile(r"^(\w[\w.]*(Error|Exception|Interrupt)\b|error:)")
+    for i in range(len(lines) - 1, -1, -1):
+        if pattern.match(lines[i]):
+            text = " ".join(lines[i : i + 8]) if lines[i].startswith("error:") else lines[i]
+            return f"exit code {returncode}: {text[:500]}"
+    return f"exit code {returncode}" + (f": {lines[-1][:300]}" if lines else "")
+
+
+class LocalSweep:
+    """One sweep folder: the sweep file's config, the trial records, and the loop that adds trials."""
+
+    def __init__(
+        self,
+        path: str,
+        directory: str | None = None,
+        seed: int = 0,
+        trial_timeout: float | None = None,
+        poll: float = 1.0,
+    ) -> None:
+        self.path = path
+        self.config = load_sweep(path)
+        self.name = self.config.get("name") or os.path.splitext(os.path.basename(path))[0]
+        self.dir = directory or os.path.join("runs", "sweeps", self.name)
+        self.metric = self.config["metric"]["name"]
+        self.goal = self.config["metric"]["goal"]
+        self.seed, self.trial_timeout, self.poll = seed, trial_timeout, poll
+        self.trials: list[dict[str, Any]] = []
+        self._load()
+
+    # -- results file -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        results = os.path.join(self.dir, RESULTS)
+        if not os.path.isfile(results):
+            return
+        with open(results) as f:
+            saved = json.load(f)
+        keys = ("method", "metric", "parameters", "command")
+        if any(saved["sweep"].get(k) != self.config.get(k) for k in keys):
+            raise SweepError(
+                f"{self.dir} holds a sweep started from a different sweep file (method, metric, parameters or "
+                f"command changed). Pass --dir NEW_FOLDER for a new sweep, or restore {self.path}."
+            )
+        self.trials = saved["trials"]
+
+    def save(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = os.path.join(self.dir, RESULTS + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"sweep_file": self.path, "sweep": self.config, "trials": self.trials}, f, indent=1)
+        os.replace(tmp, os.path.join(self.dir, RESULTS))
+
+    # -- proposing ------------------------------------------------------------------------------------
+    def propose(self, number: int) -> dict[str, Any] | None:
+        """The next trial's parameters from W&B's engine given every earlier trial, or None (grid done)."""
+        import numpy as np
+
+        import sweeps
+
+        np.random.seed(self.seed * 100_003 + number)  # reproducible random / bayes proposals
+        random.seed(self.seed * 100_003 + number)
+        runs = [_sweep_run(t, self.metric) for t in self.trials]
+        proposal = sweeps.next_run(self.config, runs)
+        if proposal is None:
+            return None
+        return {k: v["value"] for k, v in proposal.config.items()}
+
+    def _should_stop(self, trial: dict[str, Any]) -> str | None:
+        """Hyperband's verdict (W&B's ``stop_runs``) on the running trial, with W&B's reasoning, or None."""
+        if "early_terminate" not in self.config:
+            return None
+        import sweeps
+
+        runs = [_sweep_run(t, self.metric) for t in self.trials]
+        stop = sweeps.stop_runs(self.config, runs)
+        for run in stop:
+            if run.name == trial["name"]:
+                lines = (run.early_terminate_info or {}).get("lines", [])
+                return "early-terminated by hyperband: " + " ".join(str(line).strip() for line in lines[-1:])
+        return None
+
+    # -- running --------------------------------------------------------------------------------------
+    def command(self, trial: dict[str, Any]) -> list[str]:
+        recorder = {
+            "class_path": "lightning_gen.sweep.TrialRecorder",
+            "init_args": {"path": os.path.join(trial["trial_dir"], METRICS)},
+        }
+        return expand_command(self.config, trial["params"]) + [
+            f"--trainer.default_root_dir={trial['trial_dir']}",
+            "--trainer.callbacks+=" + json.dumps(recorder),
+        ]
+
+    def run_trial(self, trial: dict[str, Any]) -> None:
+        """Run one trial to the end (or until stopped) and fill in its record."""
+        if os.path.isdir(trial["trial_dir"]):
+            shutil.rmtree(trial["trial_dir"])  # what an interrupted attempt left
+        os.makedirs(trial["trial_dir"])
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("WANDB_RUN_ID", None)
+        env.pop("WANDB_SWEEP_ID", None)
+        env.setdefault("WANDB_RUN_GROUP", self.name)
+        env["WANDB_NAME"] = f"{self.name}-{trial['name']}"
+        trial.update(state="running", started=datetime.datetime.now().isoformat(timespec="seconds"))
+        trial["command"] = self.command(trial)
+        self.save()
+        start, seen = time.monotonic(), 0
+        log_path = os.path.join(trial["trial_dir"], LOG)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                trial["command"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            try:
+                stop_reason = self._follow(trial, proc, start)
+            except BaseException:
+                _terminate(proc)
+                raise
+            seen = proc.wait()
+        trial["seconds"] = round(time.monotonic() - start, 1)
+        self._finish(trial, seen, stop_reason, log_path)
+
+    def _follow(self, trial: dict[str, Any], proc: subprocess.Popen, start: float) -> str | None:
+        """Poll the trial: print each validation, ask hyperband whether to stop it, enforce the time limit."""
+        shown = 0
+        while True:
+            done = proc.poll() is not None
+            records = _read_metrics(os.path.join(trial["trial_dir"], METRICS))
+            trial["history"] = [
+                r["metrics"][self.metric]
+                for r in records
+                if r.get("event") == "validation" and self.metric in r.get("metrics", {})
+            ]
+            for r in records[shown:]:
+                if r.get("event") == "start":
+                    trial["run_dir"] = r["run_dir"]
+                elif r.get("event") == "validation":
+                    value = r["metrics"].get(self.metric)
+                    shown_value = "not logged" if value is None else f"{value:.4g}"
+                    print(
+                        f"    {trial['name']}  epoch {r['epoch']}  step {r['step']}  {self.metric}={shown_value}",
+                        flush=True,
+                    )
+            grew = len(records) > shown
+            shown = len(records)
+            if done:
+                return None
+            if grew and trial["history"]:
+                reason = self._should_stop(trial)
+                if reason:
+                    _terminate(proc)
+                    return reason
+            if self.trial_timeout and time.monotonic() - start > self.trial_timeout:
+                _terminate(proc)
+                return f"stopped after the --trial-timeout of {self.trial_timeout:g} s"
+            time.sleep(self.poll)
+
+    def _finish(self, trial: dict[str, Any], returncode: int, stop_reason: str | None, log_path: str) -> None:
+        records = _read_metrics(os.path.join(trial["trial_dir"], METRICS))
+        values = [r["metrics"][self.metric] for r in records if self.metric in r.get("metrics", {})]
+        trial["logged"] = sorted({k for r in records for k in r.get("metrics", {})})
+        trial["metric"] = values[-1] if values else None  # W&B's summary: the last logged value
+        if trial["metric"] is not None and not math.isfinite(trial["metric"]):
+            trial["metric"] = None
+        if stop_reason:
+            trial.update(state="stopped", reason=stop_reason)
+        elif returncode != 0:
+            trial.update(state="failed", reason=failure_reason(log_path, returncode))
+        elif not values:
+            trial.update(state="finished", reason=f"{self.metric} was never logged")
+        else:
+            trial.update(state="finished", reason=None)
+        self.save()
+
+    def run(self, count: int | None) -> list[dict[str, Any]]:
+        """Add trials until ``count`` are recorded (all of a grid when None); return the trial records."""
+        cap = self.config.get("run_cap")
+        if count is None:
+            if self.config["method"] != "grid":
+                raise SweepError(f"{self.config['method']} search never ends by itself: pass --count N.")
+            count = math.inf
+        if cap:
+            count = min(count, cap)
+        if not self.trials:
+            check_parameters(self.config, self.propose(1) or {}, self.path)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "sweep.yaml"), "w") as f:
+            yaml.safe_dump(self.config, f, sort_keys=False)
+        total = "all" if count == math.inf else str(count)
+        done = [t for t in self.trials if t["state"] != "running"]
+        if done:
+            print(f"{self.dir}: {len(done)} trial(s) already recorded; continuing to {total}.", flush=True)
+        while True:
+            trial = next((t for t in self.trials if t["state"] == "running"), None)
+            if trial is not None:
+                print(f"[{trial['number']}/{total}] {trial['name']} was cut off; running it again", flush=True)
+            else:
+                if len(self.trials) >= count:
+                    break
+                params = self.propose(len(self.trials) + 1)
+                if params is None:
+                    print(f"The grid is done: {len(self.trials)} trials.", flush=True)
+                    break
+                number = len(self.trials) + 1
+                trial = {
+                    "number": number,
+                    "name": f"trial-{number:04d}",
+                    "params": params,
+                    "state": "pending",
+                    "metric": None,
+                    "run_dir": None,
+                    "reason": None,
+                    "trial_dir": os.path.abspath(os.path.join(self.dir, f"trial-{number:04d}")),
+                }
+                self.trials.append(trial)
+            params = "  ".join(f"{short_key(k)}={_fmt(v)}" for k, v in trial["params"].items())
+            print(f"[{trial['number']}/{total}] {trial['name']}  {params}", flush=True)
+            self.run_trial(trial)
+            shown = "-" if trial["metric"] is None else f"{trial['metric']:.4g}"
+            why = f"  ({trial['reason']})" if trial["reason"] else ""
+            print(
+                f"[{trial['number']}/{total}] {trial['name']} {trial['state']}  {self.metric}={shown}  "
+                f"in {trial['seconds']:.0f} s{why}",
+                flush=True,
+            )
+            self._check_metric_logged(trial)
+        return self.trials
+
+    def _check_metric_logged(self, trial: dict[str, Any]) -> None:
+        finished = [t for t in self.trials if t["state"] == "finished"]
+        if trial["state"] == "finished" and finished == [trial] and trial["metric"] is None:
+            logged = ", ".join(trial.get("logged") or []) or "nothing"
+            raise SweepError(
+                f"The sweep's metric {self.metric!r} was never logged by {trial['name']} (it logged: {logged}). "
+                f"Set `metric.name` in {self.path} to one of those, or add the callback that logs it to the "
+                f"command. See {os.path.join(trial['trial_dir'], LOG)}."
+            )
+
+    def table(self) -> str:
+        """Markdown table of every trial, best first (trials without a metric last)."""
+        sign = -1.0 if self.goal == "maximize" else 1.0
+        ranked = sorted(self.trials, key=lambda t: (t["metric"] is None, sign * (t["metric"] or 0.0), t["number"]))
+        keys = list(self.config["parameters"])
+        head = ["trial", "state", self.metric, *[short_key(k) for k in keys], "seconds", "run folder / reason"]
+        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for t in ranked:
+            metric = "" if t["metric"] is None else f"{t['metric']:.4g}"
+            where = t.get("reason") if t["state"] == "failed" else os.path.relpath(t.get("run_dir") or t["trial_dir"])
+            cells = [
+                str(t["number"]),
+                t["state"],
+                metric,
+                *[_fmt(t["params"].get(k)) for k in keys],
+                f"{t.get('seconds', 0):.0f}",
+                str(where or "").replace("|", "/"),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+        return "\n".join(rows)
+
+
+def short_key(key: str) -> str:
+    """``model.init_args.optimizer_g.init_args.lr`` -> ``model.optimizer_g.lr`` for tables."""
+    return key.replace("init_args.", "")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _terminate(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM the trial's process group, SIGKILL it if it is still there after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lightning-gen sweep",
+        description="Run a W&B sweep file locally and offline: W&B's own engine proposes each trial, each trial "
+        "runs the sweep's command in its own process, results go to <dir>/results.json. Run it again to continue.",
+    )
+    parser.add_argument("sweep_file", help="a W&B sweep YAML, e.g. sweeps/gan_digits.yaml")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="total trials in the sweep folder (already recorded ones count); default: a whole grid",
+    )
+    parser.add_argument("--dir", default=None, help="the sweep's folder (default runs/sweeps/<sweep name>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random / bayes proposals")
+    parser.add_argument("--trial-timeout", type=float, default=None, help="stop a trial after this many seconds")
+    args = parser.parse_args(argv)
+    if args.count is not None and args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
+    try:
+        sweep = LocalSweep(args.sweep_file, args.dir, seed=args.seed, trial_timeout=args.trial_timeout)
+        try:
+            sweep.run(args.count)
+        finally:
+            if sweep.trials:
+                table = sweep.table()
+                with open(os.path.join(sweep.dir, "summary.md"), "w") as f:
+                    f.write(table + "\n")
+                print(
+                    f"\n{sweep.name}: {sweep.metric} ({sweep.goal}), best first\n{table}\n"
+                    f"results: {os.path.join(sweep.dir, RESULTS)}"
+                )
+    except SweepError as e:
+        print(f"lightning-gen sweep: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopped. Run the same command again to continue the sweep.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
