@@ -100,3 +100,20 @@ def test_untrusted_class_path_refused(tmp_path, gan_ckpt):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="evil_pkg.Generator"):
         load_model(path)
+
+
+def test_test_subcommand_on_checkpoint(gan_ckpt, tmp_path):
+    cli = run_lightning_cli(
+        [
+            "test",
+            "--config",
+            os.path.join(REPO, "configs/gan/digits.yaml"),
+            f"--ckpt_path={gan_ckpt}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.callbacks=[]",
+        ]
+    )
+    metrics = cli.trainer.callback_metrics
+    assert {"test/d_loss", "test/D(x)", "test/D(G(z))"} <= set(metrics)
+    assert all(torch.isfinite(metrics[k]) for k in ("test/d_loss", "test/D(x)"))
