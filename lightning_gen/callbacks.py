@@ -68,3 +68,129 @@ class ImageSampleGrid(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.write(trainer, pl_module, "final")
+
+
+class ReconstructionGrid(ImageSampleGrid):
+    """:class:`ImageSampleGrid` for models with an encoder (``reconstruct`` / ``interpolate``: VAE, VAE-GAN).
+
+    The grid shows, top to bottom: pairs of (input, reconstruction) side by side for a fixed batch of
+    validation images (the first validation batch; the first training batch if there is no validation),
+    one interpolation row between the posterior means of the first two of them, then the samples from
+    fixed noise.
+
+    Args:
+        num_reconstructions: inputs shown with their reconstructions (the grid holds twice as many images).
+        every_n_epochs, num_samples, nrow, seed: as in :class:`ImageSampleGrid`.
+    """
+
+    def __init__(self, num_reconstructions: int = 16, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if num_reconstructions < 2:
+            raise ValueError(
+                f"num_reconstructions must be >= 2 (the interpolation needs two), got {num_reconstructions}."
+            )
+        self.num_reconstructions = num_reconstructions
+        self.inputs: torch.Tensor | None = None
+        self.inputs_from: str | None = None
+
+    def _keep(self, batch, source: str) -> None:
+        self.inputs = batch[0][: self.num_reconstructions].detach().cpu().clone()  # (n, C, H, W) in [-1, 1]
+        self.inputs_from = source
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.inputs_from != "val" and batch_idx == 0 and len(batch[0]) >= 2:
+            self._keep(batch, "val")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.inputs is None and len(batch[0]) >= 2:
+            self._keep(batch, "train")
+
+    def rows(self, pl_module: pl.LightningModule) -> list[torch.Tensor]:
+        samples = super().rows(pl_module)
+        if self.inputs is None:
+            return samples
+        x = self.inputs.to(pl_module.device)
+        recon = pl_module.reconstruct(x)
+        pairs = torch.stack([x, recon], dim=1).flatten(0, 1)  # (2n, C, H, W): input, reconstruction, ...
+        line = pl_module.interpolate(x[0], x[1], steps=self.nrow)[0]  # (nrow, C, H, W)
+        return [pairs, line, *samples]
+
+
+class SequencePlot(pl.Callback):
+    """Every ``every_n_epochs`` epochs, plot generated sequences under real ones, for sequence models.
+
+    Real-valued data: one panel per sequence, a line per feature (real on the top row, generated below).
+    Piano rolls: rolls as images. The PNG goes to ``<run dir>/samples/sequences_<tag>.png`` and to every
+    logger that shows images. Samples are drawn with a fixed seed (the global RNG state is restored after).
+
+    Args:
+        every_n_epochs: how often to plot.
+        num_sequences: sequences per row.
+        length: length of the generated sequences (default: the real ones'; longer shows extrapolation).
+        seed: seed of the generated samples.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, num_sequences: int = 4, length: int | None = None, seed: int = 0):
+        super().__init__()
+        if every_n_epochs < 1 or num_sequences < 1:
+            raise ValueError(f"every_n_epochs and num_sequences must be >= 1, got {every_n_epochs}, {num_sequences}.")
+        self.every_n_epochs, self.num_sequences, self.length, self.seed = every_n_epochs, num_sequences, length, seed
+        self.last_path: str | None = None
+
+    def _real(self, trainer: pl.Trainer) -> torch.Tensor:
+        splits = getattr(trainer.datamodule, "splits", None) or {}
+        for name in ("val", "train"):
+            if name in splits and len(splits[name]):
+                return torch.as_tensor(splits[name][: self.num_sequences])  # (n, T, D) in [0, 1]
+        raise ValueError("SequencePlot needs a sequence DataModule (with `splits`), e.g. SinesDataModule.")
+
+    @staticmethod
+    def _figure(real, fake, roll: bool):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n = len(real)
+        fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 4.4), squeeze=False)
+        for row, (batch, label) in enumerate(((real, "real"), (fake, "generated"))):
+            for i in range(n):
+                ax = axes[row, i]
+                if roll:
+                    ax.imshow(batch[i].T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1)
+                else:
+                    ax.plot(batch[i])
+                    ax.set_ylim(-0.05, 1.05)
+                ax.set_title(f"{label} {i}", fontsize=8)
+                ax.tick_params(labelsize=6)
+        fig.tight_layout()
+        return fig
+
+    @rank_zero_only
+    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> str:
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        real = self._real(trainer)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            fake = pl_module.sample(len(real), length=self.length or real.shape[1]).float().cpu()
+        roll = bool(getattr(getattr(pl_module, "data_info", None), "is_piano_roll", False))
+        fig = self._figure(real.numpy(), fake.numpy(), roll)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
+        plt.close(fig)
+        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
+        path = os.path.join(run_dir(trainer), "samples", f"sequences_{tag}.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_image(image, path)
+        log_image(trainer, "sequences", image, trainer.global_step)
+        self.last_path = path
+        return path
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run:
+            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write(trainer, pl_module, "final")

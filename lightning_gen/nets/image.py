@@ -216,11 +216,61 @@ class MLPDiscriminator(nn.Module):
         return self.head(self.features(x)[-1]).squeeze(1)  # (B,)
 
 
+class ConvEncoder(nn.Module):
+    """Maps an image to the mean and log-variance of a diagonal Gaussian q(z|x) (Kingma & Welling 2014).
+
+    The layout mirrors :class:`DCGANDiscriminator` (strided convolutions, LeakyReLU(0.2)), so the encoder is
+    as deep as the decoder it pairs with; a linear layer gives both statistics (Larsen et al. 2016, sec. 4).
+
+    Args:
+        latent_dim: size of z (must equal the decoder's ``latent_dim``).
+        img_size: input height and width (see :func:`upsampling_plan`).
+        channels: 1 or 3.
+        base_channels: width of the first feature map; later maps double per downsampling.
+        norm: normalisation after every block but the first.
+        min_size: smallest feature map (see :func:`upsampling_plan`); 2 suits 8x8 images.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        img_size: int = 32,
+        channels: int = 1,
+        base_channels: int = 64,
+        norm: Norm = "batch",
+        min_size: int = 4,
+    ) -> None:
+        super().__init__()
+        _check_channels(channels)
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
+        self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
+        end_size, n_down = upsampling_plan(img_size, min_size)
+        widths = [base_channels * 2**i for i in range(n_down)]  # e.g. 64, 128, 256
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i, c_out in enumerate(widths):
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=norm == "none" or i == 0),  # halves H, W
+                nn.Identity() if i == 0 else _norm_2d(norm, c_out),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * end_size**2, 2 * latent_dim))  # (B, 2Z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(mu, logvar)``, each (B, latent_dim)."""
+        mu, logvar = self.head(self.blocks(x)).chunk(2, dim=1)  # (B, 2Z) -> 2 x (B, Z)
+        return mu, logvar
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
+    "ConvEncoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",

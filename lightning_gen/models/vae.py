@@ -1,0 +1,253 @@
+"""VAE on images: the baseline without an adversary, to compare the VAE-GAN with its parts."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import OptimizerCallable
+from torch import nn
+
+from lightning_gen.losses import kl_normal
+from lightning_gen.models.common import save_plain_hyperparameters
+from lightning_gen.models.gan import check_image_shape
+
+Likelihood = Literal["gaussian", "bernoulli"]
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients pass through
+    (Kingma & Welling 2014, sec. 2.4)."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
+    """-log N(x | mean, sigma^2 I) per sample, summed over pixels; shape (B,)."""
+    sq = ((x - mean) / sigma).pow(2).flatten(1)  # (B, C*H*W)
+    return 0.5 * sq.sum(1) + sq.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def bernoulli_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """-log Bernoulli(x01 | p) per sample, summed over pixels; shape (B,).
+
+    Images live in [-1, 1]; targets and probabilities are mapped to [0, 1] (``(v + 1) / 2``), the usual
+    continuous relaxation of binarised MNIST (the NLL is then not a normalised density, but its optimum is
+    still p = x).
+    """
+    p = ((mean + 1) / 2).clamp(1e-6, 1 - 1e-6)  # tanh output -> probability, kept off log(0)
+    target = ((x + 1) / 2).clamp(0, 1)
+    return F.binary_cross_entropy(p, target, reduction="none").flatten(1).sum(1)
+
+
+def reconstruction_nll(x: torch.Tensor, mean: torch.Tensor, likelihood: Likelihood, sigma: float) -> torch.Tensor:
+    """-log p(x | z) per sample for the decoder's mean image ``mean`` (both (B, C, H, W) in [-1, 1])."""
+    if likelihood == "gaussian":
+        return gaussian_nll(x, mean, sigma)
+    return bernoulli_nll(x, mean)
+
+
+def check_latent_fit(encoder: nn.Module, decoder: nn.Module) -> None:
+    """Raise a clear error when the encoder's latent size or image geometry does not fit the decoder."""
+    for name, net in (("encoder", encoder), ("decoder", decoder)):
+        if not hasattr(net, "latent_dim"):
+            raise ValueError(f"The {name} must expose `latent_dim` (the size of z).")
+    if encoder.latent_dim != decoder.latent_dim:
+        raise ValueError(
+            f"The encoder gives latent_dim={encoder.latent_dim} but the decoder takes latent_dim="
+            f"{decoder.latent_dim}; set both networks' `latent_dim` to the same value."
+        )
+    e_shape = (getattr(encoder, "channels", None), getattr(encoder, "img_size", None))
+    d_shape = (getattr(decoder, "channels", None), getattr(decoder, "img_size", None))
+    if None not in e_shape + d_shape and e_shape != d_shape:
+        raise ValueError(
+            f"The encoder reads (channels, img_size) = {e_shape} but the decoder makes {d_shape}; give both "
+            "networks the same `channels` and `img_size`."
+        )
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module):
+    """Put modules in eval mode (batch norm uses running statistics) and restore their modes after."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+class LatentImageAPI:
+    """The public methods shared by the VAE and the VAE-GAN: ``sample``, ``reconstruct``, ``interpolate``.
+
+    Needs ``self.encoder`` (image -> (mu, logvar)), ``self.latent_dim`` and ``sampling_decoder()`` (the
+    decoder used for pictures: the EMA copy when there is one). All run in eval mode without gradients.
+    """
+
+    encoder: nn.Module
+    latent_dim: int
+
+    def sampling_decoder(self) -> nn.Module:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [-1, 1] decoded from z ~ N(0, I) (or the given ``z``)."""
+        dec = self.sampling_decoder()
+        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
+        with eval_mode(dec):
+            return dec(z)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x) for images (B, C, H, W) in [-1, 1]."""
+        with eval_mode(self.encoder):
+            return self.encoder(x.to(self.device))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean of each image: (B, C, H, W) -> (B, C, H, W) in [-1, 1]."""
+        mu, _ = self.encode(x)
+        dec = self.sampling_decoder()
+        with eval_mode(dec):
+            return dec(mu)
+
+    @torch.no_grad()
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+        """Decode ``steps`` evenly spaced points on the line between the posterior means of ``x_a`` and
+        ``x_b`` (both (B, C, H, W), or one (C, H, W) image each). Returns (B, steps, C, H, W), endpoints
+        included (the first and last images are the reconstructions of x_a and x_b)."""
+        if steps < 2:
+            raise ValueError(f"steps must be >= 2 (the two endpoints at least), got {steps}.")
+        if x_a.dim() == 3:
+            x_a, x_b = x_a.unsqueeze(0), x_b.unsqueeze(0)  # (1, C, H, W)
+        if x_a.shape != x_b.shape:
+            raise ValueError(f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}.")
+        mu_a, _ = self.encode(x_a)
+        mu_b, _ = self.encode(x_b)  # (B, Z)
+        t = torch.linspace(0, 1, steps, device=mu_a.device).view(1, steps, 1)  # (1, S, 1)
+        z = mu_a.unsqueeze(1) + t * (mu_b - mu_a).unsqueeze(1)  # (B, S, Z)
+        dec = self.sampling_decoder()
+        with eval_mode(dec):
+            images = dec(z.flatten(0, 1))  # (B*S, C, H, W)
+        return images.view(x_a.shape[0], steps, *images.shape[1:])  # (B, S, C, H, W)
+
+
+class VAE(LatentImageAPI, pl.LightningModule):
+    """Variational autoencoder (Kingma & Welling 2014) on images in [-1, 1].
+
+    Minimises the negative ELBO ``E_q[-log p(x|z)] + beta_t * KL(q(z|x) || N(0, I))`` with one Adam-style
+    optimizer over encoder and decoder (one loss, so Lightning's automatic optimization is the plain way).
+
+    - Likelihood ``gaussian``: N(x | G(z), sigma^2 I), sigma fixed (``sigma``, in the [-1, 1] pixel units);
+      ``bernoulli``: pixels mapped to [0, 1] and read as Bernoulli probabilities (MNIST-style data).
+    - KL weight (beta annealing, Bowman et al. 2016, sec. 3.1): ``beta_t = kl_weight * min(1, t /
+      kl_warmup_steps)`` at optimizer step t.
+    - Free bits (Kingma et al. 2016, "Improved variational inference with inverse autoregressive flow",
+      appendix "free bits"): each latent dimension's batch-mean KL counts as at least ``free_bits`` nats in
+      the loss, so the optimiser gains nothing by pushing it below that; 0 disables.
+
+    Logged for ``train``, ``val`` and ``test``: ``elbo`` (nats per image, the true bound with beta = 1 and
+    no free bits), ``kl``, ``recon`` (the reconstruction NLL); plus ``train/loss`` and ``train/kl_weight``.
+
+    Args:
+        encoder: image (B, C, H, W) -> (mu, logvar), each (B, latent_dim); must have ``latent_dim``.
+        decoder: z (B, latent_dim) -> image in [-1, 1] (e.g. the GAN's ``DCGANGenerator``).
+        optimizer: optimizer factory for all parameters.
+        likelihood: ``gaussian`` or ``bernoulli``.
+        sigma: standard deviation of the Gaussian likelihood (> 0).
+        kl_weight: final weight beta of the KL term (>= 0; 1 gives the ELBO).
+        kl_warmup_steps: steps over which beta grows linearly from 0 (0: no warm-up).
+        free_bits: minimum KL per latent dimension in nats (>= 0).
+    """
+
+    data_kind = "image"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        likelihood: Likelihood = "gaussian",
+        sigma: float = 0.1,
+        kl_weight: float = 1.0,
+        kl_warmup_steps: int = 0,
+        free_bits: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check_latent_fit(encoder, decoder)
+        if likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
+        if sigma <= 0:
+            raise ValueError(f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {sigma}.")
+        if kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}.")
+        if kl_warmup_steps < 0:
+            raise ValueError(f"kl_warmup_steps must be >= 0, got {kl_warmup_steps}.")
+        if free_bits < 0:
+            raise ValueError(f"free_bits must be >= 0 (nats per latent dimension), got {free_bits}.")
+        save_plain_hyperparameters(self)
+        self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
+        self.latent_dim = decoder.latent_dim
+        self.likelihood, self.sigma = likelihood, sigma
+        self.kl_weight, self.kl_warmup_steps, self.free_bits = kl_weight, kl_warmup_steps, free_bits
+
+    def sampling_decoder(self) -> nn.Module:
+        return self.decoder
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        check_image_shape(self.decoder, getattr(datamodule, "dims", None))
+
+    def configure_optimizers(self):
+        return self.optimizer(self.parameters())
+
+    def current_kl_weight(self) -> float:
+        """beta at the current optimizer step (linear warm-up from 0 to ``kl_weight``)."""
+        if self.kl_warmup_steps == 0:
+            return self.kl_weight
+        step = self.trainer.global_step if self._trainer is not None else 0
+        return self.kl_weight * min(1.0, step / self.kl_warmup_steps)
+
+    def kl_term(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """The KL as it enters the loss (batch mean): with free bits, sum_j max(free_bits, E_batch[KL_j])."""
+        if self.free_bits == 0:
+            return kl_normal(mu, logvar).mean()
+        per_dim = kl_normal(mu.reshape(-1, 1), logvar.reshape(-1, 1)).view_as(mu)  # (B, Z): KL of each dim
+        return per_dim.mean(0).clamp(min=self.free_bits).sum()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One pass: posterior statistics, a reparameterised sample, its decoding and the per-image terms."""
+        mu, logvar = self.encoder(x)  # (B, Z) each
+        recon = self.decoder(reparameterize(mu, logvar))  # (B, C, H, W)
+        nll = reconstruction_nll(x, recon, self.likelihood, self.sigma)  # (B,)
+        kl = kl_normal(mu, logvar)  # (B,)
+        return {"mu": mu, "logvar": logvar, "recon": recon, "nll": nll, "kl": kl}
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        out = self(batch[0])
+        beta = self.current_kl_weight()
+        loss = out["nll"].mean() + beta * self.kl_term(out["mu"], out["logvar"])
+        self._log_terms(out, "train")
+        self.log_dict({"train/loss": loss.detach(), "train/kl_weight": beta})
+        return loss
+
+    def _log_terms(self, out: dict[str, torch.Tensor], prefix: str) -> None:
+        nll, kl = out["nll"].detach().mean(), out["kl"].detach().mean()
+        self.log_dict(
+            {f"{prefix}/elbo": -(nll + kl), f"{prefix}/kl": kl, f"{prefix}/recon": nll},
+            prog_bar=prefix == "train",
+            sync_dist=prefix != "train",
+        )
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._log_terms(self(batch[0]), "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._log_terms(self(batch[0]), "test")
