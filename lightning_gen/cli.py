@@ -15,6 +15,7 @@ from pytorch_lightning.cli import LightningCLI
 
 JOBS = {
     "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
+    "evaluate": ("lightning_gen.evaluate", "FID / KID / IS / PR or TimeGAN scores, MMD, music stats: JSON report"),
     "sweep": ("lightning_gen.sweep", "run a W&B sweep file locally and offline, one process per trial"),
 }
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.error
+import warnings
 
 import numpy as np
 import torch
@@ -293,17 +294,20 @@ def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def kid_from_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000):
-    """Kernel Inception Distance (torchmetrics): (mean, std) over ``subsets`` random subsets."""
+    """Kernel Inception Distance (torchmetrics): (mean, std, subset size) over ``subsets`` random subsets of
+    ``min(subset_size, len(real), len(fake))`` samples."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(subset_size, len(real), len(fake))
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(real)} real and {len(fake)} generated.")
-    metric = KernelInceptionDistance(feature=GivenFeatures(real.shape[1]), subsets=subsets, subset_size=size)
+    with warnings.catch_warnings():  # "will save all extracted features in buffer": that is the point here
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=GivenFeatures(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     mean, std = metric.compute()
-    return float(mean), float(std)
+    return float(mean), float(std), size
 
 
 def inception_score_from_logits(logits: torch.Tensor, splits: int = 10):
@@ -314,7 +318,9 @@ def inception_score_from_logits(logits: torch.Tensor, splits: int = 10):
         raise ValueError(
             f"The Inception Score with {splits} splits needs at least {splits} samples, got {len(logits)}."
         )
-    metric = InceptionScore(feature=GivenFeatures(logits.shape[1]), splits=splits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=GivenFeatures(logits.shape[1]), splits=splits)
     metric.update(logits.double())
     mean, std = metric.compute()
     return float(mean), float(std)
@@ -358,8 +364,8 @@ def image_metrics_from_features(
         if name == "fid":
             out["fid"] = {"value": fid_from_features(real["features"], fake["features"])}
         elif name == "kid":
-            mean, std = kid_from_features(real["features"], fake["features"], kid_subsets, kid_subset_size)
-            out["kid"] = {"value": mean, "std": std, "subsets": kid_subsets, "subset_size": kid_subset_size}
+            mean, std, size = kid_from_features(real["features"], fake["features"], kid_subsets, kid_subset_size)
+            out["kid"] = {"value": mean, "std": std, "subsets": kid_subsets, "subset_size": size}
         elif name == "is":
             mean, std = inception_score_from_logits(fake["logits"], is_splits)
             ref_mean, _ = inception_score_from_logits(real["logits"], min(is_splits, len(real["logits"])))
