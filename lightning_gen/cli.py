@@ -6,12 +6,17 @@ samples from any checkpoint of the project. Run ``lightning-gen --help`` for the
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities import rank_zero_info
+
+from lightning_gen.checkpoints import CheckpointError, load_checkpoint
+from lightning_gen.guards import DivergenceError, DivergenceGuard, ExactResume, InterruptCheckpoint
 
 JOBS = {
     "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
@@ -32,6 +37,19 @@ class GenCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "{epoch}-{step}"})
+        # safety nets of lightning_gen.guards, on by default: --guard.*, --interrupt.*, --resume.*
+        parser.add_lightning_class_args(DivergenceGuard, "guard")
+        parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
+        parser.add_lightning_class_args(ExactResume, "resume")
+
+    def before_fit(self) -> None:
+        ckpt_path = self._get(self.config, "ckpt_path")
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            try:  # weights-only: a checkpoint with a pickled payload is refused before anything runs
+                load_checkpoint(ckpt_path)
+            except CheckpointError as err:
+                raise CheckpointError(f"--ckpt_path: {err}") from err
+        log_effective_batch_size(self.trainer, self.datamodule)
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -44,6 +62,19 @@ class GenCLI(LightningCLI):
 
         attach_loggers(self, trainer)  # W&B: one folder per run, the full resolved config as hyperparameters
         return trainer
+
+
+def log_effective_batch_size(trainer: pl.Trainer, datamodule) -> int | None:
+    """Log (and return) batch size x devices x nodes: what one optimizer step of each network sees."""
+    per_device = getattr(datamodule, "batch_size", None)
+    if not isinstance(per_device, int):
+        return None
+    effective = per_device * trainer.world_size
+    rank_zero_info(
+        f"Effective batch size: {effective} = {per_device} per device x {trainer.num_devices} device(s) x "
+        f"{trainer.num_nodes} node(s) (scale learning rates yourself if you change it)."
+    )
+    return effective
 
 
 def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> GenCLI:
@@ -84,7 +115,18 @@ def main(argv: list[str] | None = None) -> None:
         if not argv:
             sys.exit(2)
         return
-    run_lightning_cli(None if from_sys else argv)
+    try:
+        run_lightning_cli(None if from_sys else argv)
+    except (DivergenceError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(3)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        # Bad config or data: our errors say what was wrong and what to do; the traceback adds nothing for a
+        # user. LIGHTNING_GEN_TRACEBACK=1 shows it.
+        if os.environ.get("LIGHTNING_GEN_TRACEBACK"):
+            raise
+        print(f"error: {err}\n(set LIGHTNING_GEN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

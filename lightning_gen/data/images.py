@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
+from lightning_gen.data.resumable import resumable_train_loader
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -127,7 +129,16 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        # same order and position after a resume, one shard per rank under DDP (lightning_gen.data.resumable)
+        return resumable_train_loader(
+            self,
+            self.train_set,
+            self.batch_size,
+            seed=self.hparams.seed,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

@@ -1,0 +1,94 @@
+"""Tiny runs of every model family through `lightning-gen fit`, shared by test_resume / test_ddp / test_guards.
+
+Each family is a shipped config plus overrides that shrink it (4-channel networks, batch 4, 3 batches per
+epoch, one validation batch). A family whose config has not landed yet is skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+TINY_TRAINER = [
+    "--trainer.accelerator=cpu",
+    "--trainer.limit_train_batches=3",
+    "--trainer.limit_val_batches=1",
+    "--trainer.num_sanity_val_steps=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.max_epochs=-1",
+    "--trainer.callbacks=[]",
+    "--data.init_args.batch_size=4",
+]
+
+_IMAGE_NETS = [
+    "--model.init_args.generator.init_args.base_channels=4",
+    "--model.init_args.discriminator.init_args.base_channels=4",
+]
+
+# family -> (config, overrides that make it tiny)
+FAMILIES: dict[str, tuple[str, list[str]]] = {
+    "gan": ("configs/gan/digits.yaml", _IMAGE_NETS),
+    "vae_gan": (
+        "configs/vae_gan/digits.yaml",
+        [*_IMAGE_NETS, "--model.init_args.encoder.init_args.base_channels=4"],
+    ),
+    "vae": ("configs/vae/digits.yaml", []),
+    "rvae_gan": ("configs/rvae_gan/sines.yaml", []),
+    "rvae": ("configs/rvae/sines.yaml", []),
+    "lstm_gan": ("configs/lstm_gan/sines.yaml", []),
+}
+
+# Families whose 2-process DDP / resume runs are in the default test run (the rest are marked slow).
+DEFAULT_FAMILIES = ("gan",)
+
+
+def family_params():
+    """pytest params over FAMILIES: GAN in the default run, the others marked slow."""
+    return [
+        pytest.param(name, marks=() if name in DEFAULT_FAMILIES else pytest.mark.slow, id=name) for name in FAMILIES
+    ]
+
+
+def family_args(family: str, root, *extra: str) -> list[str]:
+    config, overrides = FAMILIES[family]
+    if not os.path.exists(os.path.join(REPO, config)):
+        pytest.skip(f"{config} has not landed yet")
+    return [
+        "fit",
+        "--config",
+        os.path.join(REPO, config),
+        *TINY_TRAINER,
+        *overrides,
+        f"--trainer.default_root_dir={root}",
+        *extra,
+    ]
+
+
+def checkpoints(root) -> list[str]:
+    return sorted(glob.glob(os.path.join(str(root), "lightning_logs", "version_*", "checkpoints", "*.ckpt")))
+
+
+def last_ckpt(root, version: int = 0) -> str:
+    return os.path.join(str(root), "lightning_logs", f"version_{version}", "checkpoints", "last.ckpt")
+
+
+def assert_same_tensors(a, b, where: str = "") -> int:
+    """Recursively compare nested dicts / lists of tensors bit for bit; returns how many tensors matched."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b), f"{where} differs"
+        return 1
+    if isinstance(a, dict):
+        assert set(a) == set(b), f"{where}: keys {sorted(set(a) ^ set(b))} differ"
+        return sum(assert_same_tensors(a[k], b[k], f"{where}.{k}") for k in a)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        return sum(assert_same_tensors(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
+    assert a == b, f"{where}: {a!r} != {b!r}"
+    return 0
