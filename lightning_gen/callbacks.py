@@ -189,8 +189,8 @@ class SequencePlot(pl.Callback):
         return path
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.fast_dev_run:
             self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.write(trainer, pl_module, "final")
+        self.write(trainer, pl_module, "final")  # the only plot of a fast_dev_run

@@ -40,7 +40,21 @@ def write_image_samples(model, args) -> dict[str, str]:
     return {"samples": args.output, "grid": png}
 
 
-WRITERS = {"image": write_image_samples}
+def write_sequence_samples(model, args) -> dict[str, str]:
+    """Sequences: ``samples`` float32 (N, T, D) in the data's original scale (``--length`` steps, default the
+    training length); for piano rolls (chorales) binary rolls, MIDI files (music21) and a piano-roll PNG."""
+    length = model.sample_length(args.length)
+    scaled = draw(model, args.num_samples, args.batch_size, length=length)  # (N, T, D) in [0, 1]
+    info = model.data_info
+    if info.is_piano_roll:
+        from lightning_gen.music import write_roll_samples
+
+        return write_roll_samples(scaled.numpy(), args.output, int(info.pitch_low), float(info.step), args.grid_size)
+    np.savez_compressed(args.output, samples=model.to_original(scaled).cpu().numpy().astype(np.float32))
+    return {"samples": args.output}
+
+
+WRITERS = {"image": write_image_samples, "sequence": write_sequence_samples}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,9 +9,19 @@ from lightning_gen.data.images import (
     ImageFolderDataModule,
     MNISTDataModule,
 )
+from lightning_gen.data.sequences import (
+    ArraySequenceDataModule,
+    ChoralesDataModule,
+    SequenceDataModule,
+    SinesDataModule,
+)
 
 __all__ = [
     "ArrayImageDataModule",
+    "ArraySequenceDataModule",
+    "ChoralesDataModule",
+    "SequenceDataModule",
+    "SinesDataModule",
     "CIFAR10DataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",

@@ -1,0 +1,163 @@
+"""Recurrent VAE on sequences: the baseline without an adversary (Fabius & van Amersfoort 2015, "Variational
+Recurrent Auto-Encoders"; Bowman et al. 2016, "Generating Sentences from a Continuous Space")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import OptimizerCallable
+from torch import nn
+
+from lightning_gen.losses import kl_normal
+from lightning_gen.models.common import save_plain_hyperparameters
+from lightning_gen.models.sequence_common import SequenceModel
+
+Likelihood = Literal["gaussian", "bernoulli"]
+
+
+def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> None:
+    """Clear errors when an encoder / decoder pair or the likelihood do not fit together."""
+    for net, names in ((encoder, ("latent_dim", "data_dim")), (decoder, ("latent_dim", "data_dim"))):
+        for name in names:
+            if not hasattr(net, name):
+                raise ValueError(f"{type(net).__name__} must expose `{name}`.")
+    if (encoder.latent_dim, encoder.data_dim) != (decoder.latent_dim, decoder.data_dim):
+        raise ValueError(
+            f"The encoder maps {encoder.data_dim} features to z of size {encoder.latent_dim}, the decoder maps z "
+            f"of size {decoder.latent_dim} to {decoder.data_dim} features: they must match."
+        )
+    if likelihood not in ("gaussian", "bernoulli"):
+        raise ValueError(f"likelihood={likelihood!r}: choose 'gaussian' (real values) or 'bernoulli' (piano rolls).")
+    if likelihood == "bernoulli" and getattr(decoder, "output", "sigmoid") != "sigmoid":
+        raise ValueError("likelihood='bernoulli' needs a decoder with output='sigmoid' (its outputs are logits).")
+
+
+def reconstruction_nll(raw: torch.Tensor, x: torch.Tensor, decoder: nn.Module, likelihood: str, sigma: float):
+    """-log p(x | z) per sequence (B,), summed over steps and features, up to a constant.
+
+    ``bernoulli``: binary cross-entropy on the decoder's logits (piano rolls). ``gaussian``: squared error
+    of the decoder's mean over ``2 sigma^2`` (a Gaussian with fixed standard deviation ``sigma``).
+    """
+    if likelihood == "bernoulli":
+        return F.binary_cross_entropy_with_logits(raw, x, reduction="none").flatten(1).sum(1)
+    return (decoder.activate(raw) - x).pow(2).flatten(1).sum(1) / (2 * sigma**2)
+
+
+def kl_warmup(step: int, weight: float, warmup_steps: int) -> float:
+    """KL weight annealed linearly from 0 to ``weight`` over ``warmup_steps`` optimizer steps (Bowman et
+    al. 2016, sec. 3.1), against the posterior collapse of recurrent VAEs."""
+    return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
+
+
+class RVAE(SequenceModel):
+    """A recurrent VAE: recurrent encoder to z, recurrent decoder from z, one optimizer.
+
+    Loss per sequence: ``-log p(x | z) + beta * KL(q(z | x) || N(0, I))``, with ``beta`` warmed up from 0 to
+    ``kl_weight`` over ``kl_warmup_steps`` steps. The decoder reads the previous real step with probability
+    ``teacher_forcing`` (per step and sequence) and its own output otherwise.
+
+    Args:
+        encoder: (B, T, D) to (mu, logvar), each (B, latent_dim) (e.g. ``RecurrentEncoder``).
+        decoder: ``decoder(z, length, target, teacher_forcing)`` to raw outputs (B, T, D), with ``activate``
+            (e.g. ``RecurrentDecoder``).
+        optimizer: optimizer factory for encoder and decoder together.
+        likelihood: ``gaussian`` for real-valued data, ``bernoulli`` for piano rolls.
+        sigma: standard deviation of the Gaussian likelihood (data scaled to [0, 1]).
+        teacher_forcing: probability of feeding the real previous step while training (0 ... 1).
+        kl_weight: final weight of the KL term (beta).
+        kl_warmup_steps: steps of the linear KL warm-up (0: none).
+        clip_grad_norm: if set, clip the gradient norm to this value before each step.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        likelihood: Likelihood = "gaussian",
+        sigma: float = 0.1,
+        teacher_forcing: float = 0.5,
+        kl_weight: float = 1.0,
+        kl_warmup_steps: int = 1000,
+        clip_grad_norm: float | None = None,
+    ) -> None:
+        super().__init__()
+        check_vae_parts(encoder, decoder, likelihood)
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
+        if sigma <= 0 or kl_weight < 0:
+            raise ValueError(f"sigma must be > 0 and kl_weight >= 0, got {sigma} and {kl_weight}.")
+        save_plain_hyperparameters(self)
+        self.init_sequence_model(decoder.data_dim, clip_grad_norm)
+        self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
+        self.likelihood, self.sigma, self.teacher_forcing = likelihood, sigma, teacher_forcing
+        self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
+        self.latent_dim = decoder.latent_dim
+
+    # -- public API ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` sequences (n, length, D) in [0, 1] from z ~ N(0, I) (probabilities for piano rolls); any
+        length works (the decoder runs autoregressively)."""
+        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
+        was_training = self.decoder.training
+        self.decoder.eval()
+        try:
+            return self.decoder.activate(self.decoder(z, self.sample_length(length)))
+        finally:
+            self.decoder.train(was_training)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
+        mu, _ = self.encoder(x)
+        return self.decoder.activate(self.decoder(mu, length or x.shape[1]))
+
+    def elbo_terms(self, x: torch.Tensor, teacher_forcing: float):
+        """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation, Kingma & Welling 2014
+        raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=teacher_forcing)  # (B, T, D)
+        return reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        return self.optimizer([*self.encoder.parameters(), *self.decoder.parameters()])
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        x = batch[0]  # (B, T, D) in [0, 1]
+        opt = self.optimizers()
+        self.toggle_optimizer(opt)
+        recon, kl, _ = self.elbo_terms(x, self.teacher_forcing)
+        beta = kl_warmup(self.global_step, self.kl_weight, self.kl_warmup_steps)
+        loss = (recon + beta * kl).mean()
+        self.manual_backward(loss)
+        norm = self.finish_step(opt, [*self.encoder.parameters(), *self.decoder.parameters()])
+        self.untoggle_optimizer(opt)
+        self.log_dict(
+            {
+                "train/loss": loss.detach(),
+                "train/recon": recon.detach().mean(),
+                "train/kl": kl.detach().mean(),
+                "train/kl_weight": beta,
+                "train/grad_norm": norm,
+            }
+        )
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+
+    def _evaluate(self, batch, prefix: str) -> None:
+        x = batch[0]
+        recon, kl, _ = self.elbo_terms(x, teacher_forcing=0.0)  # free-running reconstruction
+        self.log_dict(
+            {f"{prefix}/recon": recon.mean(), f"{prefix}/kl": kl.mean(), f"{prefix}/elbo": -(recon + kl).mean()},
+            sync_dist=True,
+        )
+        self.log_moment_gap(x, prefix)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")

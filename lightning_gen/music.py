@@ -1,0 +1,199 @@
+"""Piano rolls and music21: parse the Bach chorales bundled with music21, convert notes <-> piano rolls,
+write MIDI files and piano-roll pictures. (Music statistics of rolls: ``lightning_gen.metrics.sequence``.)
+
+A note list is a float array (M, 3) of ``[midi pitch, onset, duration]`` with times in quarter notes. A
+piano roll is a binary array (T, P): frame t covers ``[t * step, (t + 1) * step)`` quarter notes and column
+p is MIDI pitch ``pitch_low + p``. A roll cannot tell a held note from a repeated one; converting back
+merges consecutive active frames into one note (the usual convention for the JSB chorales roll, e.g.
+Boulanger-Lewandowski et al. 2012).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def chorale_names(max_chorales: int | None = None) -> list[str]:
+    """Corpus names of the Bach chorales music21 ships (371 in the Riemenschneider order)."""
+    from music21 import corpus
+
+    names = list(corpus.chorales.Iterator(returnType="filename"))
+    return names if max_chorales is None else names[:max_chorales]
+
+
+def score_to_notes(score) -> np.ndarray:
+    """All sounding notes of a music21 score (every part, chords split, ties merged) as (M, 3) float32."""
+    rows = []
+    for n in score.stripTies().flatten().notes:
+        duration = float(n.quarterLength)
+        if duration <= 0:  # grace notes take no time in a roll
+            continue
+        for p in n.pitches:
+            rows.append((p.midi, float(n.offset), duration))
+    return np.asarray(rows, dtype=np.float32).reshape(-1, 3)
+
+
+def parse_chorales(names: list[str], progress: bool = True) -> list[np.ndarray]:
+    """Parse corpus chorales to note lists, showing a progress bar (tens of seconds for all 371)."""
+    from music21 import corpus
+
+    iterator = names
+    if progress:
+        from rich.progress import track
+
+        iterator = track(names, description=f"Parsing {len(names)} Bach chorales (music21 corpus, once)")
+    return [score_to_notes(corpus.parse(name)) for name in iterator]
+
+
+def load_chorale_notes(
+    data_dir: str | os.PathLike, max_chorales: int | None = None, progress: bool = True
+) -> tuple[list[str], list[np.ndarray]]:
+    """Note lists of the first ``max_chorales`` chorales (None: all), parsed once and cached in ``data_dir``.
+
+    The cache is ``<data_dir>/chorales/notes_<all|N>.npz``; a cache of all chorales also serves any
+    ``max_chorales``.
+    """
+    folder = Path(data_dir) / "chorales"
+    wanted = chorale_names(max_chorales)
+    for tag in ["all"] if max_chorales is None else [str(max_chorales), "all"]:
+        path = folder / f"notes_{tag}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                names, counts, notes = list(f["names"]), f["counts"], f["notes"]
+            if names[: len(wanted)] == wanted:
+                split = np.split(notes, np.cumsum(counts)[:-1])
+                return wanted, [s.copy() for s in split[: len(wanted)]]
+    parsed = parse_chorales(wanted, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"notes_{'all' if max_chorales is None else max_chorales}.npz"
+    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
+    np.savez_compressed(
+        tmp,
+        names=np.asarray(wanted),
+        counts=np.asarray([len(n) for n in parsed], dtype=np.int64),
+        notes=np.concatenate(parsed) if parsed else np.zeros((0, 3), np.float32),
+    )
+    os.replace(tmp, path)  # atomic: a half-written cache is never read
+    return wanted, parsed
+
+
+def notes_to_roll(
+    notes: np.ndarray, pitch_low: int, pitch_high: int, step: float = 0.5, name: str = "notes"
+) -> np.ndarray:
+    """Note list (M, 3) to a binary piano roll (T, pitch_high - pitch_low + 1) uint8.
+
+    Onsets and ends are rounded to the nearest frame; every note lasts at least one frame. Raises if the
+    pitch range would drop notes, saying how many and which range would keep them.
+    """
+    if pitch_high < pitch_low or step <= 0:
+        raise ValueError(f"Need pitch_low <= pitch_high and step > 0, got {pitch_low}, {pitch_high}, {step}.")
+    pitch = notes[:, 0].astype(np.int64)
+    outside = (pitch < pitch_low) | (pitch > pitch_high)
+    if outside.any():
+        raise ValueError(
+            f"The pitch range [{pitch_low}, {pitch_high}] would drop {int(outside.sum())} of {len(notes)} notes "
+            f"of {name} (their pitches span {pitch.min()}..{pitch.max()}). Widen the range (pitch_low / "
+            "pitch_high)."
+        )
+    start = np.round(notes[:, 1] / step).astype(np.int64)
+    end = np.maximum(start + 1, np.round((notes[:, 1] + notes[:, 2]) / step).astype(np.int64))
+    roll = np.zeros((int(end.max()) if len(notes) else 0, pitch_high - pitch_low + 1), dtype=np.uint8)
+    for s, e, p in zip(start, end, pitch - pitch_low):
+        roll[s:e, p] = 1
+    return roll
+
+
+def roll_to_notes(roll: np.ndarray, pitch_low: int, step: float = 0.5, threshold: float = 0.5) -> np.ndarray:
+    """Piano roll (T, P) (binary or probabilities, active above ``threshold``) to a note list (M, 3)."""
+    active = np.asarray(roll) > threshold  # (T, P)
+    padded = np.pad(active, ((1, 1), (0, 0))).astype(np.int8)  # (T + 2, P)
+    edges = np.diff(padded, axis=0)  # (T + 1, P): +1 at onsets, -1 one past the end
+    onset_t, onset_p = np.nonzero(edges == 1)
+    end_t, end_p = np.nonzero(edges == -1)
+    order_on, order_end = np.lexsort((onset_t, onset_p)), np.lexsort((end_t, end_p))  # pair runs per pitch
+    on_t, on_p, off_t = onset_t[order_on], onset_p[order_on], end_t[order_end]
+    notes = np.stack([on_p + pitch_low, on_t * step, (off_t - on_t) * step], axis=1).astype(np.float32)
+    return notes[np.lexsort((notes[:, 0], notes[:, 1]))]  # by onset, then pitch
+
+
+def roll_to_score(roll: np.ndarray, pitch_low: int, step: float = 0.5, threshold: float = 0.5, tempo: int = 80):
+    """A one-part music21 score (piano) from a piano roll; simultaneous notes become chords."""
+    from music21 import chord, instrument, note, stream
+    from music21 import tempo as m21tempo
+
+    notes = roll_to_notes(roll, pitch_low, step, threshold)
+    part = stream.Part()
+    part.insert(0, instrument.Piano())
+    part.insert(0, m21tempo.MetronomeMark(number=tempo))
+    groups: dict[tuple[float, float], list[int]] = {}
+    for pitch, onset, duration in notes:
+        groups.setdefault((float(onset), float(duration)), []).append(int(pitch))
+    for (onset, duration), pitches in sorted(groups.items()):
+        element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+        element.quarterLength = duration
+        part.insert(onset, element)
+    score = stream.Score()
+    score.insert(0, part)
+    return score
+
+
+def write_midi(roll: np.ndarray, path: str | os.PathLike, pitch_low: int, step: float = 0.5, **kwargs) -> str:
+    """Write a piano roll as a MIDI file with music21; returns the path."""
+    roll_to_score(roll, pitch_low, step, **kwargs).write("midi", fp=str(path))
+    return str(path)
+
+
+def midi_to_notes(path: str | os.PathLike) -> np.ndarray:
+    """Read a MIDI file back with music21 as a note list (M, 3)."""
+    from music21 import converter
+
+    return score_to_notes(converter.parse(str(path)))
+
+
+def piano_roll_image(
+    rolls: np.ndarray, pitch_low: int, path: str | os.PathLike, titles: list[str] | None = None
+) -> str:
+    """Save rolls (N, T, P) side by side as a PNG (time right, pitch up, one panel per roll)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rolls)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        p = rolls[i].shape[-1]
+        extent = (0, rolls[i].shape[0], pitch_low - 0.5, pitch_low + p - 0.5)
+        ax.imshow(rolls[i].T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1, extent=extent)
+        ax.set_title(titles[i] if titles else f"sample {i}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def write_roll_samples(
+    probabilities: np.ndarray, output: str, pitch_low: int, step: float = 0.5, max_files: int = 16
+) -> dict[str, str]:
+    """The sample job's files for piano-roll models: ``output`` (.npz with ``samples``, the binary rolls
+    float32 (N, T, P) thresholded at 0.5, and ``probabilities``), MIDI files of the first ``max_files`` rolls
+    in ``<output stem>_midi/`` and a PNG of the first 8 rolls beside ``output``."""
+    rolls = (probabilities > 0.5).astype(np.float32)  # (N, T, P)
+    np.savez_compressed(
+        output, samples=rolls, probabilities=probabilities.astype(np.float32), pitch_low=pitch_low, step=step
+    )
+    stem = Path(output).with_suffix("")
+    midi_dir = Path(f"{stem}_midi")
+    midi_dir.mkdir(parents=True, exist_ok=True)
+    for i, roll in enumerate(rolls[:max_files]):
+        write_midi(roll, midi_dir / f"sample_{i:03d}.mid", pitch_low, step)
+    png = piano_roll_image(rolls[:8], pitch_low, f"{stem}.png")
+    return {"samples": output, "midi": str(midi_dir), "piano roll": png}

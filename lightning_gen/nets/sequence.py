@@ -1,0 +1,245 @@
+"""Recurrent networks for sequences shaped (B, T, D): generator, discriminator, encoder, decoder.
+
+Every network states its sizes as constructor arguments and exposes them as attributes (``data_dim``,
+``latent_dim``, ``hidden_size``), so a model can check that its parts fit together. Generators and decoders
+are causal (step t never sees inputs after t) and run step by step when they feed back their own output,
+so they can make sequences of any length, longer than the training windows.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Cell = Literal["gru", "lstm", "rnn"]
+Output = Literal["sigmoid", "identity"]
+_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False):
+    """A batch-first ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` (tanh), with a clear error for other names."""
+    if cell not in _CELLS:
+        raise ValueError(f"Unknown cell type {cell!r}: choose one of {sorted(_CELLS)}.")
+    if min(input_size, hidden_size, num_layers) < 1:
+        raise ValueError(
+            f"input_size, hidden_size and num_layers must be >= 1, got {input_size}, {hidden_size}, {num_layers}."
+        )
+    return _CELLS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
+
+
+def _activate(kind: str, x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(x) if kind == "sigmoid" else x
+
+
+def _check_output(kind: str) -> None:
+    if kind not in ("sigmoid", "identity"):
+        raise ValueError(f"output={kind!r}: choose 'sigmoid' (data in [0, 1]) or 'identity'.")
+
+
+def _init_state(cell: str, h0: torch.Tensor):
+    """(num_layers, B, H) initial hidden state; an LSTM also gets a zero cell state."""
+    return (h0, torch.zeros_like(h0)) if cell == "lstm" else h0
+
+
+class LSTMGenerator(nn.Module):
+    """Noise sequence (B, T, latent_dim) to data sequence (B, T, data_dim), C-RNN-GAN style (Mogren 2016).
+
+    Fresh noise enters at every step; with ``feed_previous`` the generator also reads its own previous
+    output (Mogren 2016, sec. 3: "each cell ... receives a random vector concatenated with the output of the
+    previous cell"), which needs a step-by-step loop. Without it the whole sequence runs in one call.
+
+    Args:
+        latent_dim: noise size per step.
+        data_dim: features per step (D).
+        hidden_size: recurrent width.
+        num_layers: stacked recurrent layers.
+        cell: ``gru``, ``lstm`` or ``rnn``.
+        feed_previous: also feed the previous output (zeros at t = 0) as input.
+        output: ``sigmoid`` for data scaled to [0, 1], ``identity`` otherwise.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 8,
+        data_dim: int = 5,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        cell: Cell = "lstm",
+        feed_previous: bool = True,
+        output: Output = "sigmoid",
+    ) -> None:
+        super().__init__()
+        _check_output(output)
+        self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
+        self.cell, self.feed_previous, self.output = cell, feed_previous, output
+        self.rnn = make_rnn(cell, latent_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
+        self.head = nn.Linear(hidden_size, data_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 3 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"LSTMGenerator wants noise (B, T, {self.latent_dim}), got {tuple(z.shape)}.")
+        if not self.feed_previous:
+            return _activate(self.output, self.head(self.rnn(z)[0]))  # (B, T, D)
+        prev = z.new_zeros(z.shape[0], 1, self.data_dim)  # (B, 1, D)
+        state, outputs = None, []
+        for t in range(z.shape[1]):
+            h, state = self.rnn(torch.cat([z[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
+            prev = _activate(self.output, self.head(h))  # (B, 1, D)
+            outputs.append(prev)
+        return torch.cat(outputs, dim=1)  # (B, T, D)
+
+
+class RecurrentDiscriminator(nn.Module):
+    """Sequence (B, T, D) to logits: per step (B, T) or one per sequence (B,); bidirectional by default.
+
+    C-RNN-GAN's discriminator is a bidirectional LSTM deciding at every step (Mogren 2016, sec. 3); with
+    ``per_step=False`` the last forward and first backward hidden states decide for the whole sequence.
+    ``features(x)`` returns the top layer's hidden states (B, T, H * directions): used for feature matching
+    (Salimans et al. 2016, sec. 3.1) and for the VAE-GAN's feature-wise reconstruction (Larsen et al. 2016).
+
+    Args:
+        data_dim: features per step.
+        hidden_size: recurrent width (per direction).
+        num_layers: stacked recurrent layers.
+        cell: ``gru``, ``lstm`` or ``rnn``.
+        bidirectional: read the sequence both ways.
+        per_step: one logit per step (True) or per sequence (False).
+    """
+
+    def __init__(
+        self,
+        data_dim: int = 5,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        cell: Cell = "lstm",
+        bidirectional: bool = True,
+        per_step: bool = True,
+    ) -> None:
+        super().__init__()
+        self.data_dim, self.hidden_size, self.per_step = data_dim, hidden_size, per_step
+        self.bidirectional = bidirectional
+        self.rnn = make_rnn(cell, data_dim, hidden_size, num_layers, bidirectional)
+        self.feature_dim = hidden_size * (2 if bidirectional else 1)
+        self.head = nn.Linear(self.feature_dim, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.data_dim:
+            raise ValueError(f"RecurrentDiscriminator wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
+        return self.rnn(x)[0]  # (B, T, H * directions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (B, T, F)
+        if self.per_step:
+            return self.head(h).squeeze(-1)  # (B, T)
+        if self.bidirectional:  # last step of the forward pass, first step of the backward pass
+            last = torch.cat([h[:, -1, : self.hidden_size], h[:, 0, self.hidden_size :]], dim=-1)  # (B, F)
+        else:
+            last = h[:, -1]  # (B, F)
+        return self.head(last).squeeze(-1)  # (B,)
+
+
+class RecurrentEncoder(nn.Module):
+    """Sequence (B, T, D) to the mean and log-variance of q(z | x), each (B, latent_dim).
+
+    The final hidden states of every layer and direction are concatenated and mapped linearly (Bowman et al.
+    2016, "Generating Sentences from a Continuous Space", sec. 3; Fabius & van Amersfoort 2015).
+
+    Args:
+        data_dim: features per step.
+        latent_dim: size of z.
+        hidden_size: recurrent width (per direction).
+        num_layers: stacked recurrent layers.
+        cell: ``gru``, ``lstm`` or ``rnn``.
+        bidirectional: read the sequence both ways.
+    """
+
+    def __init__(
+        self,
+        data_dim: int = 5,
+        latent_dim: int = 16,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        cell: Cell = "gru",
+        bidirectional: bool = True,
+    ) -> None:
+        super().__init__()
+        self.data_dim, self.latent_dim, self.hidden_size, self.cell = data_dim, latent_dim, hidden_size, cell
+        self.rnn = make_rnn(cell, data_dim, hidden_size, num_layers, bidirectional)
+        summary = hidden_size * num_layers * (2 if bidirectional else 1)
+        self.to_stats = nn.Linear(summary, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 3 or x.shape[-1] != self.data_dim:
+            raise ValueError(f"RecurrentEncoder wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
+        _, state = self.rnn(x)
+        h = state[0] if self.cell == "lstm" else state  # (layers * directions, B, H)
+        h = h.transpose(0, 1).reshape(x.shape[0], -1)  # (B, layers * directions * H)
+        mu, logvar = self.to_stats(h).chunk(2, dim=-1)  # (B, Z) each
+        return mu, logvar
+
+
+class RecurrentDecoder(nn.Module):
+    """Latent z (B, latent_dim) to a sequence of any length, autoregressively.
+
+    z sets the initial hidden state of every layer and is also an input at every step, beside the previous
+    step's value (Bowman et al. 2016, sec. 3; Fabius & van Amersfoort 2015). During training the previous
+    value is the real one with probability ``teacher_forcing`` per step (Williams & Zipser 1989; "scheduled
+    sampling", Bengio et al. 2015), else the decoder's own output. ``forward`` returns the raw outputs
+    (logits for ``output='sigmoid'``); ``activate`` maps them to data values.
+
+    Args:
+        latent_dim: size of z.
+        data_dim: features per step.
+        hidden_size: recurrent width.
+        num_layers: stacked recurrent layers.
+        cell: ``gru``, ``lstm`` or ``rnn``.
+        output: ``sigmoid`` (data in [0, 1], Bernoulli or Gaussian likelihood) or ``identity``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        data_dim: int = 5,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        cell: Cell = "gru",
+        output: Output = "sigmoid",
+    ) -> None:
+        super().__init__()
+        _check_output(output)
+        self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
+        self.cell, self.num_layers, self.output = cell, num_layers, output
+        self.rnn = make_rnn(cell, latent_dim + data_dim, hidden_size, num_layers)
+        self.init_hidden = nn.Linear(latent_dim, hidden_size * num_layers)
+        self.head = nn.Linear(hidden_size, data_dim)
+
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        return _activate(self.output, raw)
+
+    def forward(
+        self, z: torch.Tensor, length: int, target: torch.Tensor | None = None, teacher_forcing: float = 0.0
+    ) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"RecurrentDecoder wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}.")
+        b = z.shape[0]
+        h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
+        state = _init_state(self.cell, h0.contiguous())
+        z_step = z.unsqueeze(1)  # (B, 1, Z)
+        if target is not None and teacher_forcing >= 1.0:  # all steps teacher-forced: one call, no loop
+            prev = torch.cat([target.new_zeros(b, 1, self.data_dim), target[:, : length - 1]], dim=1)  # (B, T, D)
+            h, _ = self.rnn(torch.cat([z_step.expand(b, length, -1), prev], dim=-1), state)
+            return self.head(h)  # (B, T, D)
+        prev, outputs = z.new_zeros(b, 1, self.data_dim), []
+        for t in range(length):
+            h, state = self.rnn(torch.cat([z_step, prev], dim=-1), state)  # h: (B, 1, H)
+            raw = self.head(h)  # (B, 1, D)
+            outputs.append(raw)
+            prev = self.activate(raw)
+            if target is not None and teacher_forcing > 0.0:
+                use_real = torch.rand(b, 1, 1, device=z.device) < teacher_forcing  # per sequence and step
+                prev = torch.where(use_real, target[:, t : t + 1], prev)
+        return torch.cat(outputs, dim=1)  # (B, T, D)
