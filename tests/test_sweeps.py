@@ -1,0 +1,203 @@
+"""Sweep files (W&B's schema, keys of the config) and the offline runner ``lightning-gen sweep``."""
+
+import glob
+import json
+import os
+
+import pytest
+import yaml
+
+from lightning_gen.sweep import LocalSweep, SweepError, check_parameters, expand_command, load_sweep, main
+from tests.conftest import REPO
+
+SWEEP_FILES = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "sweeps", "*.yaml")))
+
+# A trial of a few seconds: 8x8 digits, 4-channel DCGAN, two batches of 4, one validation.
+TINY = [
+    "lightning-gen",
+    "fit",
+    "--config",
+    os.path.join(REPO, "configs/gan/digits.yaml"),
+    "--trainer.max_steps=4",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.callbacks=[]",
+    "--checkpoint.save_last=false",
+    "--model.init_args.generator.init_args.base_channels=4",
+    "--model.init_args.discriminator.init_args.base_channels=4",
+    "--data.init_args.batch_size=4",
+    "${args}",
+]
+
+
+def write_sweep(tmp_path, name="tiny", **overrides) -> str:
+    config = {
+        "method": "grid",
+        "metric": {"name": "val/d_loss", "goal": "minimize"},
+        "parameters": {"model.init_args.n_critic": {"values": [1, 0, 2]}},
+        "command": TINY,
+    }
+    config.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+
+
+def test_sweep_files_found():
+    families = {os.path.basename(p).split("_")[0] for p in SWEEP_FILES}
+    assert {"gan", "vae", "rvae", "lstm"} <= families, SWEEP_FILES
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES)
+def test_sweep_file_passes_wandb_schema(path):
+    import sweeps
+
+    with open(os.path.join(REPO, path)) as f:
+        config = yaml.safe_load(f)
+    assert sweeps.schema_violations_from_proposed_config(config) == []
+    assert load_sweep(os.path.join(REPO, path))["metric"]["name"].startswith("val/")
+    assert "configs/logger/wandb.yaml" in config["command"]  # `wandb agent` runs report to W&B
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES)
+def test_sweep_parameters_are_config_keys(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the commands name configs relative to the repository, as `wandb agent` runs them
+    sweep = LocalSweep(path, directory="unused")
+    params = sweep.propose(1)
+    resolved = check_parameters(sweep.config, params, path)
+    for key, value in params.items():
+        node = resolved
+        for part in key.split("."):
+            node = node[part]
+        assert node == pytest.approx(value) if isinstance(value, float) else node == value, key
+
+
+def test_expand_command_like_wandb_agent():
+    config = {"command": ["lightning-gen", "fit", "--config", "c.yaml", "${args}"]}
+    command = expand_command(config, {"model.init_args.n_critic": 2, "data.init_args.batch_size": 32})
+    assert command[1:3] == ["-m", "lightning_gen.cli"]
+    expected = ["fit", "--config", "c.yaml", "--model.init_args.n_critic=2", "--data.init_args.batch_size=32"]
+    assert command[3:] == expected
+
+
+def test_schema_rejected_file_shows_wandb_message(tmp_path, capsys):
+    path = write_sweep(tmp_path, method="gridd")
+    assert main([path, "--count", "1", "--dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "W&B's schema check says" in err and "'gridd' is not one of" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_parameter_key_is_named(tmp_path):
+    path = write_sweep(tmp_path, parameters={"model.init_args.n_critics": {"values": [1, 2]}})
+    with pytest.raises(SweepError, match="n_critics"):
+        LocalSweep(path, directory=str(tmp_path / "out")).run(2)
+    assert not (tmp_path / "out" / "trial-0001").exists()  # nothing ran
+
+
+def test_command_without_args_macro(tmp_path):
+    path = write_sweep(tmp_path, command=TINY[:-1])
+    with pytest.raises(SweepError, match=r"\$\{args\}"):
+        load_sweep(path)
+
+
+def test_metric_never_logged_is_named_with_what_was_logged(tmp_path):
+    """The check the runner makes after the first finished trial, on a trial's recorded output."""
+    path = write_sweep(tmp_path, metric={"name": "val/fid_typo", "goal": "minimize"})
+    sweep = LocalSweep(path, directory=str(tmp_path / "out"))
+    trial = {"number": 1, "name": "trial-0001", "params": {}, "trial_dir": str(tmp_path / "trial")}
+    os.makedirs(trial["trial_dir"])
+    with open(os.path.join(trial["trial_dir"], "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"event": "validation", "epoch": 0, "step": 4, "metrics": {"val/d_loss": 1.3}}) + "\n")
+    sweep.trials = [trial]
+    sweep._finish(trial, 0, None, os.path.join(trial["trial_dir"], "output.log"))
+    assert trial["state"] == "finished" and trial["metric"] is None
+    with pytest.raises(SweepError, match=r"'val/fid_typo' was never logged .*it logged: val/d_loss"):
+        sweep._check_metric_logged(trial)
+
+
+@pytest.mark.slow
+def test_metric_never_logged_is_reported_after_first_trial(tmp_path, capsys):
+    path = write_sweep(tmp_path, metric={"name": "val/fid_typo", "goal": "minimize"})
+    out = tmp_path / "out"
+    assert main([path, "--count", "3", "--dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "val/fid_typo" in err and "val/d_loss" in err  # names what the runs do log
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert len(trials) == 1  # stopped after the first trial, did not burn the others
+
+
+def test_crash_recorded_next_runs_and_resume(tmp_path, capsys):
+    """Grid n_critic = 1, 0, 2: trial 2 crashes (n_critic >= 1), and a higher --count adds only trial 3."""
+    path, out = write_sweep(tmp_path), tmp_path / "out"
+    assert main([path, "--count", "2", "--dir", str(out)]) == 0
+    first = json.loads((out / "results.json").read_text())["trials"]
+    assert [t["state"] for t in first] == ["finished", "failed"]
+    assert isinstance(first[0]["metric"], float) and first[0]["history"]
+    assert os.path.isdir(first[0]["run_dir"])
+    assert "n_critic must be >= 1" in first[1]["reason"] and first[1]["metric"] is None
+
+    assert main([path, "--count", "3", "--dir", str(out)]) == 0
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert trials[:2] == first  # the recorded trials were not run again
+    assert trials[2]["params"] == {"model.init_args.n_critic": 2}
+    assert trials[2]["state"] == "finished" and isinstance(trials[2]["metric"], float)
+    summary = (out / "summary.md").read_text().splitlines()
+    metrics = sorted(t["metric"] for t in (trials[0], trials[2]))
+    assert summary[2].startswith(("| 1 | finished", "| 3 | finished"))
+    assert f"{metrics[0]:.4g}" in summary[2] and "failed" in summary[4]  # best first, failed last
+    assert "already recorded" in capsys.readouterr().out
+
+
+def test_hyperband_stops_a_trial_behind_the_others(tmp_path):
+    path = write_sweep(tmp_path, early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2})
+    sweep = LocalSweep(path, directory=str(tmp_path / "out"))
+    done = {"params": {"model.init_args.n_critic": 1}, "state": "finished"}
+    sweep.trials = [
+        {**done, "name": "trial-0001", "history": [1.0], "metric": 1.0},
+        {**done, "name": "trial-0002", "history": [2.0], "metric": 2.0},
+        {**done, "name": "trial-0003", "history": [5.0], "metric": None, "state": "running"},
+    ]
+    assert "hyperband" in sweep._should_stop(sweep.trials[2])
+    sweep.trials[2]["history"] = [0.5]
+    assert sweep._should_stop(sweep.trials[2]) is None
+
+
+def test_changed_sweep_file_is_refused(tmp_path):
+    path, out = write_sweep(tmp_path), tmp_path / "out"
+    sweep = LocalSweep(path, directory=str(out))
+    sweep.trials = [{"number": 1, "name": "trial-0001", "params": {}, "state": "failed", "metric": None}]
+    sweep.save()
+    write_sweep(tmp_path, parameters={"model.init_args.n_critic": {"values": [3]}})
+    with pytest.raises(SweepError, match="different sweep file"):
+        LocalSweep(path, directory=str(out))
+
+
+@pytest.mark.slow
+def test_two_trial_random_sweep_with_wandb_offline(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        method="random",
+        parameters={
+            "model.init_args.optimizer_g.init_args.lr": {"values": [1e-4, 1e-3]},
+            "model.init_args.loss": {"values": ["ns", "hinge"]},
+        },
+        command=[*TINY[:4], "--config", os.path.join(REPO, "configs/logger/wandb.yaml"), *TINY[4:]],
+    )
+    out = tmp_path / "out"
+    assert main([path, "--count", "2", "--dir", str(out)]) == 0
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert [t["state"] for t in trials] == ["finished", "finished"]
+    assert all(isinstance(t["metric"], float) for t in trials)
+    assert trials[0]["params"] != trials[1]["params"]
+    for t in trials:  # each trial is its own offline W&B run, in its own folder
+        assert glob.glob(os.path.join(t["trial_dir"], "wandb", "offline-run-*", "run-*.wandb"))
+        assert os.path.isfile(os.path.join(t["run_dir"], "config.yaml"))
