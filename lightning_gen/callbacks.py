@@ -12,8 +12,18 @@ from torchvision.utils import make_grid, save_image
 
 
 def run_dir(trainer: pl.Trainer) -> str:
-    """The folder of this run: the first logger's versioned folder, else ``default_root_dir``."""
-    return trainer.log_dir or trainer.default_root_dir
+    """The folder of this run: the first logger's versioned folder, else ``default_root_dir``.
+
+    The same as ``trainer.log_dir`` without its broadcast: that is a collective call under DDP, which hangs
+    (or crashes the run) when made from rank-zero-only code such as the sample writers here.
+    """
+    from pytorch_lightning.loggers import CSVLogger
+
+    if not trainer.loggers:
+        return trainer.default_root_dir
+    logger = trainer.loggers[0]
+    path = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+    return path or trainer.default_root_dir
 
 
 def log_image(trainer: pl.Trainer, key: str, grid: torch.Tensor, step: int) -> None:

@@ -10,6 +10,7 @@ import glob
 import os
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from tests.conftest import REPO
@@ -92,3 +93,24 @@ def assert_same_tensors(a, b, where: str = "") -> int:
         return sum(assert_same_tensors(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
     assert a == b, f"{where}: {a!r} != {b!r}"
     return 0
+
+
+class RankStateDump(pl.Callback):
+    """Test probe: each rank saves its weights and the batches it trained on to ``dirpath/rank<r>.pt``."""
+
+    def __init__(self, dirpath: str) -> None:
+        super().__init__()
+        self.dirpath, self.batch_sums = dirpath, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batch_sums.append(float(batch[0].double().sum()))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        os.makedirs(self.dirpath, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
+        params = {k: v.detach().cpu() for k, v in pl_module.named_parameters()}  # the EMA copy's too
+        path = os.path.join(self.dirpath, f"rank{trainer.global_rank}.pt")
+        torch.save(
+            {"state_dict": state, "params": params, "batch_sums": self.batch_sums, "world_size": trainer.world_size},
+            path,
+        )
