@@ -42,6 +42,16 @@ LOG = "output.log"
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_no_equals}")
 
 
+def _sweeps():
+    """W&B's sweep engine, imported without its pydantic-v2 config warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+        import sweeps
+    return sweeps
+
+
 class SweepError(Exception):
     """A sweep that cannot run as asked; the message says what was wrong and what to do."""
 
@@ -56,19 +66,24 @@ class TrialRecorder(pl.Callback):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self._seen: dict[str, Any] = {}
 
     def _write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    @staticmethod
-    def _metrics(trainer: pl.Trainer) -> dict[str, float]:
+    def _metrics(self, trainer: pl.Trainer, fresh_only: bool) -> dict[str, float]:
+        """Scalar callback metrics; with ``fresh_only`` only those logged since the last call (Lightning keeps
+        a metric's last value in ``callback_metrics``, e.g. an FID computed every 5th epoch)."""
         out = {}
         for key, value in trainer.callback_metrics.items():
+            if fresh_only and self._seen.get(key) is value:
+                continue
             try:
                 out[key] = float(value)
             except (TypeError, ValueError, RuntimeError):  # non-scalar: not a sweep metric
                 continue
+        self._seen = dict(trainer.callback_metrics)
         return out
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -79,14 +94,14 @@ class TrialRecorder(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not trainer.sanity_checking:
-            metrics = self._metrics(trainer)
+            metrics = self._metrics(trainer, fresh_only=True)
             self._write(
                 {"event": "validation", "epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics}
             )
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            self._write({"event": "end", "step": trainer.global_step, "metrics": self._metrics(trainer)})
+            self._write({"event": "end", "step": trainer.global_step, "metrics": self._metrics(trainer, False)})
 
 
 # ----------------------------------------------------------------------------------------------- sweep file
@@ -94,8 +109,7 @@ class TrialRecorder(pl.Callback):
 
 def load_sweep(path: str) -> dict[str, Any]:
     """Read a sweep file and check it with W&B's own schema and with what the local runner needs."""
-    import sweeps
-
+    sweeps = _sweeps()
     if not os.path.isfile(path):
         raise SweepError(f"No sweep file at {path}.")
     with open(path) as f:
@@ -198,7 +212,7 @@ def check_parameters(config: dict[str, Any], params: dict[str, Any], path: str =
 
 
 def _sweep_run(record: dict[str, Any], metric: str):
-    from sweeps import SweepRun
+    SweepRun = _sweeps().SweepRun
 
     state = {"finished": "finished", "stopped": "finished", "running": "running"}.get(record["state"], "failed")
     history = [{metric: v} for v in record.get("history", [])]
@@ -288,8 +302,7 @@ class LocalSweep:
         """The next trial's parameters from W&B's engine given every earlier trial, or None (grid done)."""
         import numpy as np
 
-        import sweeps
-
+        sweeps = _sweeps()
         np.random.seed(self.seed * 100_003 + number)  # reproducible random / bayes proposals
         random.seed(self.seed * 100_003 + number)
         runs = [_sweep_run(t, self.metric) for t in self.trials]
@@ -302,8 +315,8 @@ class LocalSweep:
         """Hyperband's verdict (W&B's ``stop_runs``) on the running trial, with W&B's reasoning, or None."""
         if "early_terminate" not in self.config:
             return None
-        import sweeps
 
+        sweeps = _sweeps()
         runs = [_sweep_run(t, self.metric) for t in self.trials]
         stop = sweeps.stop_runs(self.config, runs)
         for run in stop:

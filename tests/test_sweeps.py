@@ -78,6 +78,13 @@ def test_sweep_parameters_are_config_keys(path, monkeypatch):
         for part in key.split("."):
             node = node[part]
         assert node == pytest.approx(value) if isinstance(value, float) else node == value, key
+    # the metric callback the command appends (--trainer.callbacks+=...) joins the config's own callbacks
+    command = sweep.config["command"]
+    with open(command[command.index("--config") + 1]) as f:
+        own = [c["class_path"] for c in yaml.safe_load(f)["trainer"].get("callbacks", [])]
+    callbacks = [c["class_path"] for c in resolved["trainer"]["callbacks"]]
+    assert set(own) < set(callbacks) and "lightning_gen.metrics.callback.TrainingMetric" in callbacks
+    assert resolved["trainer"]["logger"]["class_path"] == "lightning_gen.wandb_utils.WandbLogger"
 
 
 def test_expand_command_like_wandb_agent():
