@@ -380,7 +380,7 @@ class LocalSweep:
                     trial["run_dir"] = r["run_dir"]
                 elif r.get("event") == "validation":
                     value = r["metrics"].get(self.metric)
-                    shown_value = "not logged" if value is None else f"{value:.4g}"
+                    shown_value = "-" if value is None else f"{value:.4g}"
                     print(
                         f"    {trial['name']}  epoch {r['epoch']}  step {r['step']}  {self.metric}={shown_value}",
                         flush=True,
