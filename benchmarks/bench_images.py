@@ -1,0 +1,222 @@
+"""GAN vs. VAE vs. VAE-GAN on real MNIST digits, each trained for the same budget of process CPU time.
+
+    nice -n 10 python benchmarks/bench_images.py --budget-cpu-s 240            # 4 CPU-minutes per model
+    python benchmarks/bench_images.py --budget-cpu-s 600 --threads 2            # the issue's 10 minutes
+
+The data is ``../shared/data/mnist-t10k/mnist_t10k.npz`` (the 10,000 MNIST test digits) through
+``ArrayImageDataModule``: 10% held out (``test`` split, used for the reconstruction error), 5% of the rest
+for validation, the remainder for training. The three models share their networks: the same
+``DCGANGenerator`` (decoder), ``DCGANDiscriminator`` and, for the two VAEs, the same ``ConvEncoder``; each
+starts from ``configs/<model>/mnist.yaml`` with the data and network widths below.
+
+Training is stopped once the training process has used ``--budget-cpu-s`` seconds of CPU time
+(``time.process_time()``, with ``torch.set_num_threads(--threads)``), not wall-clock, because the machine
+is shared. For each model the script writes under ``--out``:
+
+- ``<model>/config.yaml``: the exact config trained (``lightning-gen fit --config`` runs it);
+- ``<model>/final.ckpt`` and ``<model>/samples.npz`` (``samples`` float32 (N, 1, 28, 28) in [0, 1], the
+  format of ``lightning-gen sample``): large, git-ignored;
+- ``<model>_samples.png`` (64 samples) and, for the VAEs, ``<model>_reconstructions.png`` (held-out
+  inputs beside their reconstructions, then an interpolation row);
+- ``<model>/result.json`` and, over all models run so far, ``results.json``: CPU seconds, training
+  images seen, samples per second, reconstruction error.
+
+If ``--classifier`` names a classifier checkpoint, ``lightning-gen evaluate`` computes each model's FID on
+its features against the held-out split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import yaml
+from torchvision.utils import make_grid, save_image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from lightning_gen.cli import run_lightning_cli  # noqa: E402
+from lightning_gen.sample import draw  # noqa: E402
+
+MODELS = ("gan", "vae", "vae_gan")
+
+
+class CPUBudget(pl.Callback):
+    """Stop training once this process has used ``budget_s`` seconds of CPU time since training started."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s, self.start, self.batches, self.images = budget_s, 0.0, 0, 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = time.process_time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches += 1
+        self.images += len(batch[0])
+        if time.process_time() - self.start >= self.budget_s:
+            trainer.should_stop = True
+
+    @property
+    def used(self) -> float:
+        return time.process_time() - self.start
+
+
+def bench_config(model: str, args) -> dict:
+    """``configs/<model>/mnist.yaml`` with the array data, the shared network widths and no callbacks."""
+    with open(REPO / "configs" / model / "mnist.yaml") as f:
+        config = yaml.safe_load(f)
+    net = {"latent_dim": args.latent_dim, "img_size": 28, "channels": 1, "base_channels": args.base_channels}
+    init = config["model"]["init_args"]
+    for key in ("encoder", "decoder", "generator"):
+        if key in init:
+            init[key]["init_args"] = dict(net)
+    if "discriminator" in init:
+        init["discriminator"]["init_args"] = {k: v for k, v in net.items() if k != "latent_dim"}
+    if model == "vae":
+        init["kl_warmup_steps"] = args.kl_warmup_steps
+    config["trainer"] = {
+        "max_epochs": 10_000,  # the CPU budget stops training
+        "accelerator": "cpu",
+        "devices": 1,
+        "log_every_n_steps": 25,
+        "limit_val_batches": 2,
+        "default_root_dir": str(Path(args.out) / model / "run"),
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "callbacks": [],
+    }
+    config["data"] = {
+        "class_path": "lightning_gen.data.ArrayImageDataModule",
+        "init_args": {
+            "path": str(Path(args.data).resolve()),
+            "batch_size": args.batch_size,
+            "val_fraction": 0.05,
+            "test_fraction": 0.1,
+            "num_workers": 0,
+            "seed": 0,
+        },
+    }
+    return config
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    """Images in [-1, 1] -> a PNG grid."""
+    save_image(make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=1, pad_value=1.0), path)
+
+
+@torch.no_grad()
+def reconstruction_error(model, images: torch.Tensor, batch_size: int = 250) -> float:
+    """Mean squared error per pixel, in [0, 1] intensity units, of ``reconstruct`` on ``images``."""
+    total = 0.0
+    for chunk in images.split(batch_size):
+        recon = model.reconstruct(chunk).cpu()
+        total += float((((recon.clamp(-1, 1) + 1) / 2 - (chunk + 1) / 2) ** 2).sum())
+    return total / images.numel()
+
+
+def run_model(model_name: str, args) -> dict:
+    out = Path(args.out) / model_name
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.yaml"
+    with open(config_path, "w") as f:
+        yaml.safe_dump(bench_config(model_name, args), f, sort_keys=False)
+    pl.seed_everything(0, workers=True)
+    cli = run_lightning_cli(["--config", str(config_path)], run=False)
+    budget = CPUBudget(args.budget_cpu_s)
+    cli.trainer.callbacks.append(budget)
+    wall = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    wall = time.perf_counter() - wall
+    cpu = budget.used
+    ckpt = out / "final.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+
+    model = cli.model.cpu().eval()
+    torch.manual_seed(0)
+    start = time.process_time()
+    samples = draw(model, args.num_samples, batch_size=500)  # (N, 1, 28, 28) in [-1, 1]
+    sample_cpu = time.process_time() - start
+    np.savez_compressed(out / "samples.npz", samples=((samples.clamp(-1, 1) + 1) / 2).numpy().astype(np.float32))
+    save_grid(samples[:64], Path(args.out) / f"{model_name}_samples.png")
+    result = {
+        "model": model_name,
+        "class": type(model).__name__,
+        "train_cpu_s": round(cpu, 1),
+        "train_wall_s": round(wall, 1),
+        "train_batches": budget.batches,
+        "train_images": budget.images,
+        "epochs": round(budget.images / len(cli.datamodule.train_set), 2),
+        "samples_per_s": round(args.num_samples / sample_cpu, 1),
+        "checkpoint": str(ckpt),
+        "samples": str(out / "samples.npz"),
+        "sample_grid": str(Path(args.out) / f"{model_name}_samples.png"),
+    }
+    if hasattr(model, "reconstruct"):
+        held_out = torch.stack([cli.datamodule.test_set[i][0] for i in range(len(cli.datamodule.test_set))])
+        held_out = held_out.float() / 255.0 * 2 - 1  # uint8 -> [-1, 1], as on_after_batch_transfer does
+        result["recon_mse"] = round(reconstruction_error(model, held_out), 5)
+        x = held_out[:16]
+        pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)  # (32, 1, 28, 28)
+        line = model.interpolate(x[0], x[1], steps=8)[0]  # (8, 1, 28, 28)
+        save_grid(torch.cat([pairs, line]), Path(args.out) / f"{model_name}_reconstructions.png")
+        result["reconstruction_grid"] = str(Path(args.out) / f"{model_name}_reconstructions.png")
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def mean_image_baseline(args) -> float:
+    """Reconstruction error of predicting the mean training image for every held-out image (a yardstick)."""
+    from lightning_gen.data import ArrayImageDataModule
+
+    dm = ArrayImageDataModule(args.data, batch_size=args.batch_size, val_fraction=0.05, test_fraction=0.1, seed=0)
+    dm.setup("fit")
+    train = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))]).float() / 255.0
+    test = torch.stack([dm.test_set[i][0] for i in range(len(dm.test_set))]).float() / 255.0
+    return round(float(((test - train.mean(0)) ** 2).mean()), 5)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist-t10k" / "mnist_t10k.npz"))
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--budget-cpu-s", type=float, default=240.0, help="process CPU seconds of training per model")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--kl-warmup-steps", type=int, default=100)
+    p.add_argument("--num-samples", type=int, default=10_000)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images"))
+    args = p.parse_args()
+    if not os.path.isfile(args.data):
+        sys.exit(f"error: {args.data} not found (the MNIST t10k array file; see ../shared/data/mnist-t10k/README.md)")
+    torch.set_num_threads(args.threads)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k != "models"}
+    settings["torch"] = torch.__version__
+    settings["mean_image_recon_mse"] = mean_image_baseline(args)
+    (Path(args.out) / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    for name in args.models:
+        run_model(name, args)
+    # one report over every model run so far (several invocations may each run some of the models)
+    report = {"settings": settings, "models": {}}
+    for name in MODELS:
+        path = Path(args.out) / name / "result.json"
+        if path.exists():
+            report["models"][name] = json.loads(path.read_text())
+    results_path = Path(args.out) / "results.json"
+    results_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {results_path}")
+
+
+if __name__ == "__main__":
+    main()
