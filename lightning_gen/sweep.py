@@ -178,12 +178,14 @@ def _lookup(tree: Any, dotted: str) -> bool:
     return True
 
 
-def check_parameters(config: dict[str, Any], params: dict[str, Any], path: str = "the sweep file") -> dict:
+def check_parameters(
+    config: dict[str, Any], params: dict[str, Any], path: str = "the sweep file", extra_args: list[str] | None = None
+) -> dict:
     """Parse the expanded command with ``lightning-gen``'s own parser (``--print_config``, nothing runs) and
     check that every sweep parameter is a key of the resolved config. Returns the resolved config."""
     from lightning_gen.cli import run_lightning_cli
 
-    args = cli_args(expand_command(config, params)) + ["--print_config"]
+    args = cli_args(expand_command(config, params)) + list(extra_args or []) + ["--print_config"]
     out, err = io.StringIO(), io.StringIO()
     code: Any = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -264,8 +266,10 @@ class LocalSweep:
         seed: int = 0,
         trial_timeout: float | None = None,
         poll: float = 1.0,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.path = path
+        self.extra_args = list(extra_args or [])
         self.config = load_sweep(path)
         self.name = self.config.get("name") or os.path.splitext(os.path.basename(path))[0]
         self.dir = directory or os.path.join("runs", "sweeps", self.name)
@@ -283,6 +287,11 @@ class LocalSweep:
         with open(results) as f:
             saved = json.load(f)
         keys = ("method", "metric", "parameters", "command")
+        if saved.get("extra_args", []) != self.extra_args:
+            raise SweepError(
+                f"{self.dir} was started with the extra trial arguments {saved.get('extra_args', [])}, not "
+                f"{self.extra_args}. Pass the same ones to continue, or --dir NEW_FOLDER for a new sweep."
+            )
         if any(saved["sweep"].get(k) != self.config.get(k) for k in keys):
             raise SweepError(
                 f"{self.dir} holds a sweep started from a different sweep file (method, metric, parameters or "
@@ -294,7 +303,11 @@ class LocalSweep:
         os.makedirs(self.dir, exist_ok=True)
         tmp = os.path.join(self.dir, RESULTS + ".tmp")
         with open(tmp, "w") as f:
-            json.dump({"sweep_file": self.path, "sweep": self.config, "trials": self.trials}, f, indent=1)
+            json.dump(
+                {"sweep_file": self.path, "sweep": self.config, "extra_args": self.extra_args, "trials": self.trials},
+                f,
+                indent=1,
+            )
         os.replace(tmp, os.path.join(self.dir, RESULTS))
 
     # -- proposing ------------------------------------------------------------------------------------
@@ -331,10 +344,14 @@ class LocalSweep:
             "class_path": "lightning_gen.sweep.TrialRecorder",
             "init_args": {"path": os.path.join(trial["trial_dir"], METRICS)},
         }
-        return expand_command(self.config, trial["params"]) + [
-            f"--trainer.default_root_dir={trial['trial_dir']}",
-            "--trainer.callbacks+=" + json.dumps(recorder),
-        ]
+        return (
+            expand_command(self.config, trial["params"])
+            + self.extra_args
+            + [
+                f"--trainer.default_root_dir={trial['trial_dir']}",
+                "--trainer.callbacks+=" + json.dumps(recorder),
+            ]
+        )
 
     def run_trial(self, trial: dict[str, Any]) -> None:
         """Run one trial to the end (or until stopped) and fill in its record."""
@@ -426,7 +443,7 @@ class LocalSweep:
         if cap:
             count = min(count, cap)
         if not self.trials:
-            check_parameters(self.config, self.propose(1) or {}, self.path)
+            check_parameters(self.config, self.propose(1) or {}, self.path, self.extra_args)
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "sweep.yaml"), "w") as f:
             yaml.safe_dump(self.config, f, sort_keys=False)
@@ -525,7 +542,14 @@ def _terminate(proc: subprocess.Popen, grace: float = 20.0) -> None:
         proc.wait()
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # a killed runner stops its trial and leaves the sweep ready to continue
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(
         prog="lightning-gen sweep",
         description="Run a W&B sweep file locally and offline: W&B's own engine proposes each trial, each trial "
@@ -541,14 +565,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="the sweep's folder (default runs/sweeps/<sweep name>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random / bayes proposals")
     parser.add_argument("--trial-timeout", type=float, default=None, help="stop a trial after this many seconds")
+    parser.epilog = (
+        "Arguments after `--` are added to every trial's command (after ${args}), e.g. "
+        "`-- --config configs/trainer/gpu.yaml` or `-- --trainer.max_epochs=5`."
+    )
     args = parser.parse_args(argv)
     if args.count is not None and args.count < 1:
         parser.error(f"--count must be >= 1, got {args.count}")
     try:
-        sweep = LocalSweep(args.sweep_file, args.dir, seed=args.seed, trial_timeout=args.trial_timeout)
+        sweep = LocalSweep(
+            args.sweep_file, args.dir, seed=args.seed, trial_timeout=args.trial_timeout, extra_args=extra
+        )
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             sweep.run(args.count)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if sweep.trials:
                 table = sweep.table()
                 with open(os.path.join(sweep.dir, "summary.md"), "w") as f:

@@ -208,3 +208,28 @@ def test_two_trial_random_sweep_with_wandb_offline(tmp_path):
     for t in trials:  # each trial is its own offline W&B run, in its own folder
         assert glob.glob(os.path.join(t["trial_dir"], "wandb", "offline-run-*", "run-*.wandb"))
         assert os.path.isfile(os.path.join(t["run_dir"], "config.yaml"))
+
+
+def test_extra_trial_arguments_and_resume_guard(tmp_path):
+    path, out = write_sweep(tmp_path), tmp_path / "out"
+    sweep = LocalSweep(path, directory=str(out), extra_args=["--trainer.max_epochs=3"])
+    trial = {"params": {"model.init_args.n_critic": 2}, "trial_dir": str(out / "trial-0001")}
+    command = sweep.command(trial)
+    args = command.index("--model.init_args.n_critic=2")
+    assert command[args + 1] == "--trainer.max_epochs=3"  # after ${args}, so it wins over the sweep's command
+    assert command[-1].startswith("--trainer.callbacks+=") and "TrialRecorder" in command[-1]
+    assert f"--trainer.default_root_dir={out / 'trial-0001'}" in command
+    sweep.trials = [{"number": 1, "name": "trial-0001", "params": {}, "state": "failed", "metric": None}]
+    sweep.save()
+    with pytest.raises(SweepError, match="extra trial arguments"):
+        LocalSweep(path, directory=str(out), extra_args=["--trainer.max_epochs=4"])
+
+
+def test_failure_reason_is_the_last_error_line(tmp_path):
+    from lightning_gen.sweep import failure_reason
+
+    log = tmp_path / "output.log"
+    log.write_text("Traceback:\n  File x\nValueError: n_critic must be >= 1, got 0.\nwandb: x\n")
+    assert failure_reason(str(log), 1) == "exit code 1: ValueError: n_critic must be >= 1, got 0."
+    log.write_text("usage: ...\nerror: Parser key \"model\":\n  Option 'n_critics' is not accepted\n")
+    assert "n_critics" in failure_reason(str(log), 2)
