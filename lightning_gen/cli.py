@@ -42,13 +42,20 @@ class GenCLI(LightningCLI):
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
         parser.add_lightning_class_args(ExactResume, "resume")
 
-    def before_fit(self) -> None:
-        ckpt_path = self._get(self.config, "ckpt_path")
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads --ckpt_path (weights-only) to take the model's config from it; read it first with
+        # our loader, so that a checkpoint with a pickled payload, a missing file or garbage gets a clear
+        # message, before anything is built or written.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
-            try:  # weights-only: a checkpoint with a pickled payload is refused before anything runs
+            try:
                 load_checkpoint(ckpt_path)
             except CheckpointError as err:
                 raise CheckpointError(f"--ckpt_path: {err}") from err
+        super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
         log_effective_batch_size(self.trainer, self.datamodule)
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:

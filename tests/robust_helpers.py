@@ -114,3 +114,30 @@ class RankStateDump(pl.Callback):
             {"state_dict": state, "params": params, "batch_sums": self.batch_sums, "world_size": trainer.world_size},
             path,
         )
+
+
+class PoisonAt(pl.Callback):
+    """Test probe: at the start of training batch ``step``, make the discriminator's (or the first) weights NaN."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            target = getattr(pl_module, "discriminator", pl_module)
+            with torch.no_grad():
+                next(target.parameters()).fill_(float("nan"))
+
+
+class SignalAt(pl.Callback):
+    """Test probe: send this process ``signum`` (SIGTERM, SIGINT) at the end of training batch ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        super().__init__()
+        self.step, self.signum, self.seen = step, signum, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen += 1
+        if self.seen == self.step + 1:
+            os.kill(os.getpid(), self.signum)

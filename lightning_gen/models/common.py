@@ -93,6 +93,20 @@ def logs_this_step(module) -> bool:
     return bool(getattr(connector, "should_update_logs", True))
 
 
+def clip_grad_norm_before_step(optimizer: torch.optim.Optimizer, max_norm: float | None = None) -> torch.Tensor:
+    """Global gradient norm of an optimizer's parameters, clipped to ``max_norm`` when given.
+
+    Call it from ``LightningModule.on_before_optimizer_step(optimizer)``: Lightning runs that hook inside
+    ``opt.step()`` after unscaling fp16 gradients, in every precision. Clipping in ``training_step`` before
+    ``opt.step()`` (or with ``self.clip_gradients``) clips the still-scaled gradients under fp16 (Lightning
+    #18089), and unscaling by hand there breaks the step.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not params:
+        return torch.zeros(())
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
+
+
 def grad_norm(params: Iterable[nn.Parameter]) -> torch.Tensor:
     """Global L2 norm of the gradients of ``params`` (parameters without gradient are skipped)."""
     grads = [p.grad for p in params if p.grad is not None]

@@ -11,6 +11,7 @@ from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, grad
 from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
+    clip_grad_norm_before_step,
     has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
@@ -128,16 +129,18 @@ class GAN(pl.LightningModule):
         ]
 
     def _finish_step(self, optimizer, params) -> torch.Tensor | None:
-        """Clip (if asked), step and zero the gradients; return the gradient norm when it is measured
-        (clipping, or a step whose metrics the logger will write)."""
-        norm = None
-        if self.clip_grad_norm is not None or logs_this_step(self):
-            params = [p for p in params if p.grad is not None]
-            max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+        """Step (clipping happens in ``on_before_optimizer_step``) and zero the gradients; return the gradient
+        norm when it is measured (clipping, or a step whose metrics the logger will write)."""
+        self._grad_norm = None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return norm
+        return self._grad_norm
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this inside opt.step(), after fp16 gradients are unscaled and before the update, so
+        # clipping here is right in every precision; clipping before opt.step() would clip scaled gradients.
+        if self.clip_grad_norm is not None or logs_this_step(self):
+            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, C, H, W) in [-1, 1]
