@@ -21,8 +21,9 @@ is shared. For each model the script writes under ``--out``:
 - ``<model>/result.json`` and, over all models run so far, ``results.json``: CPU seconds, training
   images seen, samples per second, reconstruction error.
 
-If ``--classifier`` names a classifier checkpoint, ``lightning-gen evaluate`` computes each model's FID on
-its features against the held-out split.
+Then ``--fid`` trains ``configs/classifier/mnist.yaml``'s small CNN on the same training split and runs
+``lightning-gen evaluate`` on each saved ``samples.npz`` (and on real training images, the floor): FID on
+the classifier's features against the held-out split, written to ``fid.json``.
 """
 
 from __future__ import annotations
@@ -184,6 +185,71 @@ def mean_image_baseline(args) -> float:
     return round(float(((test - train.mean(0)) ** 2).mean()), 5)
 
 
+def train_classifier(args) -> tuple[Path, float]:
+    """The FID feature extractor: ``configs/classifier/mnist.yaml``'s SmallCNN trained on the benchmark's own
+    training split (with labels), for at most ``--classifier-epochs`` epochs or ``--budget-cpu-s`` CPU seconds.
+    Returns the checkpoint and its accuracy on the held-out split."""
+    out = Path(args.out) / "classifier"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(REPO / "configs" / "classifier" / "mnist.yaml") as f:
+        config = yaml.safe_load(f)
+    bench = bench_config("vae", args)
+    config["trainer"] = {**bench["trainer"], "max_epochs": args.classifier_epochs, "default_root_dir": str(out / "run")}
+    config["data"] = bench["data"]
+    config["data"]["init_args"]["labels_key"] = "labels"
+    config_path = out / "config.yaml"
+    with open(config_path, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    pl.seed_everything(0, workers=True)
+    cli = run_lightning_cli(["--config", str(config_path)], run=False)
+    cli.trainer.callbacks.append(CPUBudget(args.budget_cpu_s))
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    ckpt = out / "final.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    test = cli.datamodule.test_set
+    images = torch.stack([test[i][0] for i in range(len(test))]).float() / 255.0 * 2 - 1
+    labels = torch.stack([test[i][1] for i in range(len(test))])
+    model = cli.model.cpu().eval()
+    with torch.no_grad():
+        accuracy = float((model(images).argmax(1) == labels).float().mean())
+    return ckpt, round(accuracy, 4)
+
+
+def fid_stage(args) -> dict:
+    """FID on the classifier's features of each model's 10,000 samples against the held-out split, with
+    ``lightning-gen evaluate``; plus the same score for real training images (the floor)."""
+    from lightning_gen import evaluate
+
+    out = Path(args.out)
+    ckpt, accuracy = train_classifier(args)
+    real_npz = out / "real_train.npz"
+    dm_config = out / "classifier" / "config.yaml"
+    from lightning_gen.data import ArrayImageDataModule
+
+    dm = ArrayImageDataModule(args.data, batch_size=64, val_fraction=0.05, test_fraction=0.1, seed=0)
+    dm.setup("fit")
+    n = min(args.num_samples, len(dm.train_set))
+    real = torch.stack([dm.train_set[i][0] for i in range(n)]).float() / 255.0  # (n, 1, 28, 28) in [0, 1]
+    np.savez_compressed(real_npz, samples=real.numpy())
+    fids = {"classifier_test_accuracy": accuracy, "classifier": str(ckpt)}
+    sources = {"real_train": real_npz, **{m: out / m / "samples.npz" for m in MODELS}}
+    for name, npz in sources.items():
+        if not npz.exists():
+            continue
+        report_path = out / f"fid_{name}.json"
+        code = evaluate.main(
+            [str(npz), "--data", str(dm_config), "--split", "test", "--features", "classifier", "--classifier",
+             str(ckpt), "--threads", str(args.threads), "--cache-dir", str(out / "metric_cache"), "--output",
+             str(report_path)]
+        )  # fmt: skip
+        if code == 0:
+            value = json.loads(report_path.read_text())["metrics"]["fid"]
+            fids[name] = value.get("value", value) if isinstance(value, dict) else value
+    (out / "fid.json").write_text(json.dumps(fids, indent=2) + "\n")
+    print(json.dumps(fids), flush=True)
+    return fids
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist-t10k" / "mnist_t10k.npz"))
@@ -196,11 +262,16 @@ def main() -> None:
     p.add_argument("--kl-warmup-steps", type=int, default=100)
     p.add_argument("--num-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images"))
+    p.add_argument("--fid", action="store_true", help="instead of training the models: FID of their saved samples")
+    p.add_argument("--classifier-epochs", type=int, default=3, help="epochs of the FID classifier (with --fid)")
     args = p.parse_args()
     if not os.path.isfile(args.data):
         sys.exit(f"error: {args.data} not found (the MNIST t10k array file; see ../shared/data/mnist-t10k/README.md)")
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.fid:
+        fid_stage(args)
+        return
     settings = {k: v for k, v in vars(args).items() if k != "models"}
     settings["torch"] = torch.__version__
     settings["mean_image_recon_mse"] = mean_image_baseline(args)
