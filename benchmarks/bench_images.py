@@ -51,19 +51,25 @@ MODELS = ("gan", "vae", "vae_gan")
 
 
 class CPUBudget(pl.Callback):
-    """Stop training once this process has used ``budget_s`` seconds of CPU time since training started."""
+    """Stop training once this process has used ``budget_s`` seconds of CPU time since training started, or,
+    as a safety on a crowded machine, once ``wall_limit_s`` wall-clock seconds have passed (``stopped_by``
+    says which; the CPU seconds actually used are reported either way)."""
 
-    def __init__(self, budget_s: float) -> None:
-        self.budget_s, self.start, self.batches, self.images = budget_s, 0.0, 0, 0
+    def __init__(self, budget_s: float, wall_limit_s: float | None = None) -> None:
+        self.budget_s, self.wall_limit_s = budget_s, wall_limit_s
+        self.start = self.wall_start = 0.0
+        self.batches, self.images, self.stopped_by = 0, 0, "max_epochs"
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.start = time.process_time()
+        self.start, self.wall_start = time.process_time(), time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.batches += 1
         self.images += len(batch[0])
         if time.process_time() - self.start >= self.budget_s:
-            trainer.should_stop = True
+            trainer.should_stop, self.stopped_by = True, "cpu_budget"
+        elif self.wall_limit_s is not None and time.perf_counter() - self.wall_start >= self.wall_limit_s:
+            trainer.should_stop, self.stopped_by = True, "wall_limit"
 
     @property
     def used(self) -> float:
@@ -131,7 +137,7 @@ def run_model(model_name: str, args) -> dict:
         yaml.safe_dump(bench_config(model_name, args), f, sort_keys=False)
     pl.seed_everything(0, workers=True)
     cli = run_lightning_cli(["--config", str(config_path)], run=False)
-    budget = CPUBudget(args.budget_cpu_s)
+    budget = CPUBudget(args.budget_cpu_s, args.wall_limit_s)
     cli.trainer.callbacks.append(budget)
     wall = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -151,6 +157,7 @@ def run_model(model_name: str, args) -> dict:
         "model": model_name,
         "class": type(model).__name__,
         "train_cpu_s": round(cpu, 1),
+        "stopped_by": budget.stopped_by,
         "train_wall_s": round(wall, 1),
         "train_batches": budget.batches,
         "train_images": budget.images,
@@ -202,7 +209,7 @@ def train_classifier(args) -> tuple[Path, float]:
         yaml.safe_dump(config, f, sort_keys=False)
     pl.seed_everything(0, workers=True)
     cli = run_lightning_cli(["--config", str(config_path)], run=False)
-    cli.trainer.callbacks.append(CPUBudget(args.budget_cpu_s))
+    cli.trainer.callbacks.append(CPUBudget(args.budget_cpu_s, args.wall_limit_s))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     ckpt = out / "final.ckpt"
     cli.trainer.save_checkpoint(ckpt)
@@ -221,7 +228,12 @@ def fid_stage(args) -> dict:
     from lightning_gen import evaluate
 
     out = Path(args.out)
-    ckpt, accuracy = train_classifier(args)
+    ckpt, accuracy_file = out / "classifier" / "final.ckpt", out / "classifier" / "accuracy.json"
+    if ckpt.exists() and accuracy_file.exists():  # trained by an earlier --fid run: reuse it
+        accuracy = json.loads(accuracy_file.read_text())["test_accuracy"]
+    else:
+        ckpt, accuracy = train_classifier(args)
+        accuracy_file.write_text(json.dumps({"test_accuracy": accuracy}) + "\n")
     real_npz = out / "real_train.npz"
     dm_config = out / "classifier" / "config.yaml"
     from lightning_gen.data import ArrayImageDataModule
@@ -255,6 +267,7 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist-t10k" / "mnist_t10k.npz"))
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--budget-cpu-s", type=float, default=240.0, help="process CPU seconds of training per model")
+    p.add_argument("--wall-limit-s", type=float, default=None, help="safety: also stop after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--latent-dim", type=int, default=32)
