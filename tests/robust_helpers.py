@@ -40,7 +40,10 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "configs/vae_gan/digits.yaml",
         [*_IMAGE_NETS, "--model.init_args.encoder.init_args.base_channels=4"],
     ),
-    "vae": ("configs/vae/digits.yaml", []),
+    "vae": (
+        "configs/vae/digits.yaml",
+        ["--model.init_args.encoder.init_args.base_channels=4", "--model.init_args.decoder.init_args.base_channels=4"],
+    ),
     "rvae_gan": ("configs/rvae_gan/sines.yaml", []),
     "rvae": ("configs/rvae/sines.yaml", []),
     "lstm_gan": ("configs/lstm_gan/sines.yaml", []),

@@ -142,3 +142,10 @@ def test_fp16_clipping_unscales_first(tmp_path, tiny_nets, image_npz):
         )
     )
     assert 0.9e-3 < moved.item() < 1.01e-3
+
+
+def test_missing_ckpt_path(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", f"--ckpt_path={tmp_path / 'nope.ckpt'}"))
+    assert exit_.value.code == 3
+    assert "--ckpt_path: Checkpoint" in (err := capsys.readouterr().err) and "does not exist" in err

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lightning_gen.cli import run_lightning_cli
-from lightning_gen.data.resumable import ResumableSampler
+from lightning_gen.data.resumable import ResumableSampler, resumable_train_loader
 from lightning_gen.guards import seed_batch
 from tests.robust_helpers import assert_same_tensors, family_args, family_params, last_ckpt
 
@@ -70,3 +70,21 @@ def test_seed_batch_is_a_function_of_its_arguments():
     assert torch.equal(torch.randn(3), x)
     seed_batch(0, 1, 2, 1)  # another rank draws other noise
     assert not torch.equal(torch.randn(3), x)
+
+
+def test_loader_state_skips_trained_batches_and_checks_the_seed(monkeypatch):
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    data = torch.arange(12)
+    loader = resumable_train_loader(None, data, 2, seed=5)  # 6 batches an epoch
+    loader.sampler.set_epoch(1)
+    epoch1 = [b.tolist() for b in loader]
+    resumed = resumable_train_loader(None, data, 2, seed=5)
+    resumed.load_state_dict({"epoch": 1, "batches_done": 4, "seed": 5})
+    assert [b.tolist() for b in resumed] == epoch1[4:]
+
+
+def test_resume_with_another_data_seed_is_refused(monkeypatch):
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    loader = resumable_train_loader(None, list(range(8)), 2, seed=5)
+    with pytest.raises(ValueError, match="data order was drawn with seed 0, this run uses 5"):
+        loader.load_state_dict({"epoch": 1, "batches_done": 1, "seed": 0})

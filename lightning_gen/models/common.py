@@ -93,6 +93,19 @@ def logs_this_step(module) -> bool:
     return bool(getattr(connector, "should_update_logs", True))
 
 
+def batches_done(module) -> int:
+    """Training batches completed before the current one (0 outside a fit), restored on resume.
+
+    Use this, not ``global_step``, for schedules in batches (KL warm-up, ...): ``global_step`` counts optimizer
+    steps in a plain Lightning Trainer (two or three per batch here) and batches under ``lightning-gen fit``
+    (its ``ExactResume`` callback), while this is the same number in both.
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None:
+        return 0
+    return int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+
+
 def clip_grad_norm_before_step(optimizer: torch.optim.Optimizer, max_norm: float | None = None) -> torch.Tensor:
     """Global gradient norm of an optimizer's parameters, clipped to ``max_norm`` when given.
 
