@@ -290,8 +290,8 @@ class ChoralesDataModule(SequenceDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, num_workers, seed)
-        if max_chorales is not None and max_chorales < 3 and (val_fraction > 0 or test_fraction > 0):
-            raise ValueError(f"max_chorales={max_chorales}: the split by chorale needs at least 3 chorales.")
+        if max_chorales is not None and max_chorales < 1:
+            raise ValueError(f"max_chorales must be >= 1 (or null for all), got {max_chorales}.")
         if step <= 0:
             raise ValueError(f"step must be > 0 quarter notes, got {step}.")
         self.save_hyperparameters()

@@ -1,0 +1,166 @@
+"""Sines benchmark with TimeGAN's evaluation protocol for the sequence models (LSTM-GAN, R-VAE, R-VAE-GAN).
+
+Each model is built from its shipped config (``configs/<model>/sines.yaml``), trained for a budget of
+*process CPU time* (``time.process_time()``, torch on ``--threads`` threads; the machine may be shared, so
+wall-clock would measure the neighbours), then sampled: as many generated sequences as real ones (10,000),
+in the data's original scale. Both sets are min-max scaled with the real data's per-feature min / max and
+scored with ``lightning_gen.metrics.sequence``: the discriminative score (post-hoc GRU classifier, hidden
+D/2, 2,000 iterations, batch 128, 80/20 split, |accuracy - 0.5|) and the predictive score (GRU trained on
+generated data to predict the last feature one step ahead, 5,000 iterations, MAE on the real data), mean
+and std over ``--repeats``. The predictive score of the real data itself is measured as the reference.
+
+    python benchmarks/bench_sines.py --budget-cpu-s 300 --repeats 3      # what benchmarks/README.md records
+    python benchmarks/bench_sines.py --budget-cpu-s 900 --repeats 10     # the issue's 15 minutes, 10 repeats
+
+Writes a JSON file (``--out``) and prints a Markdown table; checkpoints go to ``runs/bench_sines/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("lstm_gan", "rvae", "rvae_gan")
+PUBLISHED = {  # Yoon et al. 2019, Table 2 (Sines)
+    "TimeGAN (published)": (".011 +- .008", ".093 +- .019"),
+    "C-RNN-GAN (published)": (".229", ".127"),
+    "Original data (published)": ("-", ".094"),
+}
+
+
+def cpu_budget_callback(budget_s: float):
+    import pytorch_lightning as pl
+
+    class CPUBudget(pl.Callback):
+        """Stop training once this process has used ``budget_s`` seconds of CPU time."""
+
+        def __init__(self) -> None:
+            self.start = time.process_time()
+            self.used = 0.0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.used = time.process_time() - self.start
+            if self.used >= budget_s:
+                trainer.should_stop = True
+
+    return CPUBudget()
+
+
+def train(name: str, budget_s: float, seed: int):
+    """Build model and data from the shipped config and train for ``budget_s`` CPU seconds."""
+    import pytorch_lightning as pl
+
+    from lightning_gen.cli import run_lightning_cli
+
+    config = os.path.join(REPO, "configs", name, "sines.yaml")
+    cli = run_lightning_cli(["--config", config, f"--seed_everything={seed}"], run=False)
+    budget = cpu_budget_callback(budget_s)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=100_000,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,  # the whole budget goes to training; the scores below are the evaluation
+        num_sanity_val_steps=0,
+        callbacks=[budget],
+    )
+    trainer.fit(cli.model, cli.datamodule)
+    path = os.path.join(REPO, "runs", "bench_sines", f"{name}.ckpt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    trainer.save_checkpoint(path)
+    batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+    return cli.model, {"cpu_s": round(budget.used, 1), "batches": batches, "epochs": trainer.current_epoch,
+                       "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
+
+
+@torch.no_grad()
+def generate(model, n: int, length: int, batch: int = 1000) -> np.ndarray:
+    """``n`` samples (n, length, D) in the data's original scale."""
+    model.eval()
+    chunks = [model.to_original(model.sample(min(batch, n - i), length=length)) for i in range(0, n, batch)]
+    return torch.cat(chunks).cpu().numpy().astype(np.float32)
+
+
+def score(real: np.ndarray, fake: np.ndarray, args) -> dict:
+    from lightning_gen.metrics.sequence import discriminative_score, minmax_scale, predictive_score
+
+    real_s, fake_s = minmax_scale(real, fake)
+    t = time.process_time()
+    disc = discriminative_score(real_s, fake_s, iterations=args.disc_iterations, repeats=args.repeats, seed=args.seed)
+    pred = predictive_score(real_s, fake_s, iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed)
+    return {"discriminative": disc, "predictive": pred, "metric_cpu_s": round(time.process_time() - t, 1)}
+
+
+def fmt(pair) -> str:
+    return f"{pair[0]:.3f} +- {pair[1]:.3f}".replace("0.", ".")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
+    p.add_argument("--budget-cpu-s", type=float, default=300.0, help="training budget per model, CPU seconds")
+    p.add_argument("--repeats", type=int, default=3, help="metric repeats (TimeGAN: 10)")
+    p.add_argument("--disc-iterations", type=int, default=2000)
+    p.add_argument("--pred-iterations", type=int, default=5000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-real", action="store_true", help="skip the real-data predictive reference")
+    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "sines.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from lightning_gen.data.sequences import make_sines
+
+    real = make_sines(10000, 24, 5, seed=0)  # the SinesDataModule's data (data_seed 0), all 10,000 as in TimeGAN
+    results = {
+        "command": "python benchmarks/bench_sines.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{args.threads}, torch {torch.__version__}",
+        "protocol": {
+            "disc_iterations": args.disc_iterations,
+            "pred_iterations": args.pred_iterations,
+            "repeats": args.repeats,
+            "budget_cpu_s": args.budget_cpu_s,
+        },  # fmt: skip
+        "models": {},
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    if not args.skip_real:
+        from lightning_gen.metrics.sequence import minmax_scale, predictive_score
+
+        real_s = minmax_scale(real)[0]
+        results["real_predictive"] = predictive_score(
+            real_s, real_s, iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed
+        )
+        print("real data predictive", fmt(results["real_predictive"]), flush=True)
+    for name in args.models:
+        model, info = train(name, args.budget_cpu_s, args.seed)
+        info.update(score(real, generate(model, len(real), real.shape[1]), args))
+        results["models"][name] = info
+        print(name, info, flush=True)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    print("\n| model | discriminative | predictive | training |\n|---|---|---|---|")
+    for name, info in results["models"].items():
+        print(f"| {name} | {fmt(info['discriminative'])} | {fmt(info['predictive'])} | {info['cpu_s']} CPU s, "
+              f"{info['batches']} batches |")  # fmt: skip
+    if "real_predictive" in results:
+        print(f"| real data | - | {fmt(results['real_predictive'])} | - |")
+    for name, (d, pr) in PUBLISHED.items():
+        print(f"| {name} | {d} | {pr} | - |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
