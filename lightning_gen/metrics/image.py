@@ -120,11 +120,15 @@ class FeatureExtractor(nn.Module):
     note = ""
     num_features = 0
 
+    def weights(self) -> nn.Module:
+        """The network whose weights the report's hash names."""
+        return self
+
     def provenance(self) -> dict:
         """What a report records about this extractor."""
         return {
             "name": self.name,
-            "weights_sha256": state_dict_sha256(self),
+            "weights_sha256": state_dict_sha256(self.weights()),
             "num_features": self.num_features,
             "resize_rule": self.resize_rule,
             "comparable_with_published": self.comparable,
@@ -169,6 +173,9 @@ class InceptionFeatures(FeatureExtractor):
         except (urllib.error.URLError, OSError, RuntimeError) as err:
             raise InceptionWeightsError(inception_missing_message(f"{type(err).__name__}: {err}")) from err
         self.net.requires_grad_(False).eval()
+
+    def weights(self) -> nn.Module:
+        return self.net
 
     def train(self, mode: bool = True) -> InceptionFeatures:
         return super().train(False)  # never leaves eval mode
@@ -215,6 +222,9 @@ class ClassifierFeatures(FeatureExtractor):
     @property
     def expected_dims(self) -> tuple | None:
         return None if self.img_size is None else (self.channels, self.img_size, self.img_size)
+
+    def weights(self) -> nn.Module:
+        return self.network
 
     def train(self, mode: bool = True) -> ClassifierFeatures:
         return super().train(False)
