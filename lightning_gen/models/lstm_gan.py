@@ -118,7 +118,8 @@ class LSTMGAN(SequenceModel):
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
         d_loss = self.adversarial.d(real_logits, fake_logits)
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            gp = gradient_penalty(self._critic, real, fake)
+            with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
+                gp = gradient_penalty(self._critic, real, fake)
             d_loss = d_loss + self.gp_weight * gp
             self.log("train/gradient_penalty", gp)
         self.manual_backward(d_loss)
