@@ -169,7 +169,7 @@ def discriminative_score(
             f"real and fake sequences must have the same length T, got {real.shape[1]} and {fake.shape[1]}."
         )
     _check_args(iterations, batch_size, repeats)
-    with _cpu_threads(device):
+    with _cpu_threads(device), _trainable():
         scores = [_discriminative_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
     return float(np.mean(scores)), float(np.std(scores))
 
@@ -223,9 +223,16 @@ def predictive_score(
     _check_unit_range(real, "real")
     _check_unit_range(fake, "fake")
     _check_args(iterations, batch_size, repeats)
-    with _cpu_threads(device):
+    with _cpu_threads(device), _trainable():
         scores = [_predictive_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
     return float(np.mean(scores)), float(np.std(scores))
+
+
+@contextlib.contextmanager
+def _trainable():
+    """Gradients on, even when called from a Lightning validation hook (no_grad / inference_mode)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 @contextlib.contextmanager

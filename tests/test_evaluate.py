@@ -1,0 +1,320 @@
+"""The evaluate job (samples file, checkpoint, image folder; provenance; bad input) and the training-time
+metric callback (val/fid as the ModelCheckpoint monitor, extractor weights kept out of checkpoints)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_gen import evaluate
+from lightning_gen.cli import run_lightning_cli
+from lightning_gen.metrics import TrainingMetric
+from tests.conftest import REPO, tiny_trainer
+
+DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and on a loaded 2-core machine far faster, than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fit(config: str, root, *extra: str) -> str:
+    run_lightning_cli(
+        [
+            "fit",
+            "--config",
+            os.path.join(REPO, config),
+            "--trainer.max_steps=4",
+            "--trainer.limit_val_batches=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.callbacks=[]",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false",
+            *extra,
+        ]
+    )
+    path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert path.is_file()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def classifier_ckpt(tmp_path_factory):
+    """A tiny classifier trained with the shipped config (16 features: FID needs >= 16 samples)."""
+    return fit(
+        "configs/classifier/digits.yaml",
+        tmp_path_factory.mktemp("classifier"),
+        "--model.init_args.network.init_args.width=4",
+        "--model.init_args.network.init_args.feature_dim=16",
+    )
+
+
+@pytest.fixture(scope="module")
+def gan_ckpt(tmp_path_factory):
+    return fit(
+        "configs/gan/digits.yaml",
+        tmp_path_factory.mktemp("gan"),
+        "--model.init_args.generator.init_args.base_channels=8",
+        "--model.init_args.discriminator.init_args.base_channels=8",
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_npz(tmp_path_factory):
+    """Real digits (as a perfect generator would give) and the same digits with heavy noise."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[:200, None].astype(np.float32) / 16.0  # (200, 1, 8, 8) in [0, 1]
+    noisy = np.clip(images + np.random.default_rng(0).normal(0, 0.4, images.shape), 0, 1).astype(np.float32)
+    root = tmp_path_factory.mktemp("samples")
+    np.savez(root / "real.npz", samples=images)
+    np.savez(root / "noisy.npz", samples=noisy)
+    return str(root / "real.npz"), str(root / "noisy.npz")
+
+
+def run(args, capsys=None):
+    return evaluate.evaluate(evaluate.build_parser().parse_args(args))
+
+
+def test_samples_file_report_has_provenance(classifier_ckpt, digits_npz, tmp_path):
+    real, noisy = digits_npz
+    common = ["--data", DIGITS, "--classifier", classifier_ckpt, "--cache-dir", str(tmp_path / "cache")]
+    out = tmp_path / "report.json"
+    report = run([noisy, *common, "--metrics", "fid,kid,is,precision_recall", "--output", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["metrics"]["fid"]["value"] == pytest.approx(report["metrics"]["fid"]["value"])
+    extractor = saved["feature_extractor"]
+    assert extractor["name"] == "classifier" and len(extractor["weights_sha256"]) == 64
+    assert extractor["resize_rule"].startswith("none") and "NOT comparable" in extractor["note"]
+    assert saved["comparable_with_published"] is False
+    assert (saved["num_real"], saved["num_generated"], saved["split"], saved["seed"]) == (180, 200, "test", 0)
+    assert saved["dataset"]["class_path"] == "lightning_gen.data.DigitsDataModule"
+    assert {"torch", "torchmetrics", "torch_fidelity", "pytorch_lightning", "numpy"} <= set(saved["versions"])
+    assert saved["source"]["kind"] == "samples file" and len(saved["source"]["sha256"]) == 64
+    assert set(saved["metrics"]) == {"fid", "kid", "is", "precision_recall"}
+    assert saved["reference_cache"]["hit"] is False and os.path.isfile(saved["reference_cache"]["path"])
+    # real digits score better than noisy ones; the second run reads the cached reference features
+    clean = run([real, *common, "--metrics", "fid"])
+    assert clean["reference_cache"]["hit"] is True
+    assert clean["metrics"]["fid"]["value"] < report["metrics"]["fid"]["value"]
+    # a different split is a different cache entry
+    other = run([real, *common, "--metrics", "fid", "--split", "val"])
+    assert other["reference_cache"]["hit"] is False and other["num_real"] == 162
+
+
+def test_checkpoint_is_sampled_and_dataset_read_from_it(gan_ckpt, classifier_ckpt, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = evaluate.main(
+        [gan_ckpt, "--classifier", classifier_ckpt, "--num-samples", "40", "--no-cache", "--output", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["source"]["kind"] == "checkpoint" and report["source"]["model"] == "GAN"
+    assert report["num_generated"] == 40 and report["dataset"]["class_path"].endswith("DigitsDataModule")
+    assert np.isfinite(report["metrics"]["fid"]["value"])
+    printed = capsys.readouterr().out
+    assert "fid" in printed and "NOT comparable" in printed
+
+
+def test_image_folder(classifier_ckpt, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(load_digits().images[:20]):
+        Image.fromarray((image * 255 / 16).astype(np.uint8)).save(folder / f"{i}.png")
+    report = run([str(folder), "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache"])
+    assert report["source"]["kind"] == "image folder" and report["num_generated"] == 20
+
+
+@pytest.mark.parametrize(
+    "samples, extra, message",
+    [
+        (np.zeros((40, 3, 8, 8), np.float32), [], r"\(C, H, W\) = \(3, 8, 8\).*have \(1, 8, 8\)"),
+        (np.full((40, 1, 8, 8), np.nan, np.float32), [], "NaN"),
+        (np.full((40, 1, 8, 8), -1.0, np.float32), [], r"must be in \[0, 1\]"),
+        (np.zeros((10, 1, 8, 8), np.float32), [], "needs at least 16 samples per set; got 10 generated"),
+        (np.zeros((40, 1, 8, 8), np.float32), ["--metrics", "fid,fdi"], r"Unknown metric\(s\) \['fdi'\]"),
+        (np.zeros((40, 1, 8, 8), np.float32), ["--metrics", "elbo"], "needs a checkpoint"),
+        (np.zeros((40, 1, 8, 8), np.float32), ["--num-samples", "50"], "holds only 40 samples"),
+    ],
+)
+def test_bad_samples_get_clear_errors(samples, extra, message, classifier_ckpt, tmp_path, capsys):
+    path = tmp_path / "bad.npz"
+    np.savez(path, samples=samples)
+    args = [str(path), "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache", *extra]
+    assert evaluate.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:")
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_missing_dataset_and_wrong_model_kind(digits_npz, classifier_ckpt, capsys):
+    assert evaluate.main([digits_npz[0], "--classifier", classifier_ckpt]) == 2
+    assert "Which dataset? Give --data" in capsys.readouterr().err
+    assert evaluate.main([classifier_ckpt, "--classifier", classifier_ckpt]) == 2
+    assert "does not generate image data" in capsys.readouterr().err
+
+
+def test_inception_offline_from_the_cli(digits_npz, monkeypatch, tmp_path, capsys):
+    import urllib.error
+
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(tf_inception, "load_state_dict_from_url", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert evaluate.main([digits_npz[0], "--data", DIGITS, "--features", "inception"]) == 2
+    err = capsys.readouterr().err
+    assert "weights-inception-2015-12-05-6726825d.pth" in err and str(tmp_path / "hub" / "checkpoints") in err
+
+
+def test_cli_lists_the_job():
+    from lightning_gen.cli import JOBS, _usage
+
+    assert JOBS["evaluate"][0] == "lightning_gen.evaluate" and "evaluate" in _usage()
+
+
+# -- the training-time callback ---------------------------------------------------------------------
+def test_fid_callback_is_a_checkpoint_monitor(classifier_ckpt, tiny_nets, adam, tmp_path):
+    from lightning_gen.data import DigitsDataModule
+    from lightning_gen.models import GAN
+
+    generator, discriminator = tiny_nets
+    model = GAN(generator, discriminator, optimizer_g=adam, optimizer_d=adam)
+    metric = TrainingMetric("fid", every_n_epochs=1, num_samples=32, classifier=classifier_ckpt, batch_size=16)
+    best = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/fid", mode="min", save_top_k=1)
+    trainer = tiny_trainer(
+        tmp_path,
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[metric, best],
+        enable_checkpointing=True,
+    )
+    trainer.fit(model, DigitsDataModule(batch_size=16))
+    value = float(trainer.callback_metrics["val/fid"])
+    assert np.isfinite(value) and value > 0 and value == pytest.approx(metric.last_value)
+    assert best.best_model_score is not None and float(best.best_model_score) <= value + 1e-6
+    ckpt = torch.load(best.best_model_path, weights_only=True)
+    assert set(ckpt["state_dict"]) == set(model.state_dict())  # no classifier weights in the model checkpoint
+    assert all(v == {} for k, v in ckpt["callbacks"].items() if k.startswith("TrainingMetric"))
+
+
+def test_fid_callback_every_n_epochs_and_fixed_samples(classifier_ckpt, tiny_nets, adam, tmp_path):
+    from lightning_gen.data import DigitsDataModule
+    from lightning_gen.models import GAN
+
+    model = GAN(*tiny_nets, optimizer_g=adam, optimizer_d=adam)
+    metric = TrainingMetric("fid", every_n_epochs=2, num_samples=32, classifier=classifier_ckpt)
+    calls = []
+    original = metric.compute_fid
+    metric.compute_fid = lambda trainer, module: calls.append(trainer.current_epoch) or original(trainer, module)
+    trainer = tiny_trainer(tmp_path, max_epochs=3, limit_train_batches=1, limit_val_batches=1, callbacks=[metric])
+    trainer.fit(model, DigitsDataModule(batch_size=16))
+    assert calls == [1]  # epochs 0, 1, 2: only the second
+    first = metric._draw(trainer, model)
+    assert torch.equal(first, metric._draw(trainer, model))  # the same noise every time
+
+
+class SineSequences(pl.LightningDataModule):
+    """Tiny sines (B, 8, 4) in [0, 1]; ``data_min`` marks sequence data."""
+
+    data_min = np.zeros(4)
+
+    def __init__(self):
+        super().__init__()
+        t = torch.arange(8.0)[None, :, None]
+        freq = torch.rand(160, 1, 4, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2
+        self.x = (torch.sin(freq * t) + 1) / 2  # (160, 8, 4)
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(self.x), batch_size=16)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(self.x[:80]), batch_size=16)
+
+
+class NoiseSequenceModel(pl.LightningModule):
+    """A stand-in generator of uniform noise sequences (the worst possible model)."""
+
+    data_kind = "sequence"
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def sample(self, n, length):
+        return torch.rand(n, length, 4, device=self.device)
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - 1).pow(2).sum()
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_discriminative_callback_logs_the_sweep_metric(tmp_path):
+    metric = TrainingMetric("discriminative", every_n_epochs=1, num_samples=80, iterations=60, batch_size=32)
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=1, callbacks=[metric])
+    trainer.fit(NoiseSequenceModel(), SineSequences())
+    score = float(trainer.callback_metrics["val/discriminative_score"])
+    assert 0.0 <= score <= 0.5 and score == metric.last_value
+
+
+def test_callback_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown training metric 'fd'"):
+        TrainingMetric("fd")
+    with pytest.raises(ValueError, match="needs `classifier`"):
+        TrainingMetric("fid")
+
+
+DDP_SCRIPT = """
+import sys, torch, functools, pytorch_lightning as pl
+from lightning_gen.data import DigitsDataModule
+from lightning_gen.metrics import TrainingMetric
+from lightning_gen.models import GAN
+from lightning_gen.nets import MLPDiscriminator, MLPGenerator
+torch.manual_seed(0)
+adam = functools.partial(torch.optim.Adam, lr=1e-3)
+model = GAN(MLPGenerator(8, 8, 1, hidden=16), MLPDiscriminator(8, 1, hidden=16), optimizer_g=adam, optimizer_d=adam)
+metric = TrainingMetric("fid", every_n_epochs=1, num_samples=64, classifier=sys.argv[1])
+trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=1,
+                     limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, callbacks=[metric])
+trainer.fit(model, DigitsDataModule(batch_size=16))
+print(f"RANK {trainer.global_rank} FID {metric.last_value:.10f}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_fid_callback_under_ddp_gives_one_value(classifier_ckpt, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_fid.py"
+    script.write_text(DDP_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), classifier_ckpt], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    lines = sorted(line for line in out.stdout.splitlines() if line.startswith("RANK"))
+    assert len(lines) == 2, out.stdout + out.stderr
+    assert lines[0].split()[-1] == lines[1].split()[-1]  # both ranks log the same synced value
