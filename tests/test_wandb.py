@@ -14,7 +14,15 @@ from tests.conftest import REPO
 @pytest.fixture
 def no_wandb_setup(tmp_path, monkeypatch):
     """No WANDB_MODE, no API key, no ~/.netrc: what a fresh offline machine looks like."""
-    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_NAME", "WANDB_RUN_GROUP"):
+    for var in (
+        "WANDB_MODE",
+        "WANDB_API_KEY",
+        "WANDB_BASE_URL",
+        "WANDB_RUN_ID",
+        "WANDB_NAME",
+        "WANDB_RUN_GROUP",
+        "WANDB_PROJECT",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
