@@ -184,6 +184,41 @@ def test_inception_offline_from_the_cli(digits_npz, monkeypatch, tmp_path, capsy
     assert "weights-inception-2015-12-05-6726825d.pth" in err and str(tmp_path / "hub" / "checkpoints") in err
 
 
+SINES = os.path.join(REPO, "configs/rvae/sines.yaml")
+SMALL_SINES = ["--data-arg", "num_sequences=400", "--data-arg", "seq_len=8"]
+FAST_SCORES = ["--disc-iterations", "10", "--pred-iterations", "10", "--repeats", "1"]
+
+
+def test_sequence_samples_file(tmp_path):
+    from lightning_gen.data.sequences import make_sines
+
+    good, noise = tmp_path / "sines.npz", tmp_path / "noise.npz"
+    np.savez(good, samples=make_sines(40, 8, 5, seed=7))  # original scale, as the sample job writes them
+    np.savez(noise, samples=np.random.default_rng(0).uniform(0, 1, (40, 8, 5)).astype(np.float32))
+    common = ["--data", SINES, *SMALL_SINES, *FAST_SCORES]
+    report = run([str(good), *common, "--metrics", "discriminative,predictive,mmd"])
+    assert report["num_real"] == 40 and report["num_generated"] == 40 and report["feature_extractor"] is None
+    metrics = report["metrics"]
+    assert 0 <= metrics["discriminative"]["value"] <= 0.5 and metrics["discriminative"]["repeats"] == 1
+    assert metrics["predictive"]["value"] > 0 and metrics["predictive"]["reference_value"] > 0
+    assert run([str(noise), *common, "--metrics", "mmd"])["metrics"]["mmd"]["value"] > metrics["mmd"]["value"]
+    with pytest.raises(ValueError, match=r"Unknown metric\(s\) \['fid'\] for sequence data"):
+        run([str(good), *common, "--metrics", "fid"])
+
+
+def test_sequence_checkpoint_with_elbo(tmp_path):
+    ckpt = fit(
+        "configs/rvae/sines.yaml",
+        tmp_path,
+        "--data.init_args.num_sequences=200",
+        "--data.init_args.seq_len=8",
+        "--data.init_args.batch_size=16",
+    )
+    report = run([ckpt, "--metrics", "mmd,elbo", "--num-samples", "30", *FAST_SCORES])
+    assert report["source"]["model"] == "RVAE" and report["num_generated"] == 30
+    assert np.isfinite(report["metrics"]["test/elbo"]["value"]) and report["metrics"]["mmd"]["value"] >= 0
+
+
 def test_cli_lists_the_job():
     from lightning_gen.cli import JOBS, _usage
 
