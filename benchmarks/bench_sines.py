@@ -117,7 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-real", action="store_true", help="skip the real-data predictive reference")
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "sines.json"))
+    p.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier result files")
     args = p.parse_args(argv)
+    if args.table:
+        merged: dict = {"models": {}}
+        for path in args.table:
+            with open(path) as f:
+                part = json.load(f)
+            merged["models"].update(part["models"])
+            merged.setdefault("real_predictive", part.get("real_predictive"))
+            merged["real_predictive"] = merged["real_predictive"] or part.get("real_predictive")
+        print_table(merged)
+        return 0
     torch.set_num_threads(args.threads)
 
     from lightning_gen.data.sequences import make_sines
@@ -144,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             real_s, real_s, iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed
         )
         print("real data predictive", fmt(results["real_predictive"]), flush=True)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
     for name in args.models:
         model, info = train(name, args.budget_cpu_s, args.seed)
         info.update(score(real, generate(model, len(real), real.shape[1]), args))
@@ -151,15 +164,19 @@ def main(argv: list[str] | None = None) -> int:
         print(name, info, flush=True)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
+    print_table(results)
+    return 0
+
+
+def print_table(results: dict) -> None:
     print("\n| model | discriminative | predictive | training |\n|---|---|---|---|")
     for name, info in results["models"].items():
         print(f"| {name} | {fmt(info['discriminative'])} | {fmt(info['predictive'])} | {info['cpu_s']} CPU s, "
               f"{info['batches']} batches |")  # fmt: skip
-    if "real_predictive" in results:
+    if results.get("real_predictive"):
         print(f"| real data | - | {fmt(results['real_predictive'])} | - |")
     for name, (d, pr) in PUBLISHED.items():
         print(f"| {name} | {d} | {pr} | - |")
-    return 0
 
 
 if __name__ == "__main__":
