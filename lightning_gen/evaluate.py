@@ -36,7 +36,11 @@ from lightning_gen.metrics.image import IMAGE_METRICS, check_images
 
 SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music")
 MODEL_METRICS = ("elbo",)
-DEFAULT_METRICS = {"image": ["fid"], "sequence": ["discriminative", "predictive", "mmd"]}
+DEFAULT_METRICS = {
+    "image": ["fid"],
+    "sequence": ["discriminative", "predictive", "mmd"],
+    "piano_roll": ["discriminative", "mmd", "music"],
+}
 NO_EFFECT_DATA_ARGS = ("batch_size", "num_workers", "progress", "_instantiator")  # do not change the data
 
 
@@ -138,6 +142,8 @@ def generated_samples(args, model, datamodule, kind: str, reference: torch.Tenso
             x = (draw(model, n, args.batch_size).clamp(-1, 1) + 1) / 2
         else:
             x = draw(model, n, args.batch_size, length=reference.shape[1])
+            if getattr(datamodule, "pitch_low", None) is not None:
+                x = (x > 0.5).float()  # binary rolls like the reference (and the sample job's files)
         return x, {"kind": "checkpoint", "path": source, "model": type(model).__name__, "drawn": n}
     if os.path.isdir(source):
         if kind != "image":
@@ -379,7 +385,8 @@ def evaluate(args) -> dict:
     spec = resolve_data_spec(args.data, args.source if is_ckpt else None, args.data_arg)
     datamodule = build_datamodule(spec)
     kind = data_kind_of(datamodule)
-    metrics = list(args.metrics or DEFAULT_METRICS[kind])
+    default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
+    metrics = list(args.metrics or default)
     allowed = (IMAGE_METRICS if kind == "image" else SEQUENCE_METRICS) + MODEL_METRICS
     unknown = [m for m in metrics if m not in allowed]
     if unknown:
@@ -441,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
         default=None,
         help=f"comma-separated; images: {','.join(IMAGE_METRICS)} (default fid); sequences: "
-        f"{','.join(SEQUENCE_METRICS)} (default discriminative,predictive,mmd); both: elbo",
+        f"{','.join(SEQUENCE_METRICS)} (default discriminative,predictive,mmd; piano rolls: "
+        "discriminative,mmd,music); both: elbo",
     )
     p.add_argument("--split", default="test", help="reference split: train, val or test (default test)")
     p.add_argument(

@@ -206,6 +206,28 @@ def test_sequence_samples_file(tmp_path):
         run([str(good), *common, "--metrics", "fid"])
 
 
+def test_piano_rolls_get_music_statistics(tmp_path):
+    import yaml
+
+    from lightning_gen.data import ChoralesDataModule
+
+    init = {"data_dir": str(tmp_path), "max_chorales": 4, "window_length": 16, "stride": 8, "batch_size": 4}
+    dm = ChoralesDataModule(**init, progress=False)
+    dm.setup()
+    np.savez(tmp_path / "rolls.npz", samples=np.roll(dm.splits["test"], 1, axis=2))  # all a semitone up
+    config = tmp_path / "chorales.yaml"
+    config.write_text(
+        yaml.safe_dump({"data": {"class_path": "lightning_gen.data.ChoralesDataModule", "init_args": init}})
+    )
+    report = run([str(tmp_path / "rolls.npz"), "--data", str(config), *FAST_SCORES])
+    metrics = report["metrics"]
+    assert {"discriminative", "mmd", "music/polyphony", "music/pitch_histogram_distance"} <= set(metrics)
+    # transposition keeps scale consistency and tone span, and moves the pitch histogram
+    for stat in ("scale_consistency", "tone_span", "notes_per_step"):
+        assert metrics[f"music/{stat}"]["value"] == pytest.approx(metrics[f"music/{stat}"]["reference_value"])
+    assert metrics["music/pitch_histogram_distance"]["value"] > 0.1
+
+
 def test_sequence_checkpoint_with_elbo(tmp_path):
     ckpt = fit(
         "configs/rvae/sines.yaml",
