@@ -13,7 +13,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import kl_normal
-from lightning_gen.models.common import save_plain_hyperparameters
+from lightning_gen.models.common import batches_done, save_plain_hyperparameters
 from lightning_gen.models.gan import check_image_shape
 
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -147,7 +147,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
     - Likelihood ``gaussian``: N(x | G(z), sigma^2 I), sigma fixed (``sigma``, in the [-1, 1] pixel units);
       ``bernoulli``: pixels mapped to [0, 1] and read as Bernoulli probabilities (MNIST-style data).
     - KL weight (beta annealing, Bowman et al. 2016, sec. 3.1): ``beta_t = kl_weight * min(1, t /
-      kl_warmup_steps)`` at optimizer step t.
+      kl_warmup_steps)`` after t training batches.
     - Free bits (Kingma et al. 2016, "Improved variational inference with inverse autoregressive flow",
       appendix "free bits"): each latent dimension's batch-mean KL counts as at least ``free_bits`` nats in
       the loss, so the optimiser gains nothing by pushing it below that; 0 disables.
@@ -212,8 +212,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
         """beta at the current optimizer step (linear warm-up from 0 to ``kl_weight``)."""
         if self.kl_warmup_steps == 0:
             return self.kl_weight
-        step = self.trainer.global_step if self._trainer is not None else 0
-        return self.kl_weight * min(1.0, step / self.kl_warmup_steps)
+        return self.kl_weight * min(1.0, batches_done(self) / self.kl_warmup_steps)
 
     def kl_term(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The KL as it enters the loss (batch mean): with free bits, sum_j max(free_bits, E_batch[KL_j])."""

@@ -12,20 +12,13 @@ from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, grad
 from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
+    clip_grad_norm_before_step,
     has_batch_norm,
+    logs_this_step,
     save_plain_hyperparameters,
 )
 from lightning_gen.models.gan import check_image_shape
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, reparameterize
-
-
-def finish_step(optimizer, params, max_norm: float | None) -> torch.Tensor:
-    """Gradient norm (clipped to ``max_norm`` if set), then step and zero the gradients."""
-    params = [p for p in params if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(params, max_norm or float("inf")) if params else torch.zeros(())
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return norm
 
 
 class VAEGAN(LatentImageAPI, pl.LightningModule):
@@ -186,6 +179,19 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
+    def _finish_step(self, optimizer) -> torch.Tensor | None:
+        """Step (clipping happens in ``on_before_optimizer_step``) and zero the gradients; return the gradient
+        norm when it is measured (clipping, or a step whose metrics the logger will write)."""
+        self._grad_norm = None
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return self._grad_norm
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # inside opt.step(), after fp16 gradients are unscaled: clipping here is right in every precision
+        if self.clip_grad_norm is not None or logs_this_step(self):
+            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
+
     # -- losses -------------------------------------------------------------------------------------
     def feature_reconstruction(self, real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         """L_llike^Dis_l (Larsen et al. 2016, eq. 7): 0.5 * squared distance in D's layer l, batch mean."""
@@ -230,20 +236,23 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
             gp = gradient_penalty(self.discriminator, torch.cat([real, real]), torch.cat([recon, prior]))
             d_loss = d_loss + self.gp_weight * gp
-            self.log("train/gradient_penalty", gp)
         train_d, train_g = self.gates(real_logits.detach(), torch.cat([recon_logits, prior_logits]).detach())
-        d_norm = torch.zeros(())
+        d_norm = None
         if train_d:
             self.manual_backward(d_loss)
-            d_norm = finish_step(opt_d, self.discriminator.parameters(), self.clip_grad_norm)
+            d_norm = self._finish_step(opt_d)
         self.untoggle_optimizer(opt_d)
+        if not logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
+            return train_g
+        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+            self.log("train/gradient_penalty", gp)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
                 "train/D(x)": self._d_output(real_logits),
                 "train/D(G(E(x)))": self._d_output(recon_logits),
                 "train/D(G(z))": self._d_output(prior_logits),
-                "train/grad_norm_d": d_norm,
+                "train/grad_norm_d": d_norm if d_norm is not None else torch.zeros(()),
                 "train/d_updated": float(train_d),
                 "train/g_updated": float(train_g),
             }
@@ -264,8 +273,10 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         pixel = self.pixel_reconstruction(real, recon)
         e_loss = self.kl_weight * kl + feat + self.pixel_weight * pixel
         self.manual_backward(e_loss)
-        e_norm = finish_step(opt_e, self.encoder.parameters(), self.clip_grad_norm)
+        e_norm = self._finish_step(opt_e)
         self.untoggle_optimizer(opt_e)
+        if not logs_this_step(self):
+            return z.detach()
         self.log_dict(
             {
                 "train/e_loss": e_loss.detach(),
@@ -291,12 +302,13 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         if self.pixel_weight > 0:
             g_loss = g_loss + self.pixel_weight * self.pixel_reconstruction(real, recon)
         self.manual_backward(g_loss)
-        g_norm = finish_step(opt_g, self.generator.parameters(), self.clip_grad_norm)
+        g_norm = self._finish_step(opt_g)
         self.untoggle_optimizer(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
-        self.log_dict({"train/g_loss": g_loss.detach(), "train/g_adv": adv.detach(), "train/grad_norm_g": g_norm})
-        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
+        if logs_this_step(self):
+            self.log_dict({"train/g_loss": g_loss.detach(), "train/g_adv": adv.detach(), "train/grad_norm_g": g_norm})
+            self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean D output as usually reported: a probability for ``ns``, the raw score otherwise."""
