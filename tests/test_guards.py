@@ -80,7 +80,10 @@ def _interrupted_run(root, signum) -> str:
     return path
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize(
+    "signum",
+    [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="Ctrl-C", marks=pytest.mark.slow)],
+)
 def test_interrupt_saves_a_loadable_checkpoint(signum, tmp_path):
     _interrupted_run(tmp_path, signum)
 
