@@ -141,10 +141,10 @@ class WandbLogger(_LightningWandbLogger):
         global _ANNOUNCED
         if self.mode == "offline" and not _ANNOUNCED:
             _ANNOUNCED = True
-            why = f" ({self.offline_reason})" if self.offline_reason else ""
+            why = f": {self.offline_reason}" if self.offline_reason else ""
             folder = os.path.join(self.root_dir, "wandb", "offline-run-*")
             print(
-                f"W&B is offline{why}: the run is kept in {folder}; upload it later with `wandb sync {folder}`.",
+                f"W&B runs offline{why}. The run is kept in {folder}; upload it later with `wandb sync {folder}`.",
                 file=sys.stderr,
             )
 
