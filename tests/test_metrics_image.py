@@ -182,3 +182,11 @@ def test_classifier_refuses_unlabelled_data():
     model = ImageClassifier(SmallCNN(img_size=8, channels=1, width=4, feature_dim=8))
     with pytest.raises(ValueError, match="needs labelled images"):
         model.training_step((torch.zeros(2, 1, 8, 8), torch.tensor([-1, -1])), 0)
+
+
+def test_small_cnn_downsample_stages():
+    net = SmallCNN(img_size=28, channels=1, width=4, feature_dim=8, downsample=3)
+    strided = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == 3 and net.features(torch.zeros(2, 1, 28, 28)).shape == (2, 8)
+    with pytest.raises(ValueError, match="downsample >= 1"):
+        SmallCNN(downsample=0)

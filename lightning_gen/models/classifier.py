@@ -22,9 +22,10 @@ from lightning_gen.models.common import save_plain_hyperparameters
 class SmallCNN(nn.Module):
     """Conv feature extractor + linear head for (B, C, H, W) images in [-1, 1].
 
-    Two conv stages (3x3 conv, batch norm, ReLU; the second stage strided), global average pooling, then a
-    ``feature_dim`` ReLU layer: the penultimate features (``features(x)``) used for FID, and a linear layer
-    to ``num_classes`` logits.
+    Two 3x3 conv blocks (conv, batch norm, ReLU), then ``downsample`` stages of a strided block and a plain
+    one (1 suits 8x8 digits; 3 takes 28x28 MNIST to 4x4, so that the pooled features see whole digits),
+    global average pooling, then a ``feature_dim`` ReLU layer: the penultimate features (``features(x)``)
+    used for FID, and a linear layer to ``num_classes`` logits.
 
     Args:
         img_size: input height and width (any size >= 4).
@@ -33,6 +34,7 @@ class SmallCNN(nn.Module):
         width: channels of the first stage (the second has twice as many).
         feature_dim: size of the penultimate features.
         dropout: dropout before the last layer (training only).
+        downsample: number of stride-2 stages.
     """
 
     def __init__(
@@ -43,25 +45,28 @@ class SmallCNN(nn.Module):
         width: int = 32,
         feature_dim: int = 128,
         dropout: float = 0.3,
+        downsample: int = 1,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels={channels}: images must have 1 (grey) or 3 (RGB) channels.")
-        if img_size < 4 or num_classes < 2 or width < 1 or feature_dim < 1:
+        if img_size < 4 or num_classes < 2 or width < 1 or feature_dim < 1 or downsample < 1:
             raise ValueError(
-                f"SmallCNN needs img_size >= 4, num_classes >= 2, width >= 1, feature_dim >= 1; got "
-                f"{img_size}, {num_classes}, {width}, {feature_dim}."
+                f"SmallCNN needs img_size >= 4, num_classes >= 2, width >= 1, feature_dim >= 1, downsample >= 1; "
+                f"got {img_size}, {num_classes}, {width}, {feature_dim}, {downsample}."
             )
         self.img_size, self.channels, self.num_classes, self.feature_dim = img_size, channels, num_classes, feature_dim
 
         def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
             return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
+        stages = [*block(channels, width, 1), *block(width, width, 1)]
+        c_in = width
+        for _ in range(downsample):  # each stage halves H and W: the receptive field has to cover a digit
+            stages += [*block(c_in, 2 * width, 2), *block(2 * width, 2 * width, 1)]
+            c_in = 2 * width
         self.body = nn.Sequential(
-            *block(channels, width, 1),
-            *block(width, width, 1),
-            *block(width, 2 * width, 2),
-            *block(2 * width, 2 * width, 1),
+            *stages,
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),  # (B, 2 * width)
             nn.Linear(2 * width, feature_dim),
