@@ -121,9 +121,7 @@ def test_pickled_payload_in_ckpt_path_is_refused_and_not_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("family", family_params())
-def test_bf16_mixed_trains(family, tmp_path, request):
-    if family == "lstm_gan":  # nn.LSTM under CPU bf16 autocast fails in torch 2.14's oneDNN; GRU works
-        request.applymarker(pytest.mark.xfail(reason="CPU nn.LSTM cannot run under bf16 autocast", strict=False))
+def test_bf16_mixed_trains(family, tmp_path):
     cli = run_lightning_cli(family_args(family, tmp_path, "--trainer.max_steps=2", "--trainer.precision=bf16-mixed"))
     assert cli.trainer.precision == "bf16-mixed" and cli.trainer.global_step == 2
     assert all(torch.isfinite(p).all() for p in cli.model.parameters())

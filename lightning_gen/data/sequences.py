@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gen.data.resumable import resumable_train_loader
 from lightning_gen.music import load_chorale_notes, notes_to_roll
 
 
@@ -209,7 +210,16 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # same order and position after a resume, one shard per rank under DDP (lightning_gen.data.resumable)
+        self.setup()
+        return resumable_train_loader(
+            self,
+            TensorDataset(torch.from_numpy(self.splits["train"])),
+            self.batch_size,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -8,7 +8,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty
-from lightning_gen.models.common import GeneratorEMA, save_plain_hyperparameters
+from lightning_gen.models.common import GeneratorEMA, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.sequence_common import SequenceModel
 
 
@@ -121,10 +121,13 @@ class LSTMGAN(SequenceModel):
             with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
                 gp = gradient_penalty(self._critic, real, fake)
             d_loss = d_loss + self.gp_weight * gp
-            self.log("train/gradient_penalty", gp)
         self.manual_backward(d_loss)
         d_norm = self.finish_step(opt_d, self.discriminator.parameters())
         self.untoggle_optimizer(opt_d)
+        if not logs_this_step(self):  # only every log_every_n_steps-th value is written
+            return
+        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+            self.log("train/gradient_penalty", gp)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
@@ -146,12 +149,15 @@ class LSTMGAN(SequenceModel):
                 real_features = self.discriminator.features(real).mean((0, 1))  # (F,)
             fm = (self.discriminator.features(fake).mean((0, 1)) - real_features).pow(2).sum()
             g_loss = g_loss + self.feature_matching * fm
-            self.log("train/feature_matching", fm.detach())
         self.manual_backward(g_loss)
         g_norm = self.finish_step(opt_g, self.generator.parameters())
         self.untoggle_optimizer(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
+        if not logs_this_step(self):
+            return
+        if self.feature_matching > 0:
+            self.log("train/feature_matching", fm.detach())
         self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
         self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 

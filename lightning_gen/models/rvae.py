@@ -11,7 +11,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import kl_normal
-from lightning_gen.models.common import save_plain_hyperparameters
+from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.sequence_common import SequenceModel
 
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -131,11 +131,13 @@ class RVAE(SequenceModel):
         opt = self.optimizers()
         self.toggle_optimizer(opt)
         recon, kl, _ = self.elbo_terms(x, self.teacher_forcing)
-        beta = kl_warmup(self.global_step, self.kl_weight, self.kl_warmup_steps)
+        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         loss = (recon + beta * kl).mean()
         self.manual_backward(loss)
         norm = self.finish_step(opt, [*self.encoder.parameters(), *self.decoder.parameters()])
         self.untoggle_optimizer(opt)
+        if not logs_this_step(self):  # only every log_every_n_steps-th value is written
+            return
         self.log_dict(
             {
                 "train/loss": loss.detach(),

@@ -8,7 +8,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal
-from lightning_gen.models.common import save_plain_hyperparameters
+from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.rvae import Likelihood, check_vae_parts, kl_warmup, reconstruction_nll
 from lightning_gen.models.sequence_common import SequenceModel
 
@@ -16,8 +16,8 @@ from lightning_gen.models.sequence_common import SequenceModel
 class RVAEGAN(SequenceModel):
     """R-VAE-GAN: a recurrent VAE whose decoder is also the generator of a GAN, three optimizers.
 
-    One training step follows Larsen et al. 2016, algorithm 1, on one forward pass: encode x to z, decode a
-    reconstruction x~ (teacher forcing at rate ``teacher_forcing``) and a sample x_p from z_p ~ N(0, I); then
+    One training step follows Larsen et al. 2016, algorithm 1: encode x to z, decode a reconstruction x~
+    (teacher forcing at rate ``teacher_forcing``) and a sample x_p from z_p ~ N(0, I); then
 
     1. **D step**: real x against both x~ and x_p (detached), the GAN loss ``loss``;
     2. **encoder step** on ``beta * KL + L_feat`` (+ ``data_recon_weight * L_data``), where ``L_feat`` is the
@@ -27,9 +27,11 @@ class RVAEGAN(SequenceModel):
     3. **decoder step** on ``gamma * L_feat`` (+ ``data_recon_weight * L_data``) plus the generator's
        adversarial loss on x~ and x_p (sec. 2.3: gamma weighs reconstruction against fooling D).
 
-    The encoder's and decoder's gradients are taken from the same graph, each only into its own network
-    (``backward(inputs=...)``), after D's update, as in Larsen et al.'s algorithm. ``L_data`` is the plain
-    VAE likelihood (Gaussian or Bernoulli), off by default as in the paper.
+    Each step is one optimizer at a time (``toggle_optimizer``, as the image VAE-GAN), after D's update; the
+    decoder's step reuses the encoder step's z. Taking both gradients from one graph with
+    ``backward(inputs=...)`` would save a decoder pass but breaks DDP, whose reducer then waits for gradients
+    of parameters that the graph reaches but the backward never fills. ``L_data`` is the plain VAE
+    likelihood (Gaussian or Bernoulli), off by default as in the paper.
 
     Args:
         encoder: (B, T, D) to (mu, logvar) (e.g. ``RecurrentEncoder``).
@@ -118,75 +120,103 @@ class RVAEGAN(SequenceModel):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def forward_pass(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encode, reconstruct and sample from the prior (Larsen et al. 2016, algorithm 1, first lines)."""
+    def reconstruct_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode x, draw z, decode a reconstruction with teacher forcing (Larsen et al. 2016, algorithm 1)."""
         mu, logvar = self.encoder(x)  # (B, Z) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=self.teacher_forcing)  # (B, T, D)
-        z_prior = torch.randn_like(mu)
-        prior = self.decoder.activate(self.decoder(z_prior, x.shape[1]))  # (B, T, D)
-        return {"mu": mu, "logvar": logvar, "raw": raw, "recon": self.decoder.activate(raw), "prior": prior}
+        return {"mu": mu, "logvar": logvar, "z": z, "raw": raw, "recon": self.decoder.activate(raw)}
+
+    def prior_sample(self, n: int, length: int) -> torch.Tensor:
+        z_prior = torch.randn(n, self.latent_dim, device=self.device)
+        return self.decoder.activate(self.decoder(z_prior, length))  # (B, T, D)
+
+    def feature_nll(self, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """Gaussian reconstruction error in D's features, per sequence (B,) (Larsen et al. 2016, sec. 2.2)."""
+        with torch.no_grad():
+            real_features = self.discriminator.features(x)  # (B, T, F): a fixed target
+        return 0.5 * (self.discriminator.features(recon) - real_features).pow(2).flatten(1).sum(1)
 
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]  # (B, T, D) in [0, 1]
-        out = self.forward_pass(x)
-        self.discriminator_step(x, out["recon"].detach(), out["prior"].detach())
-        self.encoder_decoder_step(x, out)
+        with torch.no_grad():
+            recon, prior = self.reconstruct_train(x)["recon"], self.prior_sample(x.shape[0], x.shape[1])
+        self.discriminator_step(x, recon, prior)
+        z = self.encoder_step(x)
+        self.decoder_step(x, z)
 
     def discriminator_step(self, x: torch.Tensor, recon: torch.Tensor, prior: torch.Tensor) -> None:
-        """D learns real x against reconstructions and prior samples (both detached)."""
+        """D learns real x against reconstructions and prior samples (made without a graph)."""
         opt_d = self.optimizers()[2]
         self.toggle_optimizer(opt_d)
         real_logits = self.discriminator(x)
         fake_logits = self.discriminator(torch.cat([recon, prior]))  # (2B, ...)
         d_loss = self.adversarial.d(real_logits, fake_logits)
         self.manual_backward(d_loss)
-        d_norm = self.finish_step(opt_d, self.discriminator.parameters())
+        d_norm = self.finish_step(opt_d)
         self.untoggle_optimizer(opt_d)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss.detach(),
-                "train/D(x)": self._d_output(real_logits),
-                "train/D(G(z))": self._d_output(fake_logits),
-                "train/grad_norm_d": d_norm,
-            }
-        )
-        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+        if logs_this_step(self):
+            self.log_dict(
+                {
+                    "train/d_loss": d_loss.detach(),
+                    "train/D(x)": self._d_output(real_logits),
+                    "train/D(G(z))": self._d_output(fake_logits),
+                    "train/grad_norm_d": d_norm,
+                }
+            )
+            self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
 
-    def encoder_decoder_step(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
-        """Encoder step on KL + feature-wise reconstruction; decoder step on gamma * the same reconstruction
-        plus the adversarial loss. Each loss is back-propagated only into its own network."""
-        opt_e, opt_g = self.optimizers()[:2]
-        with torch.no_grad():
-            real_features = self.discriminator.features(x)  # (B, T, F): a fixed target
-        feature_nll = 0.5 * (self.discriminator.features(out["recon"]) - real_features).pow(2).flatten(1).sum(1)
+    def encoder_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder on beta * KL + feature-wise (+ data) reconstruction; decoder and D frozen by
+        ``toggle_optimizer`` (so DDP waits for no gradient of theirs). Returns z (detached) for the decoder."""
+        opt_e = self.optimizers()[0]
+        self.toggle_optimizer(opt_e)
+        out = self.reconstruct_train(x)
+        feature_nll = self.feature_nll(x, out["recon"])  # (B,)
         data_nll = reconstruction_nll(out["raw"], x, self.decoder, self.likelihood, self.sigma)  # (B,)
         kl = kl_normal(out["mu"], out["logvar"])  # (B,)
-        beta = kl_warmup(self.global_step // 3, self.kl_weight, self.kl_warmup_steps)  # 3 optimizer steps a batch
+        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         encoder_loss = (beta * kl + feature_nll + self.data_recon_weight * data_nll).mean()
-        fakes = torch.cat([out["recon"], out["prior"]])  # (2B, T, D)
+        self.manual_backward(encoder_loss)
+        e_norm = self.finish_step(opt_e)
+        self.untoggle_optimizer(opt_e)
+        if logs_this_step(self):
+            self.log_dict(
+                {
+                    "train/encoder_loss": encoder_loss.detach(),
+                    "train/feature_recon": feature_nll.detach().mean(),
+                    "train/data_recon": data_nll.detach().mean(),
+                    "train/kl": kl.detach().mean(),
+                    "train/kl_weight": beta,
+                    "train/grad_norm_e": e_norm,
+                }
+            )
+        return out["z"].detach()
+
+    def decoder_step(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Decoder on gamma * feature-wise (+ data) reconstruction plus the adversarial loss on the
+        reconstruction and a prior sample (Larsen et al. 2016, sec. 2.3); encoder and D frozen."""
+        opt_g = self.optimizers()[1]
+        self.toggle_optimizer(opt_g)
+        raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=self.teacher_forcing)  # (B, T, D)
+        recon = self.decoder.activate(raw)
+        feature_nll = self.feature_nll(x, recon)
+        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)
+        fakes = torch.cat([recon, self.prior_sample(x.shape[0], x.shape[1])])  # (2B, T, D)
         adversarial = self.adversarial.g(self.discriminator(fakes))
         decoder_loss = (self.gamma * feature_nll + self.data_recon_weight * data_nll).mean() + adversarial
-
-        encoder_params, decoder_params = list(self.encoder.parameters()), list(self.decoder.parameters())
-        self.manual_backward(encoder_loss, inputs=encoder_params, retain_graph=True)
-        self.manual_backward(decoder_loss, inputs=decoder_params)
-        e_norm = self.finish_step(opt_e, encoder_params)
-        g_norm = self.finish_step(opt_g, decoder_params)
-        self.log_dict(
-            {
-                "train/encoder_loss": encoder_loss.detach(),
-                "train/decoder_loss": decoder_loss.detach(),
-                "train/feature_recon": feature_nll.detach().mean(),
-                "train/data_recon": data_nll.detach().mean(),
-                "train/kl": kl.detach().mean(),
-                "train/kl_weight": beta,
-                "train/g_adversarial": adversarial.detach(),
-                "train/grad_norm_e": e_norm,
-                "train/grad_norm_g": g_norm,
-            }
-        )
-        self.log("g_loss", decoder_loss.detach(), prog_bar=True, logger=False)
+        self.manual_backward(decoder_loss)
+        g_norm = self.finish_step(opt_g)
+        self.untoggle_optimizer(opt_g)
+        if logs_this_step(self):
+            self.log_dict(
+                {
+                    "train/decoder_loss": decoder_loss.detach(),
+                    "train/g_adversarial": adversarial.detach(),
+                    "train/grad_norm_g": g_norm,
+                }
+            )
+            self.log("g_loss", decoder_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.detach()

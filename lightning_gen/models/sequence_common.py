@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_gen.data.sequences import SequenceScale
+from lightning_gen.models.common import clip_grad_norm_before_step, logs_this_step
 
 
 def moment_gap(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -51,14 +52,18 @@ class SequenceModel(pl.LightningModule):
         """Samples (B, T, D) in the model's [0, 1] scale back to the data's original scale."""
         return self.data_info.inverse(x)
 
-    def finish_step(self, optimizer, params) -> torch.Tensor:
-        """Gradient norm (clipped if asked), then step and zero the gradients."""
-        params = [p for p in params if p.grad is not None]
-        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+    def finish_step(self, optimizer, params=None) -> torch.Tensor | None:
+        """Step and zero the gradients; return the gradient norm when it was measured (clipping, or a step
+        whose metrics the logger writes). Clipping happens in ``on_before_optimizer_step``."""
+        self._grad_norm = None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return norm
+        return self._grad_norm
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Inside opt.step(), after fp16 unscaling: clipping here is right in every precision (Lightning #18089).
+        if self.clip_grad_norm is not None or logs_this_step(self):
+            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
 
     def log_moment_gap(self, real: torch.Tensor, prefix: str) -> None:
         fake = self.sample(real.shape[0], length=real.shape[1])

@@ -15,7 +15,25 @@ from torch import nn
 
 Cell = Literal["gru", "lstm", "rnn"]
 Output = Literal["sigmoid", "identity"]
-_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class CPUAutocastSafeLSTM(nn.LSTM):
+    """``nn.LSTM`` that runs in float32 under CPU autocast (same parameters and state-dict keys).
+
+    torch's CPU LSTM kernel has no bf16 path under autocast ("could not create a primitive descriptor for the
+    LSTM forward propagation primitive", torch 2.14): so ``precision=bf16-mixed`` on CPU runs the LSTM itself
+    in float32. On CUDA, cuDNN's bf16 LSTM is used as usual.
+    """
+
+    def forward(self, input, hx=None):
+        if input.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                hx = tuple(h.float() for h in hx) if isinstance(hx, tuple) else hx
+                return super().forward(input.float(), hx)
+        return super().forward(input, hx)
+
+
+_CELLS = {"gru": nn.GRU, "lstm": CPUAutocastSafeLSTM, "rnn": nn.RNN}
 
 
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False):
