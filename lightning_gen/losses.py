@@ -68,6 +68,13 @@ def get_adversarial_loss(name: str) -> AdversarialLoss:
     return ADVERSARIAL_LOSSES[name]
 
 
+def mean_d_output(logits: torch.Tensor, loss_name: str) -> torch.Tensor:
+    """Mean D output as usually reported (the ``D(x)`` / ``D(G(z))`` of training logs): a probability for
+    ``ns``, the raw score for ``hinge`` and ``wasserstein``. Detached."""
+    logits = logits.detach()
+    return torch.sigmoid(logits).mean() if loss_name == "ns" else logits.mean()
+
+
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
 ) -> torch.Tensor:

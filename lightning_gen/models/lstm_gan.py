@@ -7,7 +7,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, mean_d_output
 from lightning_gen.models.common import GeneratorEMA, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.sequence_common import SequenceModel
 
@@ -162,9 +162,7 @@ class LSTMGAN(SequenceModel):
         self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        """Mean D output as usually reported: a probability for ``ns``, the raw score otherwise."""
-        logits = logits.detach()
-        return torch.sigmoid(logits).mean() if self.loss_name == "ns" else logits.mean()
+        return mean_d_output(logits, self.loss_name)
 
     def _evaluate(self, batch, prefix: str) -> None:
         real = batch[0]

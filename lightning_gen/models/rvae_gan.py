@@ -7,7 +7,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.rvae import Likelihood, check_vae_parts, kl_warmup, reconstruction_nll
 from lightning_gen.models.sequence_common import SequenceModel
@@ -219,8 +219,7 @@ class RVAEGAN(SequenceModel):
             self.log("g_loss", decoder_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        logits = logits.detach()
-        return torch.sigmoid(logits).mean() if self.loss_name == "ns" else logits.mean()
+        return mean_d_output(logits, self.loss_name)
 
     def _evaluate(self, batch, prefix: str) -> None:
         x = batch[0]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, kl_normal
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, kl_normal, mean_d_output
 from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
@@ -311,9 +311,7 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        """Mean D output as usually reported: a probability for ``ns``, the raw score otherwise."""
-        logits = logits.detach()
-        return torch.sigmoid(logits).mean() if self.loss_name == "ns" else logits.mean()
+        return mean_d_output(logits, self.loss_name)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def _evaluate(self, batch, prefix: str) -> None:
