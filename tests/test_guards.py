@@ -43,6 +43,21 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert load_model(last_ckpt(tmp_path)).sample(2).isfinite().all()
 
 
+@pytest.mark.parametrize("family", family_params())
+def test_nan_stops_every_family_and_keeps_its_last_good_checkpoint(family, tmp_path, capsys):
+    args = family_args(
+        family, tmp_path, "--trainer.max_steps=5", "--checkpoint.every_n_train_steps=1", _probe("PoisonAt", step=3)
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 3
+    err = capsys.readouterr().err
+    assert "Training diverged" in err and "at step 3 " in err
+    assert torch.load(last_ckpt(tmp_path), weights_only=True)["global_step"] == 3
+    assert _finite(last_ckpt(tmp_path))
+    assert load_model(last_ckpt(tmp_path)).sample(2).isfinite().all()
+
+
 def test_exploding_gradient_norm_stops_the_run(tmp_path):
     with pytest.raises(DivergenceError, match=r"gradient norm of discriminator is .* \(limit --guard.max_grad_norm"):
         run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_steps=2", "--guard.max_grad_norm=1e-9"))
@@ -68,10 +83,10 @@ def test_bad_guard_argument():
         DivergenceGuard(max_grad_norm=0)
 
 
-def _interrupted_run(root, signum) -> str:
+def _interrupted_run(root, signum, family: str = "gan") -> str:
     previous = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit) as exit_:  # SIGTERMException: Lightning's clean exit
-        run_lightning_cli(family_args("gan", root, "--trainer.max_steps=6", _probe("SignalAt", step=1, signum=signum)))
+        run_lightning_cli(family_args(family, root, "--trainer.max_steps=6", _probe("SignalAt", step=1, signum=signum)))
     assert not exit_.value.code  # exit status 0
     assert signal.getsignal(signal.SIGINT) == previous  # the Ctrl-C handler is removed again
     path = last_ckpt(root)
@@ -86,6 +101,11 @@ def _interrupted_run(root, signum) -> str:
 )
 def test_interrupt_saves_a_loadable_checkpoint(signum, tmp_path):
     _interrupted_run(tmp_path, signum)
+
+
+@pytest.mark.parametrize("family", family_params())
+def test_sigterm_saves_a_loadable_checkpoint_for_every_family(family, tmp_path):
+    _interrupted_run(tmp_path, signal.SIGTERM, family)
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
@@ -40,7 +39,10 @@ def bernoulli_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """
     p = ((mean + 1) / 2).clamp(1e-6, 1 - 1e-6)  # tanh output -> probability, kept off log(0)
     target = ((x + 1) / 2).clamp(0, 1)
-    return F.binary_cross_entropy(p, target, reduction="none").flatten(1).sum(1)
+    # Written out rather than F.binary_cross_entropy, which raises on a NaN input ("all elements of input
+    # should be between 0 and 1") before the divergence guard can name the step and keep the last checkpoint.
+    nll = -(target * p.log() + (1 - target) * (1 - p).log())
+    return nll.flatten(1).sum(1)
 
 
 def reconstruction_nll(x: torch.Tensor, mean: torch.Tensor, likelihood: Likelihood, sigma: float) -> torch.Tensor:
