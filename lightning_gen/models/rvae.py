@@ -51,7 +51,30 @@ def kl_warmup(step: int, weight: float, warmup_steps: int) -> float:
     return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
 
 
-class RVAE(SequenceModel):
+class RecurrentVAEModel(SequenceModel):
+    """What the R-VAE and the R-VAE-GAN share: sampling from the prior and reconstructing through the
+    posterior mean with their recurrent decoder (``self.encoder``, ``self.decoder``, ``self.latent_dim``)."""
+
+    @torch.no_grad()
+    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` sequences (n, length, D) in [0, 1] from z ~ N(0, I) (probabilities for piano rolls); any
+        length works (the decoder runs autoregressively)."""
+        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
+        was_training = self.decoder.training
+        self.decoder.eval()
+        try:
+            return self.decoder.activate(self.decoder(z, self.sample_length(length)))
+        finally:
+            self.decoder.train(was_training)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
+        mu, _ = self.encoder(x)
+        return self.decoder.activate(self.decoder(mu, length or x.shape[1]))
+
+
+class RVAE(RecurrentVAEModel):
     """A recurrent VAE: recurrent encoder to z, recurrent decoder from z, one optimizer.
 
     Loss per sequence: ``-log p(x | z) + beta * KL(q(z | x) || N(0, I))``, with ``beta`` warmed up from 0 to
@@ -95,25 +118,6 @@ class RVAE(SequenceModel):
         self.likelihood, self.sigma, self.teacher_forcing = likelihood, sigma, teacher_forcing
         self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
         self.latent_dim = decoder.latent_dim
-
-    # -- public API ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` sequences (n, length, D) in [0, 1] from z ~ N(0, I) (probabilities for piano rolls); any
-        length works (the decoder runs autoregressively)."""
-        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
-        was_training = self.decoder.training
-        self.decoder.eval()
-        try:
-            return self.decoder.activate(self.decoder(z, self.sample_length(length)))
-        finally:
-            self.decoder.train(was_training)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
-        mu, _ = self.encoder(x)
-        return self.decoder.activate(self.decoder(mu, length or x.shape[1]))
 
     def elbo_terms(self, x: torch.Tensor, teacher_forcing: float):
         """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""

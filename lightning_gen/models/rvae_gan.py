@@ -9,11 +9,10 @@ from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
-from lightning_gen.models.rvae import Likelihood, check_vae_parts, kl_warmup, reconstruction_nll
-from lightning_gen.models.sequence_common import SequenceModel
+from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
 
 
-class RVAEGAN(SequenceModel):
+class RVAEGAN(RecurrentVAEModel):
     """R-VAE-GAN: a recurrent VAE whose decoder is also the generator of a GAN, three optimizers.
 
     One training step follows Larsen et al. 2016, algorithm 1: encode x to z, decode a reconstruction x~
@@ -93,24 +92,6 @@ class RVAEGAN(SequenceModel):
         self.likelihood, self.sigma, self.gamma, self.data_recon_weight = likelihood, sigma, gamma, data_recon_weight
         self.teacher_forcing, self.kl_weight, self.kl_warmup_steps = teacher_forcing, kl_weight, kl_warmup_steps
         self.latent_dim, self.loss_name = decoder.latent_dim, loss
-
-    # -- public API ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` sequences (n, length, D) in [0, 1] from z ~ N(0, I); any length (autoregressive decoder)."""
-        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
-        was_training = self.decoder.training
-        self.decoder.eval()
-        try:
-            return self.decoder.activate(self.decoder(z, self.sample_length(length)))
-        finally:
-            self.decoder.train(was_training)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
-        mu, _ = self.encoder(x)
-        return self.decoder.activate(self.decoder(mu, length or x.shape[1]))
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
