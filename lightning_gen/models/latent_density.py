@@ -1,0 +1,199 @@
+"""Ex-post density of a VAE's aggregate posterior: what every VAE-type model samples its codes from.
+
+A VAE trained for a few CPU-minutes leaves its codes far from N(0, I) (the "prior hole"), so decoding
+z ~ N(0, I) gives poor samples while decoding codes of the kind the encoder actually produces gives good
+ones. Following Ghosh et al. 2020 ("From Variational to Deterministic Autoencoders", sec. 4: ex-post density
+estimation with a full-covariance Gaussian or a 10-component GMM) and Dai & Wipf 2019 ("Diagnosing and
+Enhancing VAE Models", a second-stage density on the codes), a density is fitted to the posterior means of
+the training data after training, stored in the checkpoint as buffers (restored exactly on resume) and used
+by ``sample()``. ``prior="standard"`` keeps N(0, I).
+
+One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+PriorKind = Literal["gmm", "gaussian", "standard"]
+PRIOR_KINDS = ("gmm", "gaussian", "standard")
+
+
+class LatentDensity(nn.Module):
+    """A Gaussian mixture over codes (K components, full covariances), held in buffers.
+
+    ``kind="gaussian"`` is the one-component case, ``kind="standard"`` is N(0, I) and is never fitted. Until
+    :meth:`fit` runs, :meth:`sample` draws from N(0, I) (``fitted`` is False).
+
+    Args:
+        latent_dim: size of z.
+        kind: ``gmm`` (Ghosh et al. 2020's GMM), ``gaussian`` (full-covariance Gaussian) or ``standard``.
+        components: mixture components for ``gmm`` (Ghosh et al. use 10).
+    """
+
+    def __init__(self, latent_dim: int, kind: PriorKind = "gmm", components: int = 10) -> None:
+        super().__init__()
+        if kind not in PRIOR_KINDS:
+            raise ValueError(f"prior={kind!r}: choose one of {PRIOR_KINDS}.")
+        if components < 1:
+            raise ValueError(f"prior_components must be >= 1, got {components}.")
+        k = components if kind == "gmm" else 1
+        self.kind, self.latent_dim = kind, latent_dim
+        self.register_buffer("weights", torch.full((k,), 1.0 / k))
+        self.register_buffer("means", torch.zeros(k, latent_dim))
+        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(k, 1, 1))  # (K, d, d)
+        self.register_buffer("fitted", torch.tensor(False))
+        self.register_buffer("fitted_at", torch.tensor(-1))  # training batches done when it was fitted
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected, errors):
+        # Checkpoints written before the density existed load as "not fitted" instead of failing strict loading.
+        for name, buf in self.named_buffers(recurse=False):
+            state_dict.setdefault(prefix + name, buf.clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected, errors)
+
+    @torch.no_grad()
+    def fit(self, codes: torch.Tensor, step: int = -1, seed: int = 0) -> None:
+        """Fit the density to codes (N, latent_dim); deterministic for given codes and seed."""
+        if self.kind == "standard":
+            return
+        codes = codes.detach().double().cpu()
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
+            raise ValueError(f"Expected codes of shape (N, {self.latent_dim}), got {tuple(codes.shape)}.")
+        if not torch.isfinite(codes).all():
+            raise ValueError("The encoder produced non-finite codes; the latent density cannot be fitted.")
+        k = self.weights.shape[0]
+        eye = torch.eye(self.latent_dim, dtype=torch.float64)
+        if k == 1 or codes.shape[0] < 2 * k:
+            mean = codes.mean(0)
+            cov = torch.cov(codes.T).reshape(self.latent_dim, self.latent_dim) if codes.shape[0] > 1 else eye
+            weights, means, covs = torch.ones(1), mean[None], (cov + 1e-6 * eye)[None]
+            if k > 1:  # too few codes for a mixture: the same Gaussian in every component
+                weights, means, covs = torch.full((k,), 1.0 / k), means.repeat(k, 1), covs.repeat(k, 1, 1)
+        else:
+            from sklearn.mixture import GaussianMixture  # imported here: only fitting needs scikit-learn
+
+            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-6, random_state=seed, max_iter=200)
+            gmm.fit(codes.numpy())
+            weights = torch.from_numpy(np.asarray(gmm.weights_))
+            means, covs = torch.from_numpy(gmm.means_), torch.from_numpy(gmm.covariances_)
+        self.weights.copy_(weights / weights.sum())
+        self.means.copy_(means)
+        self.scale_tril.copy_(torch.linalg.cholesky(covs + 1e-6 * eye))
+        self.fitted.fill_(True)
+        self.fitted_at.fill_(int(step))
+
+    @torch.no_grad()
+    def sample(self, n: int, kind: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` codes (n, latent_dim): from the fitted density, or N(0, I) for ``kind="standard"`` or when
+        nothing has been fitted yet."""
+        kind = kind or self.kind
+        if kind not in PRIOR_KINDS:
+            raise ValueError(f"prior={kind!r}: choose one of {PRIOR_KINDS}.")
+        device = self.means.device
+        eps = torch.randn(n, self.latent_dim, device=device, generator=generator)
+        if kind == "standard" or not bool(self.fitted):
+            return eps
+        if kind == "gaussian" and self.weights.shape[0] > 1:
+            raise ValueError("This model fitted a GMM; sample it with prior='gmm' (or 'standard').")
+        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        return self.means[comp] + (self.scale_tril[comp] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
+
+
+class _Features(Dataset):
+    """Only the model input of each item (items may be (x,), (x, y) or x)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        return item[0] if isinstance(item, (tuple, list)) else item
+
+
+class LatentDensityMixin:
+    """Gives a VAE-type LightningModule an ex-post latent density (``self.latent_density``).
+
+    The model calls :meth:`init_latent_density` in ``__init__`` and implements ``encode_mean(x)`` (posterior
+    means (B, latent_dim) of a batch of data). The density is refitted on up to ``max_codes`` training items
+    whenever the trainer validates or ends an epoch while fitting (before the checkpoint of that epoch is
+    written, so ``last.ckpt`` holds the density of its own weights), and at the end of training. Codes are
+    gathered across DDP ranks, so every rank fits the same density.
+    """
+
+    def init_latent_density(self, latent_dim: int, kind: PriorKind, components: int, max_codes: int) -> None:
+        if max_codes < 1:
+            raise ValueError(f"prior_max_codes must be >= 1, got {max_codes}.")
+        self.latent_density = LatentDensity(latent_dim, kind, components)
+        self.prior_max_codes = max_codes
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - each model implements it
+        raise NotImplementedError
+
+    def sample_latent(self, n: int, prior: str | None = None) -> torch.Tensor:
+        """``n`` codes from the model's prior (``prior`` overrides the configured kind)."""
+        return self.latent_density.sample(n, prior).to(self.device)
+
+    @torch.no_grad()
+    def fit_latent_density(self, data: Dataset | DataLoader | torch.Tensor | None = None, batch_size: int = 256) -> None:
+        """Fit the latent density to the posterior means of ``data`` (a dataset, loader or tensor of inputs;
+        by default the trainer's training set), at most ``prior_max_codes`` items (the first ones: no random
+        state is consumed, so resumed runs stay exact)."""
+        if self.latent_density.kind == "standard":
+            return
+        loader = self._code_loader(data, batch_size)
+        modes = [m.training for m in self.modules()]
+        self.eval()
+        try:
+            codes = torch.cat([self.encode_mean(x.to(self.device)).float() for x in loader])
+        finally:
+            for m, mode in zip(self.modules(), modes):
+                m.training = mode
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
+        step = int(trainer.fit_loop.epoch_loop.batch_progress.total.completed) if trainer is not None else -1
+        self.latent_density.fit(codes, step=step)
+
+    def _code_loader(self, data, batch_size: int):
+        if isinstance(data, DataLoader):
+            return (b[0] if isinstance(b, (tuple, list)) else b for b in data)
+        if isinstance(data, torch.Tensor):
+            return data[: self.prior_max_codes].split(batch_size)
+        if data is None:
+            trainer = self._trainer
+            loader = trainer.train_dataloader if trainer is not None else None
+            data = getattr(loader, "dataset", None)
+            if data is None:
+                raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
+        trainer = self._trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        data = Subset(data, range(min(len(data), self.prior_max_codes)))
+        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
+        return DataLoader(_Features(data), batch_size=batch_size, sampler=sampler)
+
+    def _refit_latent_density(self) -> None:
+        trainer = self._trainer
+        if trainer is None or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+        if done > 0 and int(self.latent_density.fitted_at) != done:
+            self.fit_latent_density()
+
+    # Lightning hooks: validation runs before the epoch's checkpoint is written, the epoch end before the
+    # checkpoint of a run without validation; the end of training catches a run stopped mid-epoch.
+    def on_validation_epoch_start(self) -> None:
+        self._refit_latent_density()
+
+    def on_train_epoch_end(self) -> None:
+        self._refit_latent_density()
+
+    def on_train_end(self) -> None:
+        self._refit_latent_density()
