@@ -4,7 +4,8 @@ Each model is built from its shipped config (``configs/<model>/sines.yaml``), tr
 *process CPU time* (``time.process_time()``, torch on ``--threads`` threads; the machine may be shared, so
 wall-clock would measure the neighbours), then sampled: as many generated sequences as real ones (10,000),
 in the data's original scale, and scored as they are (in [0.5, 1], as TimeGAN's reference scores the
-sines) with ``lightning_gen.metrics.sequence``: the discriminative score (post-hoc GRU classifier, hidden
+sines) with ``lightning_gen.metrics.sequence.sequence_scores``, the code path of ``lightning-gen evaluate``
+(the discriminative score: post-hoc GRU classifier, hidden
 D/2, 2,000 iterations, batch 128, 80/20 split, |accuracy - 0.5|) and the predictive score (GRU trained on
 generated data to predict the last feature one step ahead, 5,000 iterations, MAE on the real data), mean
 and std over ``--repeats``. The predictive score of the real data itself is measured as the reference.
@@ -106,16 +107,19 @@ def from_checkpoint(name: str):
 
 
 def score(real: np.ndarray, fake: np.ndarray, args) -> dict:
-    """TimeGAN's scores on the sines as generated, in [0.5, 1]: its reference ``main.py`` scores the sines
-    without min-max scaling (only its real-data loaders scale). Scaling them to [0, 1] doubles the
-    predictive MAE (real data: .191 instead of .094)."""
-    from lightning_gen.metrics.sequence import discriminative_score, predictive_score
+    """TimeGAN's scores through ``lightning_gen.metrics.sequence.sequence_scores``, the code path of
+    ``lightning-gen evaluate``: sines lie in [0, 1] and are scored as generated (TimeGAN's ``main.py``), not
+    clipped; the share of generated values outside the real range is recorded."""
+    from lightning_gen.metrics.sequence import sequence_scores
 
-    real_s, fake_s = real, np.clip(fake, 0.0, 1.0)  # samples come back in [min, max] of the data already
     t = time.process_time()
-    disc = discriminative_score(real_s, fake_s, iterations=args.disc_iterations, repeats=args.repeats, seed=args.seed)
-    pred = predictive_score(real_s, fake_s, iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed)
-    return {"discriminative": disc, "predictive": pred, "metric_cpu_s": round(time.process_time() - t, 1)}
+    scores, info = sequence_scores(
+        real, fake, ("discriminative", "predictive"), args.disc_iterations, args.pred_iterations, args.repeats,
+        args.seed, reference_predictive=False,
+    )  # fmt: skip
+    pair = lambda m: (scores[m]["value"], scores[m]["std"])  # noqa: E731
+    return {"discriminative": pair("discriminative"), "predictive": pair("predictive"), **info,
+            "metric_cpu_s": round(time.process_time() - t, 1)}  # fmt: skip
 
 
 def fmt(pair) -> str:
@@ -165,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     if not args.skip_real:
-        from lightning_gen.metrics.sequence import predictive_score
+        from lightning_gen.metrics.sequence import sequence_scores
 
-        results["real_predictive"] = predictive_score(  # as generated, like the reference (see `score`)
-            real, real, iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed
-        )
+        scores, _ = sequence_scores(  # the same code path as the models' scores (see `score`)
+            real, real, ("predictive",), pred_iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed,
+            reference_predictive=False,
+        )  # fmt: skip
+        results["real_predictive"] = (scores["predictive"]["value"], scores["predictive"]["std"])
         print("real data predictive", fmt(results["real_predictive"]), flush=True)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

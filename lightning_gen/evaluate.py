@@ -144,6 +144,8 @@ def generated_samples(args, model, datamodule, kind: str, reference: torch.Tenso
             x = draw(model, n, args.batch_size, length=reference.shape[1])
             if getattr(datamodule, "pitch_low", None) is not None:
                 x = (x > 0.5).float()  # binary rolls like the reference (and the sample job's files)
+            else:  # the data's original scale, like a samples file (see sequence_metrics)
+                x = model.to_original(x)
         return x, {"kind": "checkpoint", "path": source, "model": type(model).__name__, "drawn": n}
     if os.path.isdir(source):
         if kind != "image":
@@ -181,12 +183,7 @@ def _from_npz(path: str, kind: str, datamodule) -> tuple[torch.Tensor, dict]:
         raise EvaluateError(f"{path}: sequences must be shaped (N, T, D), got {samples.shape}.")
     if not np.isfinite(samples).all():
         raise EvaluateError(f"{path}: the samples contain NaN or infinite values.")
-    if getattr(datamodule, "pitch_low", None) is None:
-        from lightning_gen.data.sequences import min_max_scale
-
-        # the sample job writes sequences in the data's original scale: apply the training split's min-max map
-        samples = min_max_scale(samples, datamodule.data_min, datamodule.data_max)
-        info["scaling"] = "min-max with the training split's per-feature min and max (TimeGAN)"
+    # the sample job writes sequences in the data's original scale: kept so (see sequence_metrics)
     return torch.from_numpy(np.asarray(samples, dtype=np.float32)), info
 
 
@@ -264,36 +261,22 @@ def sequence_metrics(args, metrics, reference, fake, datamodule) -> tuple[dict, 
             f"Generated sequences have length {fake.shape[1]}, the reference split {reference.shape[1]}: sample "
             f"with --length {reference.shape[1]}."
         )
-    out: dict[str, dict] = {}
-    for name in metrics:
-        if name == "discriminative":
-            mean, std = S.discriminative_score(
-                reference, fake, args.disc_iterations, 128, args.repeats, args.seed, args.device
-            )
-            out[name] = {"value": mean, "std": std, "iterations": args.disc_iterations, "repeats": args.repeats}
-        elif name == "predictive":
-            mean, std = S.predictive_score(
-                reference, fake, args.pred_iterations, 128, args.repeats, args.seed, args.device
-            )
-            ref_mean, ref_std = S.predictive_score(
-                reference, reference, args.pred_iterations, 128, args.repeats, args.seed, args.device
-            )
-            out[name] = {
-                "value": mean,
-                "std": std,
-                "reference_value": ref_mean,  # the same score trained on real data: the floor to compare with
-                "iterations": args.pred_iterations,
-                "repeats": args.repeats,
-            }
-        elif name == "mmd":
-            out[name] = {"value": S.mmd_rbf(reference, fake), "kernel": "rbf, median-heuristic bandwidth, biased"}
-        elif name == "music":
-            pitch_low = getattr(datamodule, "pitch_low", None)
-            if pitch_low is None:
-                raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
-            for stat, pair in S.compare_music_statistics(reference, fake, int(pitch_low)).items():
-                out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
-    return out, {"feature_extractor": None, "scaling": "[0, 1] per feature (TimeGAN min-max of the training split)"}
+    # One code path with benchmarks/bench_sines.py: both sets in the data's original scale, scored as they are
+    # when that lies in [0, 1] (TimeGAN's sines), else min-max scaled with the training split's range.
+    if getattr(datamodule, "scale_data", True):
+        reference = datamodule.inverse_scale(reference)
+    scores = [m for m in metrics if m != "music"]
+    out, info = S.sequence_scores(
+        reference, fake, scores, args.disc_iterations, args.pred_iterations, args.repeats, args.seed, args.device,
+        datamodule.data_min, datamodule.data_max,
+    )  # fmt: skip
+    if "music" in metrics:
+        pitch_low = getattr(datamodule, "pitch_low", None)
+        if pitch_low is None:
+            raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
+        for stat, pair in S.compare_music_statistics(reference, fake, int(pitch_low)).items():
+            out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
+    return out, {"feature_extractor": None, **info}
 
 
 def model_metrics(args, model, datamodule) -> dict:
@@ -370,6 +353,10 @@ def print_table(report: dict) -> None:
             f"features {extractor['name']} (sha256 {extractor['weights_sha256'][:16]}...)  {extractor['note']}"
         )
         lines.append(f"resize: {extractor['resize_rule']}")
+    if "scaling" in report:
+        lines.append(f"scaling: {report['scaling']}")
+        share = report["out_of_range_share"]
+        lines.append(f"generated values outside the real range: {share:.2%} (scored as they are)")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
 

@@ -206,6 +206,38 @@ def test_sequence_samples_file(tmp_path):
         run([str(good), *common, "--metrics", "fid"])
 
 
+def _raw_test_sines():
+    """The test split of SMALL_SINES in the data's original scale ([0.5, 1]), as the sample job writes it."""
+    spec = evaluate.resolve_data_spec(SINES, None, ["num_sequences=400", "seq_len=8"])
+    dm = evaluate.build_datamodule(spec)
+    dm.setup()
+    return dm.inverse_scale(dm.splits["test"]).astype(np.float32)
+
+
+def test_real_sines_are_scored_in_their_own_space(tmp_path):
+    """TimeGAN scores sines as generated (in [0.5, 1]): the job's predictive score of the real test split
+    equals the same score computed directly on the raw sequences, not on min-max rescaled ones."""
+    from lightning_gen.metrics.sequence import predictive_score
+
+    raw = _raw_test_sines()
+    np.savez(tmp_path / "real.npz", samples=raw)
+    args = ["--data", SINES, *SMALL_SINES, "--pred-iterations", "30", "--repeats", "1", "--metrics", "predictive"]
+    report = run([str(tmp_path / "real.npz"), *args])
+    direct, _ = predictive_score(raw, raw, iterations=30, repeats=1, seed=0)
+    assert report["metrics"]["predictive"]["value"] == pytest.approx(direct, abs=1e-4)
+    assert report["metrics"]["predictive"]["reference_value"] == pytest.approx(direct, abs=1e-4)
+    assert report["scaling"].startswith("none") and report["out_of_range_share"] == 0.0
+
+
+def test_samples_outside_the_real_range_are_scored_not_refused(tmp_path):
+    raw = _raw_test_sines()
+    noisy = raw + np.random.default_rng(0).normal(0, 0.1, raw.shape).astype(np.float32)  # some below .5, above 1
+    np.savez(tmp_path / "noisy.npz", samples=noisy)
+    report = run([str(tmp_path / "noisy.npz"), "--data", SINES, *SMALL_SINES, *FAST_SCORES])
+    assert {"discriminative", "predictive", "mmd"} <= set(report["metrics"])
+    assert 0.1 < report["out_of_range_share"] < 1.0
+
+
 def test_piano_rolls_get_music_statistics(tmp_path):
     import yaml
 

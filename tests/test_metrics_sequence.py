@@ -91,9 +91,28 @@ def test_discriminative_bad_input(fake, match):
         S.discriminative_score(sines(20), fake, iterations=1, repeats=1)
 
 
+def test_samples_outside_the_real_range_are_scored_not_refused():
+    real, fake = sines(20), sines(20) * 3 - 1  # finite, far outside [0, 1]
+    assert np.isfinite(S.predictive_score(real, fake, iterations=2, repeats=1)[0])
+    scores, info = S.sequence_scores(real, fake, ("discriminative", "predictive"), 2, 2, repeats=1)
+    assert np.isfinite(scores["discriminative"]["value"]) and np.isfinite(scores["predictive"]["value"])
+    assert 0.5 < info["out_of_range_share"] <= 1.0
+
+
+def test_scoring_space_keeps_unit_range_data_and_scales_the_rest():
+    real = sines(20) * 0.5 + 0.5  # in [0.5, 1], like TimeGAN's sines
+    fake = real + 0.3  # partly above 1: never clipped
+    r, f, scaling = S.scoring_space(real, fake)
+    np.testing.assert_array_equal(r, real)
+    np.testing.assert_array_equal(f, fake)
+    assert scaling.startswith("none")
+    assert S.out_of_range_share(real, fake) == pytest.approx(float((fake > real.max(axis=(0, 1))).mean()))
+    r, f, scaling = S.scoring_space(real * 10, fake * 10)  # outside [0, 1]: min-max with the real range
+    assert r.min() == pytest.approx(0, abs=1e-6) and r.max() == pytest.approx(1, abs=1e-6)
+    assert f.max() > 1 and scaling.startswith("min-max")
+
+
 def test_predictive_bad_input():
-    with pytest.raises(ValueError, match=r"\[0, 1\].*minmax_scale"):
-        S.predictive_score(sines(20), sines(20) * 3, iterations=1, repeats=1)
     with pytest.raises(ValueError, match="at least 2 features"):
         S.predictive_score(sines(20, dim=1), sines(20, dim=1), iterations=1, repeats=1)
     with pytest.raises(ValueError, match="iterations must be >= 1"):
