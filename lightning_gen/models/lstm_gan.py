@@ -8,8 +8,18 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, mean_d_output
-from lightning_gen.models.common import GeneratorEMA, logs_this_step, save_plain_hyperparameters
+from lightning_gen.models.common import GeneratorEMA, batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.sequence_common import SequenceModel
+
+
+def moment_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """TimeGAN's moment-matching term ``G_loss_V`` (Yoon et al. 2019, reference ``timegan.py``): mean absolute
+    gap of the per-(step, feature) standard deviations (sqrt(var + 1e-6), differentiable at var 0) plus that
+    of the means, both over the batch of (B, T, D) sequences."""
+    real_var, real_mean = torch.var_mean(real, dim=0, unbiased=False)  # (T, D) each
+    fake_var, fake_mean = torch.var_mean(fake, dim=0, unbiased=False)
+    std_gap = ((fake_var + 1e-6).sqrt() - (real_var + 1e-6).sqrt()).abs().mean()
+    return std_gap + (fake_mean - real_mean).abs().mean()
 
 
 class LSTMGAN(SequenceModel):
@@ -21,10 +31,14 @@ class LSTMGAN(SequenceModel):
     ``wasserstein`` with gradient penalty); a per-step discriminator's logits (B, T) enter the losses as
     B * T decisions (C-RNN-GAN's per-step decisions, Mogren 2016, sec. 3). ``feature_matching`` adds
     ``weight * ||E f(x) - E f(G(z))||^2`` over D's top-layer hidden states to G's loss (Salimans et al. 2016,
-    sec. 3.1; C-RNN-GAN trains G with feature matching, sec. 4).
+    sec. 3.1; C-RNN-GAN trains G with feature matching, sec. 4). The anchors' other training aids are
+    options too: TimeGAN's moment term and supervised next-step term, C-RNN-GAN's maximum-likelihood
+    pretraining (below). On sines the moment term is what makes it learn within a few CPU minutes
+    (benchmarks/README.md, "Sines: LSTM-GAN").
 
     Args:
-        generator: maps noise (B, T, latent_dim) to sequences (B, T, D) in [0, 1] (e.g. ``LSTMGenerator``).
+        generator: maps noise (B, T, noise_dim) to sequences (B, T, D) (e.g. ``LSTMGenerator``, whose
+            ``noise(n, T)`` makes that input: per-step noise and a per-sequence latent).
         discriminator: maps (B, T, D) to logits (B, T) or (B,) and has ``features`` (e.g.
             ``RecurrentDiscriminator``).
         optimizer_g: optimizer factory for G.
@@ -35,6 +49,15 @@ class LSTMGAN(SequenceModel):
         feature_matching: weight of the feature-matching term in G's loss (0: off).
         ema_decay: if set, an exponential moving average of G is kept and used by ``sample``.
         clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
+        moment_matching: weight of TimeGAN's moment term :func:`moment_loss` in G's loss (0: off). TimeGAN's
+            reference code uses 100 (``G_loss = G_loss_U + ... + 100 * G_loss_V``).
+        supervised: weight of the supervised next-step term ``weight * sqrt(NLL)`` in G's loss, G
+            teacher-forced on the real batch (0: off; needs ``feed_previous``). TimeGAN's reference code adds
+            ``100 * sqrt(G_loss_S)``, its supervisor's next-step error (Yoon et al. 2019, sec. 4.2); without an
+            embedding space the generator itself is the next-step model here.
+        pretrain_batches: batches of maximum-likelihood pretraining before the adversarial game: G alone
+            minimises the teacher-forced next-step NLL, D waits (0: none; needs ``feed_previous``). C-RNN-GAN
+            pretrains G for 6 epochs (Mogren 2016, sec. 4; ``--pretraining_epochs 6`` in its run scripts).
     """
 
     def __init__(
@@ -49,12 +72,23 @@ class LSTMGAN(SequenceModel):
         feature_matching: float = 0.0,
         ema_decay: float | None = None,
         clip_grad_norm: float | None = None,
+        moment_matching: float = 0.0,
+        supervised: float = 0.0,
+        pretrain_batches: int = 0,
     ) -> None:
         super().__init__()
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
-        if gp_weight < 0 or feature_matching < 0:
-            raise ValueError(f"gp_weight and feature_matching must be >= 0, got {gp_weight}, {feature_matching}.")
+        weights = {"gp_weight": gp_weight, "feature_matching": feature_matching, "moment_matching": moment_matching,
+                   "supervised": supervised, "pretrain_batches": pretrain_batches}  # fmt: skip
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"These must be >= 0: {negative}.")
+        if (supervised > 0 or pretrain_batches > 0) and not getattr(generator, "feed_previous", False):
+            raise ValueError(
+                "supervised and pretrain_batches teacher-force the generator on x_{t-1}: they need a generator "
+                "with feed_previous=True."
+            )
         for name in ("latent_dim", "data_dim"):
             if not hasattr(generator, name):
                 raise ValueError(f"The generator must expose `{name}`.")
@@ -72,11 +106,15 @@ class LSTMGAN(SequenceModel):
         self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic, self.gp_weight, self.feature_matching = n_critic, gp_weight, feature_matching
+        self.moment_matching, self.supervised, self.pretrain_batches = moment_matching, supervised, pretrain_batches
         self.latent_dim, self.loss_name = generator.latent_dim, loss
 
     # -- public API ---------------------------------------------------------------------------------
     def noise(self, n: int, length: int) -> torch.Tensor:
-        """Fresh noise at every step: (n, length, latent_dim)."""
+        """The generator's input (n, length, noise_dim): fresh noise at every step (and its per-sequence
+        latent, repeated over steps, when it has one)."""
+        if hasattr(self.generator, "noise"):
+            return self.generator.noise(n, length, device=self.device)
         return torch.randn(n, length, self.latent_dim, device=self.device)
 
     @torch.no_grad()
@@ -100,9 +138,25 @@ class LSTMGAN(SequenceModel):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, T, D) in [0, 1]
+        if batches_done(self) < self.pretrain_batches:
+            self.pretrain_step(real)
+            return
         self.discriminator_step(real)
         if (batch_idx + 1) % self.n_critic == 0:
             self.generator_step(real)
+
+    def pretrain_step(self, real: torch.Tensor) -> None:
+        """One maximum-likelihood update of G alone (C-RNN-GAN's pretraining): teacher-forced next-step NLL."""
+        opt_g = self.optimizers()[0]
+        self.toggle_optimizer(opt_g)
+        nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real)
+        self.manual_backward(nll)
+        self.finish_step(opt_g, self.generator.parameters())
+        self.untoggle_optimizer(opt_g)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        if logs_this_step(self):
+            self.log("train/pretrain_nll", nll.detach())
 
     def _critic(self, x: torch.Tensor) -> torch.Tensor:
         """One critic value per sequence (B,), the mean over steps, for the per-sample gradient penalty."""
@@ -142,13 +196,21 @@ class LSTMGAN(SequenceModel):
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""
         opt_g = self.optimizers()[0]
         self.toggle_optimizer(opt_g)
-        fake = self.generator(self.noise(real.shape[0], real.shape[1]))  # (B, T, D)
+        z = self.noise(real.shape[0], real.shape[1])
+        fake = self.generator(z)  # (B, T, D)
         g_loss = self.adversarial.g(self.discriminator(fake))
+        terms = {}
         if self.feature_matching > 0:
             with torch.no_grad():
                 real_features = self.discriminator.features(real).mean((0, 1))  # (F,)
-            fm = (self.discriminator.features(fake).mean((0, 1)) - real_features).pow(2).sum()
-            g_loss = g_loss + self.feature_matching * fm
+            terms["feature_matching"] = (self.discriminator.features(fake).mean((0, 1)) - real_features).pow(2).sum()
+            g_loss = g_loss + self.feature_matching * terms["feature_matching"]
+        if self.moment_matching > 0:
+            terms["moment_matching"] = moment_loss(real, fake)
+            g_loss = g_loss + self.moment_matching * terms["moment_matching"]
+        if self.supervised > 0:  # the same noise, teacher-forced on the real batch
+            terms["supervised"] = self.generator.next_step_loss(z, real)
+            g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
         self.manual_backward(g_loss)
         g_norm = self.finish_step(opt_g, self.generator.parameters())
         self.untoggle_optimizer(opt_g)
@@ -156,8 +218,7 @@ class LSTMGAN(SequenceModel):
             self.generator_ema.update(self.generator)
         if not logs_this_step(self):
             return
-        if self.feature_matching > 0:
-            self.log("train/feature_matching", fm.detach())
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
         self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
         self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
 

@@ -61,21 +61,45 @@ def _init_state(cell: str, h0: torch.Tensor):
     return (h0, torch.zeros_like(h0)) if cell == "lstm" else h0
 
 
-class LSTMGenerator(nn.Module):
-    """Noise sequence (B, T, latent_dim) to data sequence (B, T, data_dim), C-RNN-GAN style (Mogren 2016).
+GeneratorOutput = Literal["sigmoid", "identity", "bernoulli"]
 
-    Fresh noise enters at every step; with ``feed_previous`` the generator also reads its own previous
-    output (Mogren 2016, sec. 3: "each cell ... receives a random vector concatenated with the output of the
-    previous cell"), which needs a step-by-step loop. Without it the whole sequence runs in one call.
+
+def _straight_through_bernoulli(logits: torch.Tensor) -> torch.Tensor:
+    """Binary samples b ~ Bernoulli(sigmoid(logits)) whose gradient is that of the probabilities: the
+    straight-through estimator (Bengio, Leonard & Courville 2013, "Estimating or propagating gradients
+    through stochastic neurons", sec. 4). D sees binary rolls like the real ones, so soft values are no cue."""
+    p = torch.sigmoid(logits)
+    hard = torch.bernoulli(p.detach())
+    return hard + (p - p.detach()) if torch.is_grad_enabled() else hard  # values exactly binary either way
+
+
+class LSTMGenerator(nn.Module):
+    """Noise to data sequence (B, T, data_dim), C-RNN-GAN style (Mogren 2016), with a per-sequence latent.
+
+    The noise (B, T, noise_dim) holds fresh per-step noise (``latent_dim`` features) and, when
+    ``sequence_latent_dim > 0``, a per-sequence latent repeated at every step (last features; make it with
+    :meth:`noise`). The per-sequence latent also sets the initial hidden state, as z does in a recurrent VAE
+    decoder (Bowman et al. 2016, sec. 3): a sequence's global traits (a sine's frequency and phase, a chorale's
+    key) come from one draw instead of being rebuilt from independent per-step noise, which at initialisation
+    barely reaches the output (issue 11: spread .002 against .218 real). RCGAN and TimeGAN feed per-step noise
+    only; QuantGAN / the recurrent VAE decoders use the global code.
+
+    With ``feed_previous`` the generator also reads its own previous output (Mogren 2016, sec. 3: "each cell
+    ... receives a random vector concatenated with the output of the previous cell"), which needs a step-by-step
+    loop; without it the whole sequence runs in one call. Only a feed-back generator can be teacher-forced
+    (:meth:`next_step_prediction`: the supervised next-step loss and the maximum-likelihood pretraining).
 
     Args:
-        latent_dim: noise size per step.
+        latent_dim: per-step noise size.
         data_dim: features per step (D).
         hidden_size: recurrent width.
         num_layers: stacked recurrent layers.
         cell: ``gru``, ``lstm`` or ``rnn``.
         feed_previous: also feed the previous output (zeros at t = 0) as input.
-        output: ``sigmoid`` for data scaled to [0, 1], ``identity`` otherwise.
+        output: ``identity`` (real values, no saturation), ``sigmoid`` (values in [0, 1]; saturates: issue 11
+            measured it collapsing to 0.01 on sines) or ``bernoulli`` (binary data such as piano rolls: a
+            binary sample at every step, fed back when ``feed_previous``, straight-through gradients).
+        sequence_latent_dim: size of the per-sequence latent (0: none).
     """
 
     def __init__(
@@ -86,27 +110,76 @@ class LSTMGenerator(nn.Module):
         num_layers: int = 2,
         cell: Cell = "lstm",
         feed_previous: bool = True,
-        output: Output = "sigmoid",
+        output: GeneratorOutput = "sigmoid",
+        sequence_latent_dim: int = 0,
     ) -> None:
         super().__init__()
-        _check_output(output)
+        if output not in ("sigmoid", "identity", "bernoulli"):
+            raise ValueError(f"output={output!r}: choose 'identity', 'sigmoid' (data in [0, 1]) or 'bernoulli'.")
+        if latent_dim < 0 or sequence_latent_dim < 0 or latent_dim + sequence_latent_dim < 1:
+            raise ValueError(
+                f"latent_dim and sequence_latent_dim must be >= 0 and not both 0, got {latent_dim}, "
+                f"{sequence_latent_dim}."
+            )
         self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
-        self.cell, self.feed_previous, self.output = cell, feed_previous, output
-        self.rnn = make_rnn(cell, latent_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
+        self.sequence_latent_dim, self.noise_dim = sequence_latent_dim, latent_dim + sequence_latent_dim
+        self.cell, self.num_layers, self.feed_previous, self.output = cell, num_layers, feed_previous, output
+        self.rnn = make_rnn(cell, self.noise_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
+        self.init_hidden = nn.Linear(sequence_latent_dim, hidden_size * num_layers) if sequence_latent_dim else None
         self.head = nn.Linear(hidden_size, data_dim)
 
+    def noise(self, n: int, length: int, device=None) -> torch.Tensor:
+        """(n, length, noise_dim): fresh N(0, I) per step, then the per-sequence latent repeated over steps."""
+        per_step = torch.randn(n, length, self.latent_dim, device=device)
+        per_sequence = torch.randn(n, 1, self.sequence_latent_dim, device=device).expand(-1, length, -1)
+        return torch.cat([per_step, per_sequence], dim=-1)
+
+    def _state(self, z: torch.Tensor):
+        if self.init_hidden is None:
+            return None
+        b = z.shape[0]
+        h0 = torch.tanh(self.init_hidden(z[:, 0, self.latent_dim :]))  # (B, L * H)
+        h0 = h0.view(b, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()  # (L, B, H)
+        return _init_state(self.cell, h0)
+
+    def _emit(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.output == "bernoulli":
+            return _straight_through_bernoulli(raw)
+        return _activate(self.output, raw)
+
+    def _check(self, z: torch.Tensor) -> None:
+        if z.dim() != 3 or z.shape[-1] != self.noise_dim:
+            raise ValueError(f"LSTMGenerator wants noise (B, T, {self.noise_dim}), got {tuple(z.shape)}.")
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 3 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"LSTMGenerator wants noise (B, T, {self.latent_dim}), got {tuple(z.shape)}.")
+        self._check(z)
+        state = self._state(z)
         if not self.feed_previous:
-            return _activate(self.output, self.head(self.rnn(z)[0]))  # (B, T, D)
+            return self._emit(self.head(self.rnn(z, state)[0]))  # (B, T, D)
         prev = z.new_zeros(z.shape[0], 1, self.data_dim)  # (B, 1, D)
-        state, outputs = None, []
+        outputs = []
         for t in range(z.shape[1]):
             h, state = self.rnn(torch.cat([z[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
-            prev = _activate(self.output, self.head(h))  # (B, 1, D)
+            prev = self._emit(self.head(h))  # (B, 1, D); binary samples are fed back as sampled
             outputs.append(prev)
         return torch.cat(outputs, dim=1)  # (B, T, D)
+
+    def next_step_prediction(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced one-call pass: step t reads the real ``target[:, t - 1]`` (zeros at t = 0) and
+        predicts step t. Returns the raw outputs (B, T, D): logits for ``bernoulli``, else pre-activation."""
+        self._check(z)
+        if not self.feed_previous:
+            raise ValueError("next_step_prediction needs a generator with feed_previous=True (it reads x_{t-1}).")
+        prev = torch.cat([target.new_zeros(target.shape[0], 1, self.data_dim), target[:, :-1]], dim=1)  # (B, T, D)
+        return self.head(self.rnn(torch.cat([z, prev], dim=-1), self._state(z))[0])  # (B, T, D)
+
+    def next_step_loss(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of real sequences under teacher forcing, per value: binary cross-entropy
+        for ``bernoulli``, squared error (Gaussian, fixed variance) otherwise."""
+        raw = self.next_step_prediction(z, target)
+        if self.output == "bernoulli":
+            return nn.functional.binary_cross_entropy_with_logits(raw, target)
+        return (_activate(self.output, raw) - target).pow(2).mean()
 
 
 class RecurrentDiscriminator(nn.Module):
