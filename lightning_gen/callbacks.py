@@ -26,6 +26,22 @@ def run_dir(trainer: pl.Trainer) -> str:
     return path or trainer.default_root_dir
 
 
+def upscale_small(images: torch.Tensor, min_side: int = 64) -> torch.Tensor:
+    """Enlarge images (B, C, H, W) smaller than ``min_side`` by a whole factor, nearest neighbour (each pixel
+    becomes a k x k block, nothing is smoothed), so that the 8x8 digits grid is readable as a PNG (73x73 px
+    for 64 digits before, 521x521 now) and 28x28 digits show as 84x84."""
+    k = -(-min_side // min(images.shape[-2:]))  # ceil
+    if k <= 1:
+        return images
+    return images.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)  # (B, C, k*H, k*W)
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, min_side: int = 64) -> torch.Tensor:
+    """Images in [-1, 1] (B, C, H, W) -> one (3, H', W') grid in [0, 1], small images enlarged first
+    (:func:`upscale_small`), one white pixel between images."""
+    return make_grid(upscale_small((images.clamp(-1, 1) + 1) / 2, min_side), nrow=nrow, padding=1, pad_value=1.0)
+
+
 def log_image(trainer: pl.Trainer, key: str, grid: torch.Tensor, step: int) -> None:
     """Send a (3, H, W) image in [0, 1] to every logger that can show images; others are skipped."""
     for logger in trainer.loggers:
@@ -58,13 +74,18 @@ class ImageSampleGrid(pl.Callback):
 
     def rows(self, pl_module: pl.LightningModule) -> list[torch.Tensor]:
         """Image batches in [-1, 1] to stack in the grid; models with more to show add rows."""
-        z = torch.randn(self.num_samples, pl_module.latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        density = getattr(pl_module, "latent_density", None)  # VAE-type models: codes from the ex-post density
+        if density is not None:
+            generator = torch.Generator(device=density.means.device).manual_seed(self.seed)
+            z = density.sample(self.num_samples, generator=generator)
+        else:
+            z = torch.randn(self.num_samples, pl_module.latent_dim, generator=torch.Generator().manual_seed(self.seed))
         return [pl_module.sample(self.num_samples, z=z.to(pl_module.device))]
 
     @rank_zero_only
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> str:
         images = torch.cat([r.detach().float().cpu() for r in self.rows(pl_module)])
-        grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=self.nrow, padding=1, pad_value=1.0)
+        grid = image_grid(images, nrow=self.nrow)
         path = os.path.join(run_dir(trainer), "samples", f"{tag}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         save_image(grid, path)

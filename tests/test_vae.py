@@ -157,3 +157,33 @@ def test_kl_normal_is_what_the_model_uses():
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     out = model(x)
     assert torch.allclose(out["kl"], kl_normal(out["mu"], out["logvar"]))
+
+
+def test_loss_is_pytorch_examples_vae_loss_per_image():
+    """With the Bernoulli likelihood and beta = 1 the training loss is pytorch/examples' VAE loss
+    (``F.binary_cross_entropy(recon, x, reduction="sum") + KLD``), divided by the batch size."""
+    import torch.nn.functional as F
+
+    model = tiny_vae(likelihood="bernoulli")
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    torch.manual_seed(1)
+    out = model(x)
+    ours = out["nll"].mean() + model.current_kl_weight() * model.kl_term(out["mu"], out["logvar"])
+    recon01, x01 = (out["recon"] + 1) / 2, (x + 1) / 2
+    mu, logvar = out["mu"], out["logvar"]
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    reference = (F.binary_cross_entropy(recon01, x01, reduction="sum") + kld) / x.shape[0]
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-4)
+
+
+def test_sample_draws_from_the_fitted_latent_density(tmp_path, image_npz):
+    model = tiny_vae(prior="gaussian", optimizer=lambda p: torch.optim.Adam(p, 1e-3))
+    assert not bool(model.latent_density.fitted)
+    tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(model, ArrayImageDataModule(image_npz, batch_size=4))
+    assert bool(model.latent_density.fitted)
+    with torch.no_grad():
+        model.latent_density.means.fill_(-1.5)
+        model.latent_density.scale_tril.zero_()
+    point = torch.full((2, 4), -1.5)
+    assert torch.allclose(model.sample(2), model.sample(2, z=point))
+    assert not torch.allclose(model.sample(2, prior="standard"), model.sample(2, z=point))

@@ -11,6 +11,7 @@ from lightning_gen import sample
 from lightning_gen.checkpoints import load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule
+from lightning_gen.losses import kl_normal
 from lightning_gen.models import VAEGAN
 from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator
 from tests.conftest import REPO, tiny_trainer
@@ -54,41 +55,91 @@ def fit_one_batch(tmp_path, model, image_npz) -> None:
 
 
 def test_full_step_moves_all_three(tmp_path, image_npz):
-    model = tiny_vaegan(ema_decay=0.9, pixel_weight=0.5)
+    model = tiny_vaegan(ema_decay=0.9, pixel_weight=0.5, equilibrium_gating=False)
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
     assert changed(before, model) == {"encoder", "generator", "discriminator"}
 
 
-@pytest.mark.parametrize("loss", ["ns", "wasserstein"])
-def test_d_step_moves_only_d(tmp_path, image_npz, loss):
-    d_norm = "layer" if loss == "wasserstein" else "batch"
-    model = VAEGAN(*nets(d_norm=d_norm), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam, loss=loss)
-    model.encoder_step = lambda real: torch.zeros(real.shape[0], 4)
-    model.generator_step = lambda real, z: None
-    before = snapshot(model)
-    fit_one_batch(tmp_path, model, image_npz)
-    assert changed(before, model) == {"discriminator"}
+def grads(params) -> list[torch.Tensor]:
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
 
 
-def test_e_step_moves_only_e(tmp_path, image_npz):
+def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list[torch.Tensor]]:
+    """The three networks' gradients computed the plain way, one loss per network with autograd.grad, from
+    the same random draws as ``model.losses``."""
+    enc, gen, disc = model.encoder, model.generator, model.discriminator
+    torch.manual_seed(seed)
+    mu, logvar = enc(x)
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    recon = gen(z)
+    feats = disc.features(torch.cat([x, recon]))[model.feature_layer]
+    f_real, f_recon = feats.chunk(2)
+    feat = 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
+    pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
+    fake = gen(torch.cat([z.detach(), torch.randn(x.shape[0], model.latent_dim)]))
+    real_logits, recon_logits, prior_logits = disc(torch.cat([x, fake])).split(x.shape[0])
+    d_loss = model.adversarial.d(real_logits, recon_logits) + model.adversarial.d(real_logits, prior_logits)
+    w = model.gamma / f_real[0].numel()
+    recon_loss = feat + model.pixel_weight * pixel
+    e_params, g_params, d_params = (list(m.parameters()) for m in (enc, gen, disc))
+    return {
+        "encoder": torch.autograd.grad(model.kl_weight * kl_normal(mu, logvar).mean() + recon_loss, e_params,
+                                       retain_graph=True),
+        # G: its share of the reconstruction, and the negated D loss of its fakes (the zero-sum game)
+        "generator": torch.autograd.grad(w * recon_loss - d_loss, g_params, retain_graph=True),
+        "discriminator": torch.autograd.grad(d_loss, d_params),  # D's loss only: not the feature loss
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("feature_layer", [0, -1])
+def test_single_pass_routes_each_gradient_to_its_network(feature_layer):
+    """One backward of ``losses()["loss"]`` gives every network exactly the gradient of its own objective."""
+    model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, pixel_weight=0.3)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    want = reference_grads(model, x, seed=3)
+    model.zero_grad()
+    torch.manual_seed(3)
+    model.losses(x)["loss"].backward()
+    for name in ("encoder", "generator", "discriminator"):
+        got = grads(getattr(model, name).parameters())
+        assert any(g.abs().sum() > 0 for g in got), name
+        for g, r in zip(got, want[name]):
+            assert torch.allclose(g, r, rtol=1e-3, atol=1e-6), name
+
+
+def test_encoder_gets_no_adversarial_gradient():
+    model = tiny_vaegan()
+    model.zero_grad()
+    out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
+    out["d_loss"].backward()  # only the adversarial route
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
+
+
+def test_discriminator_gets_no_reconstruction_gradient():
     model = tiny_vaegan(pixel_weight=1.0)
-    model.discriminator_step = lambda real: True
-    model.generator_step = lambda real, z: None
-    before = snapshot(model)
-    fit_one_batch(tmp_path, model, image_npz)
-    assert changed(before, model) == {"encoder"}
+    model.zero_grad()
+    out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
+    (out["feature_recon"] + out["pixel_recon"]).backward()  # only the reconstruction route
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.discriminator.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
 
 
-def test_g_step_moves_only_g_and_ema(tmp_path, image_npz):
-    model = tiny_vaegan(ema_decay=0.9, gamma=0.5)
-    model.discriminator_step = lambda real: True
-    model.encoder_step = lambda real: torch.randn(real.shape[0], 4)
+@pytest.mark.parametrize("loss", ["ns", "wasserstein"])
+def test_each_optimizer_steps_only_its_network(tmp_path, image_npz, loss):
+    d_norm = "layer" if loss == "wasserstein" else "batch"
+    model = VAEGAN(*nets(d_norm=d_norm), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam, loss=loss,
+                   equilibrium_gating=False)  # fmt: skip
+    stepped = []
+    model.on_before_optimizer_step = lambda opt: stepped.append(
+        next(n for n in ("encoder", "generator", "discriminator")
+             if opt.param_groups[0]["params"][0] is next(getattr(model, n).parameters()))
+    )  # fmt: skip
     before = snapshot(model)
-    ema_before = [p.detach().clone() for p in model.generator_ema.module.parameters()]
     fit_one_batch(tmp_path, model, image_npz)
-    assert changed(before, model) == {"generator"}
-    assert any(not torch.equal(a, b) for a, b in zip(ema_before, model.generator_ema.module.parameters()))
+    assert stepped == ["encoder", "generator", "discriminator"]
+    assert changed(before, model) == {"encoder", "generator", "discriminator"}
 
 
 def test_feature_reconstruction_is_gaussian_in_chosen_layer():
@@ -108,16 +159,29 @@ def test_equilibrium_gates():
     assert model.gates(unsure, unsure) == (True, True)
     assert model.gates(sure, -sure) == (False, True)  # D far ahead: skip D
     assert model.gates(-sure, sure) == (True, False)  # D far behind: skip G
-    assert tiny_vaegan().gates(sure, -sure) == (True, True)  # off by default
+    assert tiny_vaegan(equilibrium_gating=False).gates(sure, -sure) == (True, True)
 
 
-def test_gated_d_step_leaves_d(tmp_path, image_npz):
-    model = tiny_vaegan(equilibrium_gating=True, equilibrium=5.0, equilibrium_margin=0.1)  # D always "ahead"
-    model.encoder_step = lambda real: torch.zeros(real.shape[0], 4)
+@pytest.mark.parametrize(
+    ("equilibrium", "skipped"),
+    [(5.0, "discriminator"), (-5.0, "generator")],  # BCEs ~0.7: far below 4.9 (D ahead), far above -4.9
+)
+def test_gating_skips_exactly_one_update(tmp_path, image_npz, equilibrium, skipped):
+    model = tiny_vaegan(equilibrium_gating=True, equilibrium=equilibrium, equilibrium_margin=0.1, ema_decay=0.9)
     before = snapshot(model)
+    ema_before = [p.detach().clone() for p in model.generator_ema.module.parameters()]
     fit_one_batch(tmp_path, model, image_npz)
-    assert "discriminator" not in changed(before, model)
-    assert "generator" in changed(before, model)
+    assert changed(before, model) == {"encoder", "generator", "discriminator"} - {skipped}
+    ema_moved = any(not torch.equal(a, b) for a, b in zip(ema_before, model.generator_ema.module.parameters()))
+    assert ema_moved == (skipped != "generator")  # the EMA follows G's steps only
+    # the gated optimizer's state is untouched: no Adam moments for it
+    opt = model.trainer.optimizers[("encoder", "generator", "discriminator").index(skipped)]
+    assert not opt.state
+
+
+def test_gating_is_on_by_default_with_larsens_values():
+    model = tiny_vaegan()
+    assert model.equilibrium_gating and model.equilibrium == 0.68 and model.equilibrium_margin == 0.35
 
 
 def test_public_methods_shapes():
@@ -137,11 +201,11 @@ def test_public_methods_shapes():
     [
         ({"feature_layer": 2}, r"feature_layer=2 .* 2 feature layers"),
         ({"feature_layer": -3}, "feature_layer=-3"),
-        ({"gamma": -0.1}, "gamma must be >= 0"),
+        ({"gamma": 0.0}, "gamma must be > 0"),
         ({"pixel_weight": -1.0}, "pixel_weight must be >= 0"),
-        ({"loss": "hinge", "equilibrium_gating": True}, "only loss='ns'"),
-        ({"loss": "wasserstein"}, "norm='layer'"),
-        ({"loss": "lsgan"}, "Unknown adversarial loss"),
+        ({"loss": "hinge"}, "only loss='ns'"),
+        ({"loss": "wasserstein", "equilibrium_gating": False}, "norm='layer'"),
+        ({"loss": "lsgan", "equilibrium_gating": False}, "Unknown adversarial loss"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -233,6 +297,48 @@ def test_sample_job_on_vaegan_checkpoint(vaegan_run, tmp_path):
 
 def test_reconstruction_grid_layout(vaegan_run):
     grid = Image.open(vaegan_run / "samples" / "final.png")
-    # 8 per row, 9 px per image + 1 px padding: 16 (input, reconstruction) pairs = 4 rows, 1 interpolation
-    # row, 64 samples = 8 rows -> 13 rows
-    assert grid.size == (8 * 9 + 1, 13 * 9 + 1)
+    # 8 per row, 8x8 digits enlarged 8x (nearest) to 64 px + 1 px padding: 16 (input, reconstruction)
+    # pairs = 4 rows, 1 interpolation row, 64 samples = 8 rows -> 13 rows
+    assert grid.size == (8 * 65 + 1, 13 * 65 + 1)
+    pixels = np.asarray(grid)[1:65, 1:65, 0]  # the first digit: 8x8 blocks of one value each
+    assert (pixels.reshape(8, 8, 8, 8) == pixels[::8, ::8][:, None, :, None]).all()
+
+
+def test_upscale_small_is_nearest_and_leaves_large_images():
+    from lightning_gen.callbacks import image_grid, upscale_small
+
+    x = torch.arange(4.0).view(1, 1, 2, 2)
+    up = upscale_small(x, min_side=6)  # factor 3
+    assert up.shape == (1, 1, 6, 6) and torch.equal(up[0, 0, :3, :3], torch.zeros(3, 3))
+    assert torch.equal(up[0, 0, 3:, 3:], torch.full((3, 3), 3.0))
+    big = torch.rand(2, 3, 64, 64)
+    assert upscale_small(big) is big
+    assert image_grid(torch.zeros(4, 1, 8, 8), nrow=2).shape == (3, 2 * 65 + 1, 2 * 65 + 1)
+
+
+def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
+    model = tiny_vaegan(prior="gmm", prior_components=2, prior_max_codes=16)
+    dm = ArrayImageDataModule(image_npz, batch_size=4)
+    trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(model, dm)
+    density = model.latent_density
+    assert bool(density.fitted) and int(density.fitted_at) == 2
+    # fitted to the codes of *scaled* images: the data module's uint8 -> [-1, 1], as the training batches
+    train = dm.train_set
+    images = torch.stack([train[i][0] for i in range(min(16, len(train)))]).float() / 255 * 2 - 1
+    codes = model.encode(images)[0]
+    weighted_mean = (density.weights[:, None] * density.means).sum(0)
+    assert torch.allclose(weighted_mean, codes.mean(0), atol=1e-3)
+    path = tmp_path / "density.ckpt"
+    trainer.save_checkpoint(path)
+    fresh = tiny_vaegan(prior="gmm", prior_components=2, prior_max_codes=16)
+    fresh.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    for name, buf in density.named_buffers():
+        assert torch.equal(buf, dict(fresh.latent_density.named_buffers())[name]), name
+    # sample() decodes codes of the density: make it a point mass and compare with decoding that point
+    with torch.no_grad():
+        fresh.latent_density.means.fill_(2.0)
+        fresh.latent_density.scale_tril.zero_()
+    point = torch.full((3, 4), 2.0)
+    assert torch.allclose(fresh.sample(3), fresh.sample(3, z=point))
+    assert not torch.allclose(fresh.sample(3, prior="standard"), fresh.sample(3, z=point))

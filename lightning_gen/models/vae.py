@@ -14,6 +14,7 @@ from torch import nn
 from lightning_gen.losses import kl_normal
 from lightning_gen.models.common import batches_done, save_plain_hyperparameters
 from lightning_gen.models.gan import check_image_shape
+from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
 
 Likelihood = Literal["gaussian", "bernoulli"]
 
@@ -84,11 +85,13 @@ def eval_mode(*modules: nn.Module):
             m.train(mode)
 
 
-class LatentImageAPI:
+class LatentImageAPI(LatentDensityMixin):
     """The public methods shared by the VAE and the VAE-GAN: ``sample``, ``reconstruct``, ``interpolate``.
 
-    Needs ``self.encoder`` (image -> (mu, logvar)), ``self.latent_dim`` and ``sampling_decoder()`` (the
-    decoder used for pictures: the EMA copy when there is one). All run in eval mode without gradients.
+    Needs ``self.encoder`` (image -> (mu, logvar)), ``self.latent_dim``, ``sampling_decoder()`` (the
+    decoder used for pictures: the EMA copy when there is one) and ``init_latent_density`` called in
+    ``__init__`` (``sample`` draws codes from the ex-post density of the training codes, Ghosh et al. 2020).
+    All run in eval mode without gradients.
     """
 
     encoder: nn.Module
@@ -98,12 +101,26 @@ class LatentImageAPI:
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [-1, 1] decoded from z ~ N(0, I) (or the given ``z``)."""
+    def sample(self, n: int, z: torch.Tensor | None = None, prior: PriorKind | None = None) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [-1, 1] decoded from codes of the model's prior (the fitted ex-post
+        density unless ``prior="standard"``; ``prior`` overrides the configured kind) or from the given ``z``."""
         dec = self.sampling_decoder()
-        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
+        z = self.sample_latent(n, prior) if z is None else z.to(self.device)
         with eval_mode(dec):
             return dec(z)
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means (B, latent_dim): the codes the latent density is fitted to."""
+        return self.encoder(x)[0]
+
+    def _code_loader(self, data, batch_size: int):
+        loader = super()._code_loader(data, batch_size)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if data is not None or datamodule is None:
+            return loader
+        # The image DataModules keep raw images (uint8, or floats in [0, 1]) in their datasets and scale them
+        # to [-1, 1] on the device in on_after_batch_transfer: the codes must be of scaled images too.
+        return (datamodule.on_after_batch_transfer((x.to(self.device), None), 0)[0] for x in loader)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +183,10 @@ class VAE(LatentImageAPI, pl.LightningModule):
         kl_weight: final weight beta of the KL term (>= 0; 1 gives the ELBO).
         kl_warmup_steps: steps over which beta grows linearly from 0 (0: no warm-up).
         free_bits: minimum KL per latent dimension in nats (>= 0).
+        prior: the density ``sample`` draws codes from: ``gmm``, ``gaussian`` (fitted to the training codes
+            after each epoch, Ghosh et al. 2020) or ``standard`` (N(0, I)).
+        prior_components: mixture components for ``prior="gmm"``.
+        prior_max_codes: training images encoded to fit the density.
     """
 
     data_kind = "image"
@@ -180,6 +201,9 @@ class VAE(LatentImageAPI, pl.LightningModule):
         kl_weight: float = 1.0,
         kl_warmup_steps: int = 0,
         free_bits: float = 0.0,
+        prior: PriorKind = "gmm",
+        prior_components: int = 10,
+        prior_max_codes: int = 10000,
     ) -> None:
         super().__init__()
         check_latent_fit(encoder, decoder)
@@ -198,6 +222,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
         self.latent_dim = decoder.latent_dim
         self.likelihood, self.sigma = likelihood, sigma
         self.kl_weight, self.kl_warmup_steps, self.free_bits = kl_weight, kl_warmup_steps, free_bits
+        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
 
     def sampling_decoder(self) -> nn.Module:
         return self.decoder

@@ -1,4 +1,4 @@
-"""VAE-GAN on images (Larsen et al. 2016): encoder, decoder/generator and discriminator, three optimizers."""
+"""VAE-GAN on images (Larsen et al. 2016): encoder, decoder/generator and discriminator, three optimizers, one pass."""
 
 from __future__ import annotations
 
@@ -18,7 +18,39 @@ from lightning_gen.models.common import (
     save_plain_hyperparameters,
 )
 from lightning_gen.models.gan import check_image_shape
-from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, reparameterize
+from lightning_gen.models.latent_density import PriorKind
+from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, eval_mode, reparameterize
+
+
+class ScaleGradient(torch.autograd.Function):
+    """Identity on the way forward; multiplies the gradient by ``scale`` on the way back. Larsen et al.'s
+    reference code (``util.ScaleGradient`` and ``WeightedParameter`` in autoencoding_beyond_pixels) routes
+    the VAE-GAN's gradients this way instead of running each network once per loss."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return ScaleGradient.apply(x, scale)
+
+
+class _Features(nn.Module):
+    """``net.features`` as a module's forward, so ``torch.func.functional_call`` can run it with other
+    parameter tensors (built on the fly, never registered: the discriminator's state_dict keys stay as they were)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.features(x)
 
 
 class VAEGAN(LatentImageAPI, pl.LightningModule):
@@ -29,29 +61,40 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
 
     - ``L_prior = KL(q(z|x) || N(0, I))`` (eq. 5; ``losses.kl_normal``).
     - ``L_llike^Dis_l = -E_q[log N(Dis_l(x) | Dis_l(x~), I)] = 0.5 * ||Dis_l(x) - Dis_l(x~)||^2`` per image,
-      summed over the layer's features, constant dropped (eqs. 6-7): a Gaussian in D's ``feature_layer``-th
-      hidden layer (``discriminator.features(x)[feature_layer]``). x and x~ go through D as one batch, so
-      batch norm in D normalises both with the same statistics.
-    - ``L_GAN``: D tells real images from reconstructions G(E(x)) and from prior samples G(z), z ~ N(0, I)
-      (eq. 8); the loss is the chosen adversarial loss (``ns``, ``hinge``, ``wasserstein``) applied to real
-      vs. reconstructions plus real vs. prior samples.
+      summed over the layer's n_l features, constant dropped (eqs. 6-7): a Gaussian in D's
+      ``feature_layer``-th hidden layer. x and x~ go through D as one batch.
+    - ``L_GAN``: D tells real images from reconstructions G(E(x)) and from prior samples G(z_p), z_p ~ N(0, I)
+      (eq. 8), with the chosen adversarial loss (``ns``, ``hinge``, ``wasserstein``).
 
-    One training step updates, in this order (sec. 2.3 and algorithm 1, one network at a time):
+    **One forward, one backward per batch** (Larsen et al.'s reference code, ``model/aegan.py``): every loss
+    is computed once and gradients are routed by scaling them, then each optimizer steps on its own
+    network's gradients:
 
-    1. D on ``L_GAN`` (plus the gradient penalty for ``wasserstein``), fakes made without gradient.
-    2. E on ``kl_weight * L_prior + L_llike^Dis_l`` (+ ``pixel_weight`` x pixel reconstruction).
-    3. G on ``gamma * L_llike^Dis_l`` + the generator side of ``L_GAN`` on the reconstructions of the
-       same z (drawn in step 2) and on fresh prior samples (+ ``pixel_weight`` x pixel reconstruction).
-       Then the EMA of G, if any.
+    - E gets ``kl_weight * L_prior + L_llike`` (+ ``pixel_weight`` x pixel reconstruction): the ELBO in D's
+      feature space. E gets nothing from ``L_GAN`` (the GAN's codes are detached, as the reference's
+      ``ScaleGradient(0.0)(z)``).
+    - G gets ``gamma / n_l`` times the reconstruction gradient (a per-feature mean, so ``gamma`` means the
+      same for every layer size: the reference's ``recon_vs_gan_weight`` = 5e-5 on its 8x8x256 = 16,384
+      features is gamma ~ 0.8, 1e-5 for CelebA gamma ~ 0.16) plus the adversarial gradient. The scaling is
+      exact: G's output gradient is scaled by ``gamma / n_l`` and the gradient entering E through z by its
+      inverse, so E sees the unscaled term.
+    - The adversarial route is the reference's ``decoder_neggrad``: the fakes enter D through a gradient
+      reversal, so one D pass gives D the gradient of its loss and G the negated one (the zero-sum game of
+      Goodfellow et al. 2014: with ``ns`` G minimises ``log(1 - D(G(z)))``; with ``wasserstein`` it is
+      exactly WGAN's ``-D(G(z))``). Equilibrium gating keeps D(G(z)) away from the saturated end.
+    - D's parameters are constants in the feature-wise reconstruction (``torch.func.functional_call`` with
+      detached parameters; the reference weights that copy's parameter gradients by 0), so D is trained
+      only by ``L_GAN`` (+ the gradient penalty for ``wasserstein``).
 
-    The pixel reconstruction is ``0.5 * ||x - x~||^2`` per image (a unit Gaussian in pixel space, the plain
-    VAE's term); 0 (default) leaves it out as in the paper.
+    Equilibrium gating (on by default; the reference's ``GradientDescent(margin, equilibrium=0.68)``, also
+    pythae's VAEGAN with margin 0.4): with the ``ns`` loss, D's update is skipped while D's binary
+    cross-entropy on real or on fake images is below ``equilibrium - margin`` (D far ahead) and G's update is
+    skipped while one of them is above ``equilibrium + margin`` (G far behind); if both would be skipped,
+    both run. E always steps. Under DDP the cross-entropies are averaged over ranks first, so every rank
+    takes the same decision.
 
-    Equilibrium gating (off by default; not in the paper's algorithm, but common in VAE-GAN code, e.g.
-    lucabergamini/VAEGAN-PYTORCH with equilibrium 0.68 and margin 0.35): with the ``ns`` loss, D's update is
-    skipped while D's binary cross-entropy on real or on fake images is below ``equilibrium - margin`` (D far
-    ahead), and G's update is skipped while one of them is above ``equilibrium + margin`` (G far ahead); if
-    both would be skipped, both run.
+    Sampling (``sample``) decodes codes from the ex-post latent density (``prior``, see
+    :mod:`lightning_gen.models.latent_density`); training uses N(0, I), the prior the KL pulls towards.
 
     Args:
         encoder: image -> (mu, logvar), each (B, latent_dim); must have ``latent_dim``.
@@ -61,12 +104,11 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         optimizer_e: optimizer factory for the encoder.
         optimizer_g: optimizer factory for the decoder / generator.
         optimizer_d: optimizer factory for the discriminator.
-        gamma: weight of the feature-wise reconstruction against the adversarial loss in G's update
-            (>= 0; sec. 2.3).
+        gamma: weight of the per-feature reconstruction against the adversarial loss in G's gradient (> 0).
         feature_layer: index into ``discriminator.features(x)`` of the layer Dis_l (negative counts from the
             end: -1 is D's last hidden layer).
         kl_weight: weight of ``L_prior`` in E's update (>= 0; 1 in the paper).
-        pixel_weight: weight of the pixel reconstruction in E's and G's updates (>= 0).
+        pixel_weight: weight of the pixel reconstruction ``0.5 * ||x - x~||^2`` next to ``L_llike`` (>= 0).
         loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
         gp_weight: gradient penalty weight with ``wasserstein``.
         spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018).
@@ -75,6 +117,10 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         equilibrium: the BCE value taken as balance (ln 2 ~ 0.69 is D(x) = 0.5).
         equilibrium_margin: how far from ``equilibrium`` a BCE may go before an update is skipped.
         clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
+        prior: the density ``sample`` draws codes from: ``gmm``, ``gaussian`` (fitted to the training codes
+            after each epoch) or ``standard`` (N(0, I)).
+        prior_components: mixture components for ``prior="gmm"``.
+        prior_max_codes: training images encoded to fit the density.
     """
 
     data_kind = "image"
@@ -95,17 +141,20 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         gp_weight: float = 10.0,
         spectral_norm: bool = False,
         ema_decay: float | None = None,
-        equilibrium_gating: bool = False,
+        equilibrium_gating: bool = True,
         equilibrium: float = 0.68,
         equilibrium_margin: float = 0.35,
         clip_grad_norm: float | None = None,
+        prior: PriorKind = "gmm",
+        prior_components: int = 10,
+        prior_max_codes: int = 10000,
     ) -> None:
         super().__init__()
-        for name, value in (("gamma", gamma), ("kl_weight", kl_weight), ("pixel_weight", pixel_weight)):
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
+        for name, value in (("kl_weight", kl_weight), ("pixel_weight", pixel_weight), ("gp_weight", gp_weight)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}.")
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0, got {gp_weight}.")
         check_latent_fit(encoder, generator)
         self._check_discriminator(generator, discriminator, feature_layer)
         self.adversarial = get_adversarial_loss(loss)
@@ -116,7 +165,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             )
         if equilibrium_gating and loss != "ns":
             raise ValueError(
-                f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r})."
+                f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
+                "set equilibrium_gating: false."
             )
         if equilibrium_margin < 0:
             raise ValueError(f"equilibrium_margin must be >= 0, got {equilibrium_margin}.")
@@ -127,18 +177,12 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
         self.latent_dim, self.loss_name = generator.latent_dim, loss
-        self.gamma, self.feature_layer, self.kl_weight, self.pixel_weight = (
-            gamma,
-            feature_layer,
-            kl_weight,
-            pixel_weight,
-        )
+        self.gamma, self.feature_layer = gamma, feature_layer
+        self.kl_weight, self.pixel_weight = kl_weight, pixel_weight
         self.gp_weight, self.clip_grad_norm = gp_weight, clip_grad_norm
-        self.equilibrium_gating, self.equilibrium, self.equilibrium_margin = (
-            equilibrium_gating,
-            equilibrium,
-            equilibrium_margin,
-        )
+        self.equilibrium_gating, self.equilibrium = equilibrium_gating, equilibrium
+        self.equilibrium_margin = equilibrium_margin
+        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
 
     @staticmethod
     def _check_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
@@ -179,11 +223,13 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def _finish_step(self, optimizer) -> torch.Tensor | None:
+    def _finish_step(self, optimizer, step: bool = True) -> torch.Tensor | None:
         """Step (clipping happens in ``on_before_optimizer_step``) and zero the gradients; return the gradient
-        norm when it is measured (clipping, or a step whose metrics the logger will write)."""
+        norm when it is measured (clipping, or a step whose metrics the logger will write). ``step=False``
+        only drops the gradients (a gated update)."""
         self._grad_norm = None
-        optimizer.step()
+        if step:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return self._grad_norm
 
@@ -193,11 +239,24 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
 
     # -- losses -------------------------------------------------------------------------------------
-    def feature_reconstruction(self, real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        """L_llike^Dis_l (Larsen et al. 2016, eq. 7): 0.5 * squared distance in D's layer l, batch mean."""
-        feats = self.discriminator.features(torch.cat([real, recon]))[self.feature_layer]  # (2B, ...)
+    def feature_reconstruction(self, real: torch.Tensor, recon: torch.Tensor, frozen_d: bool = False) -> torch.Tensor:
+        """L_llike^Dis_l (Larsen et al. 2016, eq. 7): 0.5 * squared distance in D's layer l, batch mean.
+        ``frozen_d``: D's parameters are constants (the gradient reaches ``recon`` but not D)."""
+        both = torch.cat([real, recon])  # (2B, C, H, W)
+        if frozen_d:
+            params = {f"net.{name}": p.detach() for name, p in self.discriminator.named_parameters()}
+            feats = torch.func.functional_call(_Features(self.discriminator), params, (both,))[self.feature_layer]
+        else:
+            feats = self.discriminator.features(both)[self.feature_layer]  # (2B, ...)
         f_real, f_recon = feats.chunk(2)  # (B, ...) each
         return 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
+
+    def feature_size(self, real: torch.Tensor) -> int:
+        """n_l, the number of features of one image in D's layer l (computed once, from one image)."""
+        if getattr(self, "_feature_size", None) is None:
+            with torch.no_grad(), eval_mode(self.discriminator):
+                self._feature_size = self.discriminator.features(real[:1])[self.feature_layer][0].numel()
+        return self._feature_size
 
     @staticmethod
     def pixel_reconstruction(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -207,108 +266,77 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         """(train D, train G) under equilibrium gating; both True when gating is off."""
         if not self.equilibrium_gating:
             return True, True
-        bce_real = float(F.softplus(-real_logits).mean())  # -log D(x)
-        bce_fake = float(F.softplus(fake_logits).mean())  # -log(1 - D(x~))
+        bce = torch.stack([F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean()]).detach().float()
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # the same decision on every rank
+            bce = trainer.strategy.reduce(bce, reduce_op="mean")
+        bce_real, bce_fake = bce.tolist()  # -log D(x), -log(1 - D(x~))
         low, high = self.equilibrium - self.equilibrium_margin, self.equilibrium + self.equilibrium_margin
         train_d = bce_real >= low and bce_fake >= low
         train_g = bce_real <= high and bce_fake <= high
         return (True, True) if not (train_d or train_g) else (train_d, train_g)
 
+    def losses(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term of one training step from one pass through E, G (on the codes and on prior codes) and
+        D, with the gradient routing described in the class docstring; ``loss`` is what to backpropagate."""
+        b = real.shape[0]
+        mu, logvar = self.encoder(real)  # (B, Z) each
+        z = reparameterize(mu, logvar)
+        kl = kl_normal(mu, logvar).mean()
+        # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
+        w = self.gamma / self.feature_size(real)
+        recon = self.generator(scale_gradient(z, 1.0 / w))  # (B, C, H, W)
+        feat = self.feature_reconstruction(real, recon, frozen_d=True)
+        pixel = self.pixel_reconstruction(real, recon)
+        recon_loss = feat + self.pixel_weight * pixel
+        # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal
+        fake = self.generator(torch.cat([z.detach(), self.noise(b)]))  # (2B, C, H, W): G(z), G(z_p)
+        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0)]))  # (3B,)
+        real_logits, recon_logits, prior_logits = logits.split(b)
+        d_loss = self.adversarial.d(real_logits, recon_logits) + self.adversarial.d(real_logits, prior_logits)
+        out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel, "d_loss": d_loss}
+        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+            out["gradient_penalty"] = gradient_penalty(self.discriminator, torch.cat([real, real]), fake.detach())
+            d_loss = d_loss + self.gp_weight * out["gradient_penalty"]
+        out["loss"] = self.kl_weight * kl + w * recon_loss + d_loss
+        out.update(real_logits=real_logits, recon_logits=recon_logits, prior_logits=prior_logits)
+        return out
+
     # -- training -----------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, C, H, W) in [-1, 1]
-        train_g = self.discriminator_step(real)
-        z = self.encoder_step(real)
-        if train_g:
-            self.generator_step(real, z)
+        opt_e, opt_g, opt_d = self.optimizers()
+        out = self.losses(real)
+        self.manual_backward(out["loss"])
+        fake_logits = torch.cat([out["recon_logits"], out["prior_logits"]])
+        train_d, train_g = self.gates(out["real_logits"], fake_logits)
+        norms = {
+            "e": self._finish_step(opt_e),
+            "g": self._finish_step(opt_g, step=train_g),
+            "d": self._finish_step(opt_d, step=train_d),
+        }
+        if train_g and self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
+            self._log_train(out, norms, train_d, train_g)
 
-    def discriminator_step(self, real: torch.Tensor) -> bool:
-        """Step 1: D on real vs. reconstructions and prior samples (no graph through E or G).
-        Returns whether G may take its step (equilibrium gating)."""
-        opt_d = self.optimizers()[2]
-        self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            recon = self.generator(reparameterize(*self.encoder(real)))
-            prior = self.generator(self.noise(real.shape[0]))
-        real_logits = self.discriminator(real)
-        recon_logits, prior_logits = self.discriminator(recon), self.discriminator(prior)
-        d_loss = self.adversarial.d(real_logits, recon_logits) + self.adversarial.d(real_logits, prior_logits)
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            gp = gradient_penalty(self.discriminator, torch.cat([real, real]), torch.cat([recon, prior]))
-            d_loss = d_loss + self.gp_weight * gp
-        train_d, train_g = self.gates(real_logits.detach(), torch.cat([recon_logits, prior_logits]).detach())
-        d_norm = None
-        if train_d:
-            self.manual_backward(d_loss)
-            d_norm = self._finish_step(opt_d)
-        self.untoggle_optimizer(opt_d)
-        if not logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
-            return train_g
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            self.log("train/gradient_penalty", gp)
-        self.log_dict(
+    def _log_train(self, out: dict, norms: dict, train_d: bool, train_g: bool) -> None:
+        metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "pixel_recon", "d_loss")}
+        if "gradient_penalty" in out:
+            metrics["train/gradient_penalty"] = out["gradient_penalty"].detach()
+        metrics.update(
             {
-                "train/d_loss": d_loss.detach(),
-                "train/D(x)": self._d_output(real_logits),
-                "train/D(G(E(x)))": self._d_output(recon_logits),
-                "train/D(G(z))": self._d_output(prior_logits),
-                "train/grad_norm_d": d_norm if d_norm is not None else torch.zeros(()),
+                "train/D(x)": self._d_output(out["real_logits"]),
+                "train/D(G(E(x)))": self._d_output(out["recon_logits"]),
+                "train/D(G(z))": self._d_output(out["prior_logits"]),
                 "train/d_updated": float(train_d),
                 "train/g_updated": float(train_g),
             }
         )
-        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
-        return train_g
-
-    def encoder_step(self, real: torch.Tensor) -> torch.Tensor:
-        """Step 2: E on kl_weight * KL + feature-wise (+ pixel) reconstruction; G and D are frozen but
-        pass gradients. Returns the drawn z (detached) for G's step."""
-        opt_e = self.optimizers()[0]
-        self.toggle_optimizer(opt_e)
-        mu, logvar = self.encoder(real)  # (B, Z) each
-        z = reparameterize(mu, logvar)
-        recon = self.generator(z)
-        kl = kl_normal(mu, logvar).mean()
-        feat = self.feature_reconstruction(real, recon)
-        pixel = self.pixel_reconstruction(real, recon)
-        e_loss = self.kl_weight * kl + feat + self.pixel_weight * pixel
-        self.manual_backward(e_loss)
-        e_norm = self._finish_step(opt_e)
-        self.untoggle_optimizer(opt_e)
-        if not logs_this_step(self):
-            return z.detach()
-        self.log_dict(
-            {
-                "train/e_loss": e_loss.detach(),
-                "train/kl": kl.detach(),
-                "train/feature_recon": feat.detach(),
-                "train/pixel_recon": pixel.detach(),
-                "train/grad_norm_e": e_norm,
-            }
-        )
-        self.log("kl", kl.detach(), prog_bar=True, logger=False)
-        return z.detach()
-
-    def generator_step(self, real: torch.Tensor, z: torch.Tensor) -> None:
-        """Step 3: G on gamma * feature-wise reconstruction + adversarial loss on reconstructions and prior
-        samples (+ pixel reconstruction); E and D are frozen. Then the EMA update."""
-        opt_g = self.optimizers()[1]
-        self.toggle_optimizer(opt_g)
-        recon = self.generator(z)
-        prior = self.generator(self.noise(real.shape[0]))
-        feat = self.feature_reconstruction(real, recon)
-        adv = self.adversarial.g(self.discriminator(recon)) + self.adversarial.g(self.discriminator(prior))
-        g_loss = self.gamma * feat + adv
-        if self.pixel_weight > 0:
-            g_loss = g_loss + self.pixel_weight * self.pixel_reconstruction(real, recon)
-        self.manual_backward(g_loss)
-        g_norm = self._finish_step(opt_g)
-        self.untoggle_optimizer(opt_g)
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-        if logs_this_step(self):
-            self.log_dict({"train/g_loss": g_loss.detach(), "train/g_adv": adv.detach(), "train/grad_norm_g": g_norm})
-            self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
+        for name, norm in norms.items():
+            metrics[f"train/grad_norm_{name}"] = norm if norm is not None else torch.zeros(())
+        self.log_dict(metrics)
+        self.log_dict({"d_loss": metrics["train/d_loss"], "kl": metrics["train/kl"]}, prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         return mean_d_output(logits, self.loss_name)
