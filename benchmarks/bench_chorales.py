@@ -4,7 +4,11 @@ Trains a sequence model from its shipped chorales config (``configs/<model>/chor
 of process CPU time, draws ``--num-samples`` piano rolls of ``--length`` eighth notes, and compares
 C-RNN-GAN's music statistics (``lightning_gen.metrics.sequence.compare_music_statistics``: polyphony,
 scale consistency, repetitions, tone span, notes per step, empty rolls, pitch-histogram distance) with the
-same statistics of real test-split windows. Writes MIDI files and a piano-roll PNG of a few samples.
+same statistics of real test-split windows, plus how often a roll drones (one pitch held through at least
+3/4 of the roll, ``lightning_gen.music.drone_statistics``). The rolls are what ``model.sample`` returns: for
+the R-VAE / R-VAE-GAN binary rolls sampled step by step (each step's Bernoulli draw fed back), so the
+statistics and the MIDI files are those of sampled rolls, not of thresholded probabilities. Writes MIDI files
+and a piano-roll PNG of a few samples (and of real windows, for comparison).
 
     python benchmarks/bench_chorales.py --model rvae_gan --budget-cpu-s 300
 """
@@ -31,16 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--length", type=int, default=32, help="frames (eighth notes) per generated roll")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"))
+    p.add_argument("--cli-arg", action="append", default=[], metavar="ARG", help="LightningCLI override")
+    p.add_argument("--tag", default="", help="suffix of the output file names")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import pytorch_lightning as pl
 
     from lightning_gen.cli import run_lightning_cli
     from lightning_gen.metrics.sequence import compare_music_statistics
-    from lightning_gen.music import write_roll_samples
+    from lightning_gen.music import drone_statistics, piano_roll_image, write_roll_samples
 
     config = os.path.join(REPO, "configs", args.model, "chorales.yaml")
-    cli = run_lightning_cli(["--config", config], run=False)
+    cli = run_lightning_cli(["--config", config, *args.cli_arg], run=False)
     budget = cpu_budget_callback(args.budget_cpu_s)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
@@ -52,20 +58,26 @@ def main(argv: list[str] | None = None) -> int:
         probabilities = model.sample(args.num_samples, length=args.length).cpu().numpy()  # (N, L, P)
     real = dm.splits["test"][: args.num_samples]  # (n, T, P) binary
     stats = compare_music_statistics(real, probabilities, pitch_low=dm.pitch_low)
+    for name, value in drone_statistics(probabilities).items():
+        stats[name] = {"generated": value, "real": drone_statistics(real)[name]}
     os.makedirs(args.out, exist_ok=True)
-    written = write_roll_samples(probabilities[:8], os.path.join(args.out, f"chorales_{args.model}.npz"),
-                                 dm.pitch_low, dm.step, max_files=4)  # fmt: skip
+    stem = os.path.join(args.out, f"chorales_{args.model}{args.tag}")
+    written = write_roll_samples(probabilities[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4)
+    written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png")
     result = {
         "command": "python benchmarks/bench_chorales.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model,
         "train_cpu_s": round(budget.used, 1),
         "batches": trainer.fit_loop.epoch_loop.batch_progress.total.completed,
+        "batches_per_cpu_s": round(trainer.fit_loop.epoch_loop.batch_progress.total.completed / budget.used, 2),
+        "cli_args": args.cli_arg,
+        "binary_samples": bool(((probabilities == 0) | (probabilities == 1)).all()),
         "total_cpu_s": round(time.process_time() - start, 1),
         "mean_probability": float(probabilities.mean()),
         "statistics": stats,
         "files": written,
     }
-    with open(os.path.join(args.out, f"chorales_{args.model}.json"), "w") as f:
+    with open(f"{stem}.json", "w") as f:
         json.dump(result, f, indent=2)
     print(f"| statistic | generated ({args.model}) | real (test windows) |\n|---|---|---|")
     for name, pair in stats.items():

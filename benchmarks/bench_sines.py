@@ -57,14 +57,15 @@ def cpu_budget_callback(budget_s: float):
     return CPUBudget()
 
 
-def train(name: str, budget_s: float, seed: int):
-    """Build model and data from the shipped config and train for ``budget_s`` CPU seconds."""
+def train(name: str, budget_s: float, seed: int, cli_args: list[str] | None = None, tag: str = ""):
+    """Build model and data from the shipped config (plus ``cli_args`` overrides, LightningCLI syntax) and
+    train for ``budget_s`` CPU seconds."""
     import pytorch_lightning as pl
 
     from lightning_gen.cli import run_lightning_cli
 
     config = os.path.join(REPO, "configs", name, "sines.yaml")
-    cli = run_lightning_cli(["--config", config, f"--seed_everything={seed}"], run=False)
+    cli = run_lightning_cli(["--config", config, f"--seed_everything={seed}", *(cli_args or [])], run=False)
     budget = cpu_budget_callback(budget_s)
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -79,19 +80,20 @@ def train(name: str, budget_s: float, seed: int):
         callbacks=[budget],
     )
     trainer.fit(cli.model, cli.datamodule)
-    path = os.path.join(REPO, "runs", "bench_sines", f"{name}.ckpt")
+    path = os.path.join(REPO, "runs", "bench_sines", f"{name}{tag}.ckpt")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     trainer.save_checkpoint(path)
     batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
     return cli.model, {"cpu_s": round(budget.used, 1), "batches": batches, "epochs": trainer.current_epoch,
-                       "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
+                       "batches_per_cpu_s": round(batches / max(budget.used, 1e-9), 2),
+                       "cli_args": cli_args or [], "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
 
 
 @torch.no_grad()
-def generate(model, n: int, length: int, batch: int = 1000) -> np.ndarray:
-    """``n`` samples (n, length, D) in the data's original scale."""
+def generate(model, n: int, length: int, batch: int = 1000, **kwargs) -> np.ndarray:
+    """``n`` samples (n, length, D) in the data's original scale (``kwargs`` go to ``model.sample``)."""
     model.eval()
-    chunks = [model.to_original(model.sample(min(batch, n - i), length=length)) for i in range(0, n, batch)]
+    chunks = [model.to_original(model.sample(min(batch, n - i), length=length, **kwargs)) for i in range(0, n, batch)]
     return torch.cat(chunks).cpu().numpy().astype(np.float32)
 
 
@@ -139,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "sines.json"))
     p.add_argument("--from-checkpoints", action="store_true", help="score models saved by an earlier run")
     p.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier result files")
+    p.add_argument("--cli-arg", action="append", default=[], metavar="ARG",
+                   help="LightningCLI override for every trained model, e.g. --cli-arg=--model.init_args.gamma=2")
+    p.add_argument("--tag", default="", help="suffix of the checkpoint names (runs/bench_sines/<model><tag>.ckpt)")
+    p.add_argument("--prior", choices=("gmm", "gaussian", "standard"), default=None,
+                   help="VAE-type models: sample from this prior instead of the model's own")
     args = p.parse_args(argv)
     if args.table:
         merged: dict = {"models": {}}
@@ -180,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
     for name in args.models:
-        model, info = from_checkpoint(name) if args.from_checkpoints else train(name, args.budget_cpu_s, args.seed)
-        info.update(score(real, generate(model, len(real), real.shape[1]), args))
+        if args.from_checkpoints:
+            model, info = from_checkpoint(name)
+        else:
+            model, info = train(name, args.budget_cpu_s, args.seed, args.cli_arg, args.tag)
+        kwargs = {"prior": args.prior} if args.prior else {}
+        info.update(score(real, generate(model, len(real), real.shape[1], **kwargs), args))
         results["models"][name] = info
         print(name, info, flush=True)
         with open(args.out, "w") as f:

@@ -198,11 +198,37 @@ def piano_roll_image(
     return str(path)
 
 
+def held_runs(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Lengths in frames of every held note (run of consecutive active frames of one pitch) of a roll (T, P)."""
+    notes = roll_to_notes(roll, pitch_low=0, step=1.0, threshold=threshold)  # durations in frames
+    return notes[:, 2].astype(np.int64)
+
+
+def drone_statistics(rolls: np.ndarray, threshold: float = 0.5, drone_fraction: float = 0.75) -> dict[str, float]:
+    """How often rolls (N, T, P) drone: ``drone_share`` is the share of rolls in which one pitch is held
+    without a break for at least ``drone_fraction`` of the roll (issue 11: thresholded R-VAE-GAN samples were
+    mostly one held pitch); ``longest_note`` the mean over rolls of the longest held note as a share of the
+    roll; ``mean_note_length`` the mean held-note length in frames."""
+    rolls = np.asarray(rolls)
+    longest, lengths = [], []
+    for roll in rolls:
+        runs = held_runs(roll, threshold)
+        longest.append(runs.max(initial=0) / max(len(roll), 1))
+        lengths.extend(runs.tolist())
+    longest = np.asarray(longest, dtype=np.float64)
+    return {
+        "drone_share": float((longest >= drone_fraction).mean()) if len(longest) else 0.0,
+        "longest_note": float(longest.mean()) if len(longest) else 0.0,
+        "mean_note_length": float(np.mean(lengths)) if lengths else 0.0,
+    }
+
+
 def write_roll_samples(
     probabilities: np.ndarray, output: str, pitch_low: int, step: float = 0.5, max_files: int = 16
 ) -> dict[str, str]:
     """The sample job's files for piano-roll models: ``output`` (.npz with ``samples``, the binary rolls
-    float32 (N, T, P) thresholded at 0.5, and ``probabilities``), MIDI files of the first ``max_files`` rolls
+    float32 (N, T, P), and ``probabilities``, what the model returned: sampled binary rolls for the R-VAE /
+    R-VAE-GAN, so both are the same there; probabilities are thresholded at 0.5), MIDI files of the first ``max_files`` rolls
     in ``<output stem>_midi/`` and a PNG of the first 8 rolls beside ``output``."""
     rolls = (probabilities > 0.5).astype(np.float32)  # (N, T, P)
     np.savez_compressed(

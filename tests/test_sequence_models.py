@@ -65,7 +65,7 @@ def make_models():
             RVAEGAN(
                 RecurrentEncoder(D, Z, H), RecurrentDecoder(Z, D, H), RecurrentDiscriminator(D, H), adam, adam, adam
             ),
-            [{"discriminator"}, {"encoder"}, {"decoder"}],
+            [{"encoder"}, {"decoder"}, {"discriminator"}],
         ),
     }
 

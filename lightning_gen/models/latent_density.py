@@ -98,10 +98,22 @@ class LatentDensity(nn.Module):
         eps = torch.randn(n, self.latent_dim, device=device, generator=generator)
         if kind == "standard" or not bool(self.fitted):
             return eps
-        if kind == "gaussian" and self.weights.shape[0] > 1:
-            raise ValueError("This model fitted a GMM; sample it with prior='gmm' (or 'standard').")
+        if kind == "gaussian" and self.weights.shape[0] > 1:  # the mixture's own mean and covariance
+            mean, scale_tril = self.moment_matched()
+            return mean + eps @ scale_tril.T  # (n, d)
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
         return self.means[comp] + (self.scale_tril[comp] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
+
+    def moment_matched(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean (d,) and Cholesky factor (d, d) of the full Gaussian with the mixture's mean and covariance:
+        what ``prior="gaussian"`` samples from after a GMM was fitted (at EM's fixed point these are the codes'
+        own mean and covariance, up to ``reg_covar``)."""
+        w = self.weights.double()
+        means, tril = self.means.double(), self.scale_tril.double()
+        mean = (w[:, None] * means).sum(0)  # (d,)
+        centred = means - mean  # (K, d)
+        cov = (w[:, None, None] * (tril @ tril.transpose(1, 2) + centred[:, :, None] * centred[:, None, :])).sum(0)
+        return mean.to(self.means.dtype), torch.linalg.cholesky(cov).to(self.means.dtype)
 
 
 class _Features(Dataset):

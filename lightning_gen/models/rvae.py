@@ -12,6 +12,7 @@ from torch import nn
 
 from lightning_gen.losses import kl_normal
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
 from lightning_gen.models.sequence_common import SequenceModel
 
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -51,19 +52,39 @@ def kl_warmup(step: int, weight: float, warmup_steps: int) -> float:
     return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
 
 
-class RecurrentVAEModel(SequenceModel):
-    """What the R-VAE and the R-VAE-GAN share: sampling from the prior and reconstructing through the
-    posterior mean with their recurrent decoder (``self.encoder``, ``self.decoder``, ``self.latent_dim``)."""
+class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
+    """What the R-VAE and the R-VAE-GAN share: the ex-post latent density they sample from, and sampling /
+    reconstructing with their recurrent decoder (``self.encoder``, ``self.decoder``, ``self.latent_dim``,
+    ``self.likelihood``).
+
+    Piano rolls (``likelihood="bernoulli"``) are sampled as binary rolls, one Bernoulli draw per step and
+    pitch, each fed back to the decoder (:meth:`RecurrentDecoder.generate` with ``binary=True``).
+    """
+
+    def init_recurrent_vae(self, prior: str, prior_components: int, prior_max_codes: int) -> None:
+        self.latent_dim = self.decoder.latent_dim
+        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+
+    @property
+    def binary(self) -> bool:
+        """Whether the data are binary (piano rolls): values are sampled, not the decoder's means."""
+        return self.likelihood == "bernoulli"
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)[0]  # posterior means (B, Z)
 
     @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` sequences (n, length, D) in [0, 1] from z ~ N(0, I) (probabilities for piano rolls); any
-        length works (the decoder runs autoregressively)."""
-        z = torch.randn(n, self.latent_dim, device=self.device) if z is None else z.to(self.device)
+    def sample(
+        self, n: int, length: int | None = None, z: torch.Tensor | None = None, prior: PriorKind | None = None
+    ) -> torch.Tensor:
+        """``n`` sequences (n, length, D) in [0, 1] (binary rolls for piano rolls); any length works (the
+        decoder runs autoregressively). z comes from the fitted latent density (``prior``: the configured
+        kind; ``"standard"`` for N(0, I)) unless given."""
+        z = self.sample_latent(n, prior) if z is None else z.to(self.device)
         was_training = self.decoder.training
         self.decoder.eval()
         try:
-            return self.decoder.activate(self.decoder(z, self.sample_length(length)))
+            return self.decoder.generate(z, self.sample_length(length), binary=self.binary)[1]
         finally:
             self.decoder.train(was_training)
 
@@ -71,7 +92,7 @@ class RecurrentVAEModel(SequenceModel):
     def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
         mu, _ = self.encoder(x)
-        return self.decoder.activate(self.decoder(mu, length or x.shape[1]))
+        return self.decoder.generate(mu, length or x.shape[1], binary=self.binary)[1]
 
 
 class RVAE(RecurrentVAEModel):
@@ -90,8 +111,13 @@ class RVAE(RecurrentVAEModel):
         sigma: standard deviation of the Gaussian likelihood (data scaled to [0, 1]).
         teacher_forcing: probability of feeding the real previous step while training (0 ... 1).
         kl_weight: final weight of the KL term (beta).
-        kl_warmup_steps: steps of the linear KL warm-up (0: none).
+        kl_warmup_steps: batches of the linear KL warm-up (0: none); a few hundred, well inside the
+            1,000-3,000 batches of a few CPU-minutes (issue 11: 1,000 was longer than the budget).
         clip_grad_norm: if set, clip the gradient norm to this value before each step.
+        prior: what ``sample`` draws z from: ``gmm`` / ``gaussian`` (a density fitted to the training codes
+            after training, Ghosh et al. 2020) or ``standard`` (N(0, I)).
+        prior_components: mixture components of the ``gmm`` prior (Ghosh et al. 2020: 10).
+        prior_max_codes: training items encoded to fit the prior.
     """
 
     def __init__(
@@ -103,8 +129,11 @@ class RVAE(RecurrentVAEModel):
         sigma: float = 0.1,
         teacher_forcing: float = 0.5,
         kl_weight: float = 1.0,
-        kl_warmup_steps: int = 1000,
+        kl_warmup_steps: int = 200,
         clip_grad_norm: float | None = None,
+        prior: PriorKind = "gmm",
+        prior_components: int = 10,
+        prior_max_codes: int = 10000,
     ) -> None:
         super().__init__()
         check_vae_parts(encoder, decoder, likelihood)
@@ -117,13 +146,13 @@ class RVAE(RecurrentVAEModel):
         self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
         self.likelihood, self.sigma, self.teacher_forcing = likelihood, sigma, teacher_forcing
         self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
-        self.latent_dim = decoder.latent_dim
+        self.init_recurrent_vae(prior, prior_components, prior_max_codes)
 
     def elbo_terms(self, x: torch.Tensor, teacher_forcing: float):
         """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""
         mu, logvar = self.encoder(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation, Kingma & Welling 2014
-        raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=teacher_forcing)  # (B, T, D)
+        raw, _ = self.decoder.generate(z, x.shape[1], x, teacher_forcing, binary=self.binary)  # (B, T, D)
         return reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
 
     # -- Lightning hooks ----------------------------------------------------------------------------

@@ -3,52 +3,102 @@ learned similarity metric") with recurrent encoder, decoder and discriminator.""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.models.latent_density import PriorKind
 from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by ``scale`` backward (Larsen et al.'s ``ScaleGradient``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return _ScaleGradient.apply(x, scale)
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """Parameters of ``module`` out of the autograd graph (requires_grad False) for the block: gradients
+    flow through the module to its inputs, none are kept for its parameters (so DDP expects none)."""
+    states = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in states:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, state in states:
+            p.requires_grad_(state)
 
 
 class RVAEGAN(RecurrentVAEModel):
     """R-VAE-GAN: a recurrent VAE whose decoder is also the generator of a GAN, three optimizers.
 
-    One training step follows Larsen et al. 2016, algorithm 1: encode x to z, decode a reconstruction x~
-    (teacher forcing at rate ``teacher_forcing``) and a sample x_p from z_p ~ N(0, I); then
+    One training step, as in Larsen et al.'s reference code (``aegan.py`` of autoencoding_beyond_pixels: one
+    graph, one backward, gradients routed by scaling), costs one encoder pass, one decoder pass on the
+    posterior (the reconstruction x~, teacher forcing at rate ``teacher_forcing``) and one on the prior (x_p,
+    free-running, z_p from the fitted latent density once there is one, else N(0, I)):
 
-    1. **D step**: real x against both x~ and x_p (detached), the GAN loss ``loss``;
-    2. **encoder step** on ``beta * KL + L_feat`` (+ ``data_recon_weight * L_data``), where ``L_feat`` is the
-       reconstruction error measured in D's hidden features, a Gaussian in feature space (Larsen et al. 2016,
-       sec. 2.2: "we replace the VAE error ... with a reconstruction error expressed in the GAN discriminator");
-       here D's top recurrent layer, one feature vector per step;
-    3. **decoder step** on ``gamma * L_feat`` (+ ``data_recon_weight * L_data``) plus the generator's
-       adversarial loss on x~ and x_p (sec. 2.3: gamma weighs reconstruction against fooling D).
+    1. **encoder and decoder**, one backward of
+       ``beta * KL + gamma * L_rec + adversarial_weight * L_G(D(x_p))``, where
+       ``L_rec = feature_recon_weight * L_feat + data_recon_weight * L_data``: ``L_feat`` is the Gaussian
+       reconstruction error in D's features (Larsen et al. 2016, sec. 2.2; D's top recurrent layer), ``L_data``
+       the plain VAE likelihood (Gaussian or Bernoulli). The code z enters the decoder through a gradient
+       scaled by ``1 / gamma``, so the encoder's gradient is that of ``beta * KL + L_rec`` and the decoder's
+       that of ``gamma * L_rec + L_G`` (Larsen et al. 2016, algorithm 1 and sec. 2.3). The adversarial loss
+       reaches the decoder only: it is taken on prior samples, whose z has no encoder behind it, as in the
+       reference code's experiments (``discriminate_ae_recon=False, discriminate_sample_z=True``). D is
+       frozen (its parameters out of the graph) during this pass. Then the encoder's and the decoder's
+       optimizers step.
+    2. **D step** on real x against detached prior samples, the GAN loss ``loss``; with the same D as step 1,
+       so the three networks update as from one simultaneous graph, as in the reference code.
 
-    Each step is one optimizer at a time (``toggle_optimizer``, as the image VAE-GAN), after D's update; the
-    decoder's step reuses the encoder step's z. Taking both gradients from one graph with
-    ``backward(inputs=...)`` would save a decoder pass but breaks DDP, whose reducer then waits for gradients
-    of parameters that the graph reaches but the backward never fills. ``L_data`` is the plain VAE
-    likelihood (Gaussian or Bernoulli), off by default as in the paper.
+    Each backward fills the gradients of every parameter its graph reaches, so two-process DDP (with
+    ``find_unused_parameters``) sees no parameter left waiting. Binary data (``likelihood="bernoulli"``):
+    reconstructions and prior samples are binary rolls (straight-through Bernoulli samples), so D never
+    compares soft rolls with binary real ones.
 
     Args:
         encoder: (B, T, D) to (mu, logvar) (e.g. ``RecurrentEncoder``).
-        decoder: z to raw outputs (B, T, D), with ``activate`` (e.g. ``RecurrentDecoder``).
-        discriminator: (B, T, D) to logits (B, T) or (B,), with ``features(x)`` (B, T, F)
-            (e.g. ``RecurrentDiscriminator``).
+        decoder: with ``generate(z, length, target, teacher_forcing, binary)`` (e.g. ``RecurrentDecoder``).
+        discriminator: (B, T, D) to logits (B, T) or (B,), with ``features(x)`` (B, T, F) and
+            ``classify(features)`` (e.g. ``RecurrentDiscriminator``).
         optimizer_e: optimizer factory for the encoder.
         optimizer_g: optimizer factory for the decoder (the generator).
         optimizer_d: optimizer factory for the discriminator.
         loss: adversarial loss, ``ns`` or ``hinge`` (``wasserstein`` would need a gradient penalty).
-        likelihood: ``gaussian`` or ``bernoulli``, for ``L_data``.
+        likelihood: ``gaussian`` or ``bernoulli``, for ``L_data`` and for sampling.
         sigma: standard deviation of the Gaussian data likelihood.
-        gamma: weight of the feature-wise reconstruction in the decoder's loss.
-        data_recon_weight: weight of the data-space likelihood in encoder and decoder losses (0: off).
+        gamma: weight of the reconstruction against the adversarial loss in the decoder's loss (> 0).
+        feature_recon_weight: weight of the feature-wise reconstruction ``L_feat`` (0: off, D is then not run
+            on reconstructions).
+        data_recon_weight: weight of the data-space likelihood ``L_data``. Measured on sines: with 0.01 the
+            encoder hardly learns in a few CPU-minutes (issue 11: reconstruction RMSE .20 after 60 s); 1.0 is
+            the R-VAE's own loss.
+        adversarial_weight: weight of the generator's adversarial loss on prior samples.
         teacher_forcing: probability of feeding the real previous step when reconstructing.
         kl_weight: final KL weight (beta).
         kl_warmup_steps: batches of linear KL warm-up (0: none).
         clip_grad_norm: if set, clip each network's gradient norm before its step.
+        prior: what ``sample`` (and the prior samples of training) draw z from: ``gmm``, ``gaussian`` or
+            ``standard`` (see :class:`~lightning_gen.models.latent_density.LatentDensity`).
+        prior_components: mixture components of the ``gmm`` prior.
+        prior_max_codes: training items encoded to fit the prior.
     """
 
     def __init__(
@@ -63,11 +113,16 @@ class RVAEGAN(RecurrentVAEModel):
         likelihood: Likelihood = "gaussian",
         sigma: float = 0.1,
         gamma: float = 1.0,
-        data_recon_weight: float = 0.0,
+        feature_recon_weight: float = 1.0,
+        data_recon_weight: float = 1.0,
+        adversarial_weight: float = 1.0,
         teacher_forcing: float = 0.5,
         kl_weight: float = 1.0,
-        kl_warmup_steps: int = 1000,
+        kl_warmup_steps: int = 200,
         clip_grad_norm: float | None = None,
+        prior: PriorKind = "gmm",
+        prior_components: int = 10,
+        prior_max_codes: int = 10000,
     ) -> None:
         super().__init__()
         check_vae_parts(encoder, decoder, likelihood)
@@ -76,22 +131,27 @@ class RVAEGAN(RecurrentVAEModel):
                 f"The decoder makes {decoder.data_dim} features per step; the discriminator reads "
                 f"{discriminator.data_dim}."
             )
-        if not hasattr(discriminator, "features"):
-            raise ValueError("The discriminator needs a `features(x)` method (feature-wise reconstruction).")
+        for method in ("features", "classify"):
+            if not hasattr(discriminator, method):
+                raise ValueError(f"The discriminator needs a `{method}` method (feature-wise reconstruction).")
         self.adversarial = get_adversarial_loss(loss)
         if self.adversarial.needs_gradient_penalty:
             raise ValueError("loss='wasserstein' is not supported by RVAEGAN (no gradient penalty): use ns or hinge.")
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
-        if min(gamma, data_recon_weight, kl_weight) < 0 or sigma <= 0:
-            raise ValueError("gamma, data_recon_weight and kl_weight must be >= 0 and sigma > 0.")
+        if gamma <= 0 or sigma <= 0:
+            raise ValueError(f"gamma and sigma must be > 0, got {gamma} and {sigma}.")
+        if min(feature_recon_weight, data_recon_weight, adversarial_weight, kl_weight) < 0:
+            raise ValueError("feature_recon_weight, data_recon_weight, adversarial_weight and kl_weight must be >= 0.")
         save_plain_hyperparameters(self)
         self.init_sequence_model(decoder.data_dim, clip_grad_norm)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
-        self.likelihood, self.sigma, self.gamma, self.data_recon_weight = likelihood, sigma, gamma, data_recon_weight
-        self.teacher_forcing, self.kl_weight, self.kl_warmup_steps = teacher_forcing, kl_weight, kl_warmup_steps
-        self.latent_dim, self.loss_name = decoder.latent_dim, loss
+        self.likelihood, self.sigma, self.gamma = likelihood, sigma, gamma
+        self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
+        self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
+        self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
+        self.init_recurrent_vae(prior, prior_components, prior_max_codes)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -101,37 +161,66 @@ class RVAEGAN(RecurrentVAEModel):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def reconstruct_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encode x, draw z, decode a reconstruction with teacher forcing (Larsen et al. 2016, algorithm 1)."""
-        mu, logvar = self.encoder(x)  # (B, Z) each
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=self.teacher_forcing)  # (B, T, D)
-        return {"mu": mu, "logvar": logvar, "z": z, "raw": raw, "recon": self.decoder.activate(raw)}
-
-    def prior_sample(self, n: int, length: int) -> torch.Tensor:
-        z_prior = torch.randn(n, self.latent_dim, device=self.device)
-        return self.decoder.activate(self.decoder(z_prior, length))  # (B, T, D)
-
-    def feature_nll(self, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        """Gaussian reconstruction error in D's features, per sequence (B,) (Larsen et al. 2016, sec. 2.2)."""
-        with torch.no_grad():
-            real_features = self.discriminator.features(x)  # (B, T, F): a fixed target
-        return 0.5 * (self.discriminator.features(recon) - real_features).pow(2).flatten(1).sum(1)
-
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]  # (B, T, D) in [0, 1]
-        with torch.no_grad():
-            recon, prior = self.reconstruct_train(x)["recon"], self.prior_sample(x.shape[0], x.shape[1])
-        self.discriminator_step(x, recon, prior)
-        z = self.encoder_step(x)
-        self.decoder_step(x, z)
+        prior = self.encoder_decoder_step(x)
+        self.discriminator_step(x, prior)
 
-    def discriminator_step(self, x: torch.Tensor, recon: torch.Tensor, prior: torch.Tensor) -> None:
-        """D learns real x against reconstructions and prior samples (made without a graph)."""
+    def encoder_decoder_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss of step 1 (class docstring) and its parts: one encoder pass, one decoder pass on the
+        posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma."""
+        b, length = x.shape[0], x.shape[1]
+        mu, logvar = self.encoder(x)  # (B, Z) each
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
+        z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
+        raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, binary=self.binary)
+        _, prior = self.decoder.generate(self.sample_latent(b), length, binary=self.binary)  # (B, T, D)
+        with frozen(self.discriminator):
+            if self.feature_recon_weight > 0:
+                h = self.discriminator.features(torch.cat([x, recon, prior]))  # (3B, T, F)
+                real_features, recon_features, prior_features = h.split(b)
+                feature_nll = 0.5 * (recon_features - real_features.detach()).pow(2).flatten(1).sum(1)  # (B,)
+            else:
+                prior_features, feature_nll = self.discriminator.features(prior), x.new_zeros(b)
+            adversarial = self.adversarial.g(self.discriminator.classify(prior_features))
+        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)  # (B,)
+        kl = kl_normal(mu, logvar)  # (B,)
+        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
+        recon_loss = (self.feature_recon_weight * feature_nll + self.data_recon_weight * data_nll).mean()
+        loss = beta * kl.mean() + self.gamma * recon_loss + self.adversarial_weight * adversarial
+        return {"loss": loss, "feature_nll": feature_nll, "data_nll": data_nll, "kl": kl, "beta": beta,
+                "adversarial": adversarial, "prior": prior}  # fmt: skip
+
+    def encoder_decoder_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Step 1: one backward, then the encoder's and the decoder's optimizer step (each touches only its
+        own network's gradients); returns the prior samples (detached) for D."""
+        opt_e, opt_g, _ = self.optimizers()
+        out = self.encoder_decoder_loss(x)
+        self.manual_backward(out["loss"])
+        e_norm = self.finish_step(opt_e)
+        g_norm = self.finish_step(opt_g)
+        if logs_this_step(self):
+            self.log_dict(
+                {
+                    "train/loss": out["loss"].detach(),
+                    "train/feature_recon": out["feature_nll"].detach().mean(),
+                    "train/data_recon": out["data_nll"].detach().mean(),
+                    "train/kl": out["kl"].detach().mean(),
+                    "train/kl_weight": out["beta"],
+                    "train/g_adversarial": out["adversarial"].detach(),
+                    "train/grad_norm_e": e_norm,
+                    "train/grad_norm_g": g_norm,
+                }
+            )
+            self.log("g_loss", out["adversarial"].detach(), prog_bar=True, logger=False)
+        return out["prior"].detach()
+
+    def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor) -> None:
+        """Step 2: D learns real x against prior samples made (and detached) in step 1."""
         opt_d = self.optimizers()[2]
         self.toggle_optimizer(opt_d)
-        real_logits = self.discriminator(x)
-        fake_logits = self.discriminator(torch.cat([recon, prior]))  # (2B, ...)
+        logits = self.discriminator(torch.cat([x, prior]))  # (2B, ...)
+        real_logits, fake_logits = logits.split(x.shape[0])
         d_loss = self.adversarial.d(real_logits, fake_logits)
         self.manual_backward(d_loss)
         d_norm = self.finish_step(opt_d)
@@ -146,58 +235,6 @@ class RVAEGAN(RecurrentVAEModel):
                 }
             )
             self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
-
-    def encoder_step(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder on beta * KL + feature-wise (+ data) reconstruction; decoder and D frozen by
-        ``toggle_optimizer`` (so DDP waits for no gradient of theirs). Returns z (detached) for the decoder."""
-        opt_e = self.optimizers()[0]
-        self.toggle_optimizer(opt_e)
-        out = self.reconstruct_train(x)
-        feature_nll = self.feature_nll(x, out["recon"])  # (B,)
-        data_nll = reconstruction_nll(out["raw"], x, self.decoder, self.likelihood, self.sigma)  # (B,)
-        kl = kl_normal(out["mu"], out["logvar"])  # (B,)
-        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
-        encoder_loss = (beta * kl + feature_nll + self.data_recon_weight * data_nll).mean()
-        self.manual_backward(encoder_loss)
-        e_norm = self.finish_step(opt_e)
-        self.untoggle_optimizer(opt_e)
-        if logs_this_step(self):
-            self.log_dict(
-                {
-                    "train/encoder_loss": encoder_loss.detach(),
-                    "train/feature_recon": feature_nll.detach().mean(),
-                    "train/data_recon": data_nll.detach().mean(),
-                    "train/kl": kl.detach().mean(),
-                    "train/kl_weight": beta,
-                    "train/grad_norm_e": e_norm,
-                }
-            )
-        return out["z"].detach()
-
-    def decoder_step(self, x: torch.Tensor, z: torch.Tensor) -> None:
-        """Decoder on gamma * feature-wise (+ data) reconstruction plus the adversarial loss on the
-        reconstruction and a prior sample (Larsen et al. 2016, sec. 2.3); encoder and D frozen."""
-        opt_g = self.optimizers()[1]
-        self.toggle_optimizer(opt_g)
-        raw = self.decoder(z, x.shape[1], target=x, teacher_forcing=self.teacher_forcing)  # (B, T, D)
-        recon = self.decoder.activate(raw)
-        feature_nll = self.feature_nll(x, recon)
-        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)
-        fakes = torch.cat([recon, self.prior_sample(x.shape[0], x.shape[1])])  # (2B, T, D)
-        adversarial = self.adversarial.g(self.discriminator(fakes))
-        decoder_loss = (self.gamma * feature_nll + self.data_recon_weight * data_nll).mean() + adversarial
-        self.manual_backward(decoder_loss)
-        g_norm = self.finish_step(opt_g)
-        self.untoggle_optimizer(opt_g)
-        if logs_this_step(self):
-            self.log_dict(
-                {
-                    "train/decoder_loss": decoder_loss.detach(),
-                    "train/g_adversarial": adversarial.detach(),
-                    "train/grad_norm_g": g_norm,
-                }
-            )
-            self.log("g_loss", decoder_loss.detach(), prog_bar=True, logger=False)
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         return mean_d_output(logits, self.loss_name)

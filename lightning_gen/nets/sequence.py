@@ -221,7 +221,10 @@ class RecurrentDiscriminator(nn.Module):
         return self.rnn(x)[0]  # (B, T, H * directions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)  # (B, T, F)
+        return self.classify(self.features(x))
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits from ``features(x)`` (B, T, F): a model that needs both runs the recurrent layers once."""
         if self.per_step:
             return self.head(h).squeeze(-1)  # (B, T)
         if self.bidirectional:  # last step of the forward pass, first step of the backward pass
@@ -278,7 +281,14 @@ class RecurrentDecoder(nn.Module):
     step's value (Bowman et al. 2016, sec. 3; Fabius & van Amersfoort 2015). During training the previous
     value is the real one with probability ``teacher_forcing`` per step (Williams & Zipser 1989; "scheduled
     sampling", Bengio et al. 2015), else the decoder's own output. ``forward`` returns the raw outputs
-    (logits for ``output='sigmoid'``); ``activate`` maps them to data values.
+    (logits for ``output='sigmoid'``); ``activate`` maps them to data values; :meth:`generate` returns both
+    the raw outputs and the values the decoder produced (and fed back).
+
+    Binary data (piano rolls, ``binary=True``): the value of a step is a Bernoulli sample of its probability,
+    and that sample is what the next step reads, as when a roll is sampled note by note
+    (Boulanger-Lewandowski et al. 2012): feeding back probabilities and thresholding them at 0.5 holds notes
+    and never starts new ones (issue 11: drones). With gradients on, the sample is straight-through
+    (Bengio et al. 2013), so a discriminator sees binary rolls like the real ones.
 
     Args:
         latent_dim: size of z.
@@ -287,6 +297,10 @@ class RecurrentDecoder(nn.Module):
         num_layers: stacked recurrent layers.
         cell: ``gru``, ``lstm`` or ``rnn``.
         output: ``sigmoid`` (data in [0, 1], Bernoulli or Gaussian likelihood) or ``identity``.
+        feed_previous: read the previous step's value (autoregressive). ``False``: z alone drives every step,
+            the whole sequence runs in one call (several times faster on CPU), and teacher forcing does not
+            apply; for smooth real-valued data such as sines (TimeVAE, Desai et al. 2021, decodes without
+            feedback too).
     """
 
     def __init__(
@@ -297,21 +311,42 @@ class RecurrentDecoder(nn.Module):
         num_layers: int = 1,
         cell: Cell = "gru",
         output: Output = "sigmoid",
+        feed_previous: bool = True,
     ) -> None:
         super().__init__()
         _check_output(output)
         self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
-        self.cell, self.num_layers, self.output = cell, num_layers, output
-        self.rnn = make_rnn(cell, latent_dim + data_dim, hidden_size, num_layers)
+        self.cell, self.num_layers, self.output, self.feed_previous = cell, num_layers, output, feed_previous
+        self.rnn = make_rnn(cell, latent_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
         self.init_hidden = nn.Linear(latent_dim, hidden_size * num_layers)
         self.head = nn.Linear(hidden_size, data_dim)
 
     def activate(self, raw: torch.Tensor) -> torch.Tensor:
         return _activate(self.output, raw)
 
+    def values(self, raw: torch.Tensor, binary: bool = False) -> torch.Tensor:
+        """Data values of raw outputs: Bernoulli samples (straight-through under grad) when ``binary``."""
+        if binary:
+            if self.output != "sigmoid":
+                raise ValueError("binary=True needs output='sigmoid' (the raw outputs are logits).")
+            return _straight_through_bernoulli(raw)
+        return self.activate(raw)
+
     def forward(
         self, z: torch.Tensor, length: int, target: torch.Tensor | None = None, teacher_forcing: float = 0.0
     ) -> torch.Tensor:
+        return self.generate(z, length, target, teacher_forcing)[0]
+
+    def generate(
+        self,
+        z: torch.Tensor,
+        length: int,
+        target: torch.Tensor | None = None,
+        teacher_forcing: float = 0.0,
+        binary: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs (B, T, D) and the decoder's own values (B, T, D): ``activate(raw)``, or Bernoulli samples
+        when ``binary`` (each one fed back as the next input, unless teacher forcing replaces it)."""
         if z.dim() != 2 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"RecurrentDecoder wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
         if length < 1:
@@ -320,17 +355,22 @@ class RecurrentDecoder(nn.Module):
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())
         z_step = z.unsqueeze(1)  # (B, 1, Z)
+        if not self.feed_previous:  # z at every step: one call, no loop
+            raw = self.head(self.rnn(z_step.expand(b, length, -1), state)[0])  # (B, T, D)
+            return raw, self.values(raw, binary)
         if target is not None and teacher_forcing >= 1.0:  # all steps teacher-forced: one call, no loop
             prev = torch.cat([target.new_zeros(b, 1, self.data_dim), target[:, : length - 1]], dim=1)  # (B, T, D)
             h, _ = self.rnn(torch.cat([z_step.expand(b, length, -1), prev], dim=-1), state)
-            return self.head(h)  # (B, T, D)
-        prev, outputs = z.new_zeros(b, 1, self.data_dim), []
+            raw = self.head(h)  # (B, T, D)
+            return raw, self.values(raw, binary)
+        prev, raws, values = z.new_zeros(b, 1, self.data_dim), [], []
         for t in range(length):
             h, state = self.rnn(torch.cat([z_step, prev], dim=-1), state)  # h: (B, 1, H)
             raw = self.head(h)  # (B, 1, D)
-            outputs.append(raw)
-            prev = self.activate(raw)
+            prev = self.values(raw, binary)
+            raws.append(raw)
+            values.append(prev)
             if target is not None and teacher_forcing > 0.0:
                 use_real = torch.rand(b, 1, 1, device=z.device) < teacher_forcing  # per sequence and step
                 prev = torch.where(use_real, target[:, t : t + 1], prev)
-        return torch.cat(outputs, dim=1)  # (B, T, D)
+        return torch.cat(raws, dim=1), torch.cat(values, dim=1)  # (B, T, D) each
