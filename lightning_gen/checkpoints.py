@@ -1,23 +1,113 @@
-"""Loading checkpoints safely: ``weights_only`` unpickling, and only models of this project."""
+"""Loading checkpoints: one audited path for every job, ``--ckpt_path`` and the Python loader.
+
+A checkpoint is data. Reading one never runs code and never imports a module it names unless that module is
+on the allowlist:
+
+1. ``torch.load(weights_only=True)``: tensors and plain data only; a pickled payload is refused unrun.
+2. Every string anywhere in the checkpoint (outside the tensors) that Python could import, i.e. what
+   jsonargparse's ``import_object`` accepts (``a.b.c`` of identifiers) and whose top-level module exists, must
+   name something inside an allowed module (:data:`ALLOWED_MODULES`, plus ``--allow-module`` /
+   ``LIGHTNING_GEN_ALLOW_MODULES``). Not only ``class_path`` keys: jsonargparse imports a plain dotted string
+   given to a callable argument too (``optimizer_g: "mymod.f"``). This is checked before anything is imported.
+3. The model's class is a ``lightning_gen`` class, and when a config is given, the same class as the config's.
+4. Every floating-point weight is finite.
+5. After the model is built from the recorded config (classes of the allowlist only), every tensor of the
+   checkpoint must have the name and shape of one of the model's, and every tensor of the model must be there.
+
+:func:`load_model` runs all five; ``lightning-gen fit/validate/test --ckpt_path`` runs 1-4 before the config is
+parsed and 5 before the trainer starts (see :mod:`lightning_gen.cli`).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import pickle
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-TRUSTED_PREFIXES = ("lightning_gen.", "torch.", "pytorch_lightning.", "lightning.")
+from lightning_gen.errors import UserError
+
+#: Modules whose classes and functions a checkpoint may name (a name is allowed when it is one of these or lies
+#: inside one). The project's own models, networks and datasets, and torch's optimizers, schedulers and layers.
+ALLOWED_MODULES = ("lightning_gen", "torch.optim", "torch.nn")
+#: Single names a checkpoint may hold: the instantiator LightningCLI records with the hyperparameters.
+ALLOWED_NAMES = ("pytorch_lightning.cli.instantiate_module", "lightning.pytorch.cli.instantiate_module")
+#: Environment variable with extra allowed modules, comma-separated (the opt-in for your own networks).
+ALLOW_ENV = "LIGHTNING_GEN_ALLOW_MODULES"
+_NOT_AUDITED = ("state_dict", "optimizer_states")  # tensors; strings there are never imported
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not exist, cannot be read safely, or is not one of this project."""
+class CheckpointError(UserError):
+    """A checkpoint that does not exist, cannot be read safely, or is not one this project may load."""
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain data only, no code runs."""
+def allowed_modules(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The allowlist: :data:`ALLOWED_MODULES`, then ``LIGHTNING_GEN_ALLOW_MODULES``, then ``extra``."""
+    env = [m.strip() for m in os.environ.get(ALLOW_ENV, "").split(",") if m.strip()]
+    out = list(ALLOWED_MODULES)
+    for name in [*env, *extra]:
+        if not _is_import_path(name) and not name.isidentifier():
+            raise CheckpointError(
+                f"--allow-module / {ALLOW_ENV}: {name!r} is not a module name (e.g. mynets or mypkg.nets)."
+            )
+        out.append(name)
+    return tuple(out)
+
+
+def _is_import_path(value: str) -> bool:
+    # exactly the strings jsonargparse's import_object would try to import
+    return "." in value and all(part.isidentifier() for part in value.split("."))
+
+
+def _importable(value: str) -> bool:
+    """Could ``import_object(value)`` import something? Looks up the top-level module only: no code runs."""
+    root = value.split(".", 1)[0]
+    try:
+        return importlib.util.find_spec(root) is not None
+    except (ImportError, ValueError):
+        return True  # cannot tell: treat it as importable
+
+
+def _strings(obj: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(obj, str):
+        yield where, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if where == "" and key in _NOT_AUDITED:
+                continue
+            yield from _strings(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _strings(value, f"{where}[{i}]")
+
+
+def foreign_imports(obj: Any, allow: Iterable[str] = ALLOWED_MODULES) -> list[str]:
+    """``"where: name"`` for every importable string in ``obj`` outside the allowlist ``allow``."""
+    allow = tuple(allow)
+    out = []
+    for where, value in _strings(obj, ""):
+        if not _is_import_path(value) or value in ALLOWED_NAMES:
+            continue
+        if any(value == m or value.startswith(m + ".") for m in allow):
+            continue
+        if _importable(value):
+            out.append(f"{where or 'value'}: {value}")
+    return out
+
+
+def load_checkpoint(path: str | Path, allow_modules: Iterable[str] = ()) -> dict[str, Any]:
+    """Read and audit a checkpoint (steps 1, 2 and 4 of the module docstring); no code runs, nothing is imported.
+
+    Args:
+        path: the ``.ckpt`` file.
+        allow_modules: modules allowed beside :data:`ALLOWED_MODULES` and ``LIGHTNING_GEN_ALLOW_MODULES``.
+    """
     path = Path(path)
+    allow = allowed_modules(allow_modules)
     if not path.exists():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     if not path.is_file():
@@ -31,22 +121,40 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from err
     except Exception as err:  # noqa: BLE001  (garbage bytes fail in many ways inside the unpickler)
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err}).") from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (it has no 'state_dict').")
+    foreign = foreign_imports(ckpt, allow)
+    if foreign:
+        raise CheckpointError(
+            f"{path} asks to import {foreign[:5]}, outside the allowed modules {list(allow)}; refused (nothing "
+            f"was imported). A checkpoint is data: it may name only the project's classes and torch's optimizers "
+            f"and layers. If a name is your own network module and you trust this file, allow it with "
+            f"--allow-module MODULE or {ALLOW_ENV}=MODULE."
+        )
+    _check_finite(ckpt["state_dict"], path)
     return ckpt
 
 
-def _class_paths(obj) -> list[str]:
-    if isinstance(obj, dict):
-        found = [v for k, v in obj.items() if k in ("class_path", "_class_path") and isinstance(v, str)]
-        return found + [p for v in obj.values() for p in _class_paths(v)]
-    if isinstance(obj, (list, tuple)):
-        return [p for v in obj for p in _class_paths(v)]
-    return []
+def _check_finite(state_dict: dict[str, Any], path) -> None:
+    bad = []
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: state_dict entry {key!r} is a {type(value).__name__}, not a tensor.")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad.append(key)
+    if bad:
+        raise CheckpointError(
+            f"{path} holds non-finite (NaN or infinite) weights in {bad[:5]}{' ...' if len(bad) > 5 else ''}; "
+            "refused: a model with them generates NaN. Use an earlier checkpoint of the run."
+        )
 
 
-def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
-    """The model's config recorded by ``lightning-gen fit`` (LightningCLI stores it as hyperparameters)."""
+def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint", expected: str | None = None) -> dict[str, Any]:
+    """The model's config recorded by ``lightning-gen fit`` (LightningCLI stores it as hyperparameters).
+
+    Args:
+        expected: the class path the caller's config builds; a checkpoint of another class is refused.
+    """
     hparams = dict(ckpt.get("hyper_parameters") or {})
     class_path = hparams.get("_class_path")
     if not isinstance(class_path, str) or not class_path.startswith("lightning_gen."):
@@ -54,29 +162,66 @@ def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[
             f"{path} is not a checkpoint of a lightning_gen model written by `lightning-gen fit` (its "
             f"hyperparameters name no lightning_gen class; found {class_path!r})."
         )
-    untrusted = [p for p in _class_paths(hparams) if not p.startswith(TRUSTED_PREFIXES)]
-    if untrusted:
+    if expected is not None and _short(expected) != _short(class_path):
         raise CheckpointError(
-            f"{path} asks to import {untrusted}, outside {TRUSTED_PREFIXES}; refused. If these are your own "
-            "networks, build the model in Python and call load_state_dict instead."
+            f"{path} holds a {class_path}, but the config builds a {expected}: give the config of the checkpoint's "
+            "model family (e.g. configs/<family>/<dataset>.yaml of the run that wrote it)."
         )
     return hparams
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the LightningModule of a checkpoint from its recorded config and load its weights."""
+def _short(class_path: str) -> str:
+    # lightning_gen.models.GAN and lightning_gen.models.gan.GAN are the same class
+    return class_path.rsplit(".", 1)[-1]
+
+
+def check_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path) -> None:
+    """Every tensor of the checkpoint has the name and shape of one of the model's, and none is missing."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [
+        f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"shapes differ for {wrong[:3]}{' ...' if len(wrong) > 3 else ''}")
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}")
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its config builds ({'; '.join(parts)}). The checkpoint was "
+            "edited or written by another version of the model; use the config of the run that wrote it."
+        )
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu", allow_modules: Iterable[str] = ()):
+    """Rebuild the LightningModule of a checkpoint from its recorded config and load its weights (all 5 checks).
+
+    Args:
+        path: a ``.ckpt`` written by ``lightning-gen fit``.
+        map_location: device of the returned model.
+        allow_modules: your own network modules the checkpoint may name (also ``LIGHTNING_GEN_ALLOW_MODULES``).
+    """
+    ckpt = load_checkpoint(path, allow_modules)
+    hparams = model_config(ckpt, path)
+    # imports happen only from here on, and only of names the audit allowed
     import pytorch_lightning as pl
     from pytorch_lightning.cli import instantiate_module
 
     import lightning_gen.models  # noqa: F401  (makes the model classes importable subclasses)
 
-    ckpt = load_checkpoint(path)
-    hparams = model_config(ckpt, path)
     hparams.pop("_instantiator", None)
-    model = instantiate_module(pl.LightningModule, hparams)
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if missing or unexpected:
+    try:
+        model = instantiate_module(pl.LightningModule, hparams)
+    except Exception as err:  # noqa: BLE001  (jsonargparse reports bad recorded arguments in many ways)
         raise CheckpointError(
-            f"{path}: the weights do not fit the recorded model (missing {missing[:5]}, unexpected {unexpected[:5]})."
-        )
+            f"{path}: the model cannot be built from its recorded config ({type(err).__name__}: {str(err)[:500]})."
+        ) from err
+    check_weights(model, ckpt["state_dict"], path)
+    model.load_state_dict(ckpt["state_dict"], strict=True)
     return model.to(map_location).eval()

@@ -6,7 +6,6 @@ samples from any checkpoint of the project. Run ``lightning-gen --help`` for the
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytorch_lightning as pl
@@ -15,8 +14,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
-from lightning_gen.checkpoints import CheckpointError, load_checkpoint
-from lightning_gen.guards import DivergenceError, DivergenceGuard, ExactResume, InterruptCheckpoint
+from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config
+from lightning_gen.errors import UserError, run_job
+from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
 
 JOBS = {
     "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
@@ -43,20 +43,56 @@ class GenCLI(LightningCLI):
         parser.add_lightning_class_args(ExactResume, "resume")
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads --ckpt_path (weights-only) to take the model's config from it; read it first with
-        # our loader, so that a checkpoint with a pickled payload, a missing file or garbage gets a clear
-        # message, before anything is built or written.
+        # LightningCLI reads --ckpt_path to take the model's config from it, importing what that config names.
+        # Read and audit it first with the project's loader (weights only, allowlist over every importable
+        # string, finite weights, the config's model family), so a hostile or broken checkpoint is refused with
+        # a clear message before anything is imported, built or written. The weights are checked against the
+        # built model in `_check_ckpt_weights`, before the trainer starts.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._ckpt_state = None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
             try:
-                load_checkpoint(ckpt_path)
+                ckpt = load_checkpoint(ckpt_path)
+                model = self.config[subcommand].get("model")
+                expected = model.get("class_path") if hasattr(model, "get") else None
+                model_config(ckpt, ckpt_path, expected=expected if isinstance(expected, str) else None)
             except CheckpointError as err:
                 raise CheckpointError(f"--ckpt_path: {err}") from err
+            self._ckpt_state = (ckpt_path, ckpt["state_dict"])
         super()._parse_ckpt_path()
 
+    def _check_ckpt_weights(self) -> None:
+        if getattr(self, "_ckpt_state", None) is not None:
+            path, state = self._ckpt_state
+            self._ckpt_state = None
+            try:
+                check_weights(self.model, state, path)
+            except CheckpointError as err:
+                raise CheckpointError(f"--ckpt_path: {err}") from err
+
+    def _check_trainer(self) -> None:
+        trainer = self.trainer
+        if trainer.max_steps == 0 or trainer.max_epochs == 0:
+            raise UserError(
+                f"--trainer.max_steps={trainer.max_steps} / --trainer.max_epochs={trainer.max_epochs}: a run of 0 "
+                "steps trains nothing and writes no checkpoint. Give max_steps >= 1 or max_epochs >= 1 (-1: no limit)."
+            )
+        if trainer.limit_train_batches == 0:
+            raise UserError(
+                "--trainer.limit_train_batches=0 trains nothing; give a number of batches >= 1 or a fraction in (0, 1]."
+            )
+
     def before_fit(self) -> None:
+        self._check_ckpt_weights()
+        self._check_trainer()
         log_effective_batch_size(self.trainer, self.datamodule)
+
+    def before_validate(self) -> None:
+        self._check_ckpt_weights()
+
+    def before_test(self) -> None:
+        self._check_ckpt_weights()
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -110,30 +146,24 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``lightning-gen``: every job and subcommand runs under one error handler (:func:`errors.run_job`): bad
+    input ends with ``error: <what was wrong and what to do>`` and exit status 2, a training divergence with
+    status 3; ``LIGHTNING_GEN_TRACEBACK=1`` shows the traceback."""
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in JOBS:
         import importlib
 
         module = importlib.import_module(JOBS[argv[0]][0])
-        sys.exit(module.main(argv[1:]))
+        sys.exit(run_job(lambda: module.main(argv[1:])))
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         if not argv:
             sys.exit(2)
         return
-    try:
-        run_lightning_cli(None if from_sys else argv)
-    except (DivergenceError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(3)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        # Bad config or data: our errors say what was wrong and what to do; the traceback adds nothing for a
-        # user. LIGHTNING_GEN_TRACEBACK=1 shows it.
-        if os.environ.get("LIGHTNING_GEN_TRACEBACK"):
-            raise
-        print(f"error: {err}\n(set LIGHTNING_GEN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
-        sys.exit(2)
+    code = run_job(lambda: run_lightning_cli(None if from_sys else argv) and 0)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

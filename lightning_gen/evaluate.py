@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import yaml
 
+from lightning_gen.errors import UserError, check_device, check_int, check_output, run_job
+from lightning_gen.io import atomic_write
 from lightning_gen.metrics.image import IMAGE_METRICS, check_images
 
 SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music")
@@ -44,7 +46,7 @@ DEFAULT_METRICS = {
 NO_EFFECT_DATA_ARGS = ("batch_size", "num_workers", "progress", "_instantiator")  # do not change the data
 
 
-class EvaluateError(ValueError):
+class EvaluateError(UserError):
     """Bad input to the evaluate job: the message says what was wrong and what to do."""
 
 
@@ -56,7 +58,7 @@ def _data_section(config: dict, where: str) -> dict:
     return {"class_path": section["class_path"], "init_args": dict(section.get("init_args") or {})}
 
 
-def resolve_data_spec(data: str | None, checkpoint: str | None, data_args: list[str]) -> dict:
+def resolve_data_spec(data: str | None, checkpoint: str | None, data_args: list[str], allow=()) -> dict:
     """``{"class_path", "init_args"}`` of the reference dataset, with ``--data-arg KEY=VALUE`` applied."""
     if data is not None:
         if not os.path.isfile(data):
@@ -64,7 +66,7 @@ def resolve_data_spec(data: str | None, checkpoint: str | None, data_args: list[
         with open(data) as f:
             spec = _data_section(yaml.safe_load(f), data)
     elif checkpoint is not None:
-        spec = _spec_from_checkpoint(checkpoint)
+        spec = _spec_from_checkpoint(checkpoint, allow)
     else:
         raise EvaluateError(
             "Which dataset? Give --data CONFIG.yaml (e.g. configs/gan/digits.yaml: its `data:` section names the "
@@ -78,10 +80,10 @@ def resolve_data_spec(data: str | None, checkpoint: str | None, data_args: list[
     return spec
 
 
-def _spec_from_checkpoint(checkpoint: str) -> dict:
+def _spec_from_checkpoint(checkpoint: str, allow=()) -> dict:
     from lightning_gen.checkpoints import load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, allow)  # audited: nothing it names is imported unless allowed
     hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
     if isinstance(hp.get("_class_path"), str):
         class_path = hp.pop("_class_path")
@@ -170,12 +172,21 @@ def generated_samples(args, model, datamodule, kind: str, reference: torch.Tenso
 def _from_npz(path: str, kind: str, datamodule) -> tuple[torch.Tensor, dict]:
     if not os.path.isfile(path):
         raise EvaluateError(f"{path} does not exist.")
-    with np.load(path, allow_pickle=False) as f:
-        if "samples" not in f:
-            raise EvaluateError(
-                f"{path} has no `samples` array (it holds {list(f.keys())}); write it with `lightning-gen sample`."
-            )
-        samples = f["samples"]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "samples" not in f:
+                raise EvaluateError(
+                    f"{path} has no `samples` array (it holds {list(f.keys())}); write it with `lightning-gen sample`."
+                )
+            samples = f["samples"]
+    except EvaluateError:
+        raise
+    except Exception as err:  # noqa: BLE001  (a truncated zip, pickled objects, garbage: many exception types)
+        raise EvaluateError(f"{path} is not a readable samples .npz ({type(err).__name__}: {err}).") from None
+    if samples.ndim == 0 or len(samples) == 0:
+        raise EvaluateError(f"{path} holds no samples (`samples` has shape {samples.shape}).")
+    if not np.issubdtype(samples.dtype, np.number) or np.issubdtype(samples.dtype, np.complexfloating):
+        raise EvaluateError(f"{path}: `samples` must hold real numbers, not {samples.dtype}.")
     info = {"kind": "samples file", "path": path, "sha256": _file_sha256(path)}
     if kind == "image":
         return torch.from_numpy(samples), info
@@ -223,7 +234,7 @@ def reference_features(args, extractor, reference: torch.Tensor, spec: dict, pro
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
         np.savez(tmp, features=feats["features"].numpy(), logits=feats["logits"].numpy())
-        with open(path.with_suffix(".json"), "w") as f:
+        with atomic_write(path.with_suffix(".json")) as f:
             json.dump(key_fields, f, indent=2, default=str)
         os.replace(tmp, path)  # atomic: a half-written cache is never read
     return feats, cache
@@ -369,7 +380,8 @@ def evaluate(args) -> dict:
     is_ckpt = args.source.endswith(".ckpt")
     if not is_ckpt and not os.path.exists(args.source):
         raise EvaluateError(f"{args.source} does not exist.")
-    spec = resolve_data_spec(args.data, args.source if is_ckpt else None, args.data_arg)
+    allow = tuple(getattr(args, "allow_module", ()) or ())
+    spec = resolve_data_spec(args.data, args.source if is_ckpt else None, args.data_arg, allow)
     datamodule = build_datamodule(spec)
     kind = data_kind_of(datamodule)
     default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
@@ -382,7 +394,7 @@ def evaluate(args) -> dict:
     if is_ckpt:
         from lightning_gen.checkpoints import load_model
 
-        model = load_model(args.source, map_location=args.device)
+        model = load_model(args.source, map_location=args.device, allow_modules=allow)
         if getattr(model, "data_kind", None) != kind:
             raise EvaluateError(
                 f"{args.source} holds a {type(model).__name__} (data kind {getattr(model, 'data_kind', None)!r}), "
@@ -419,8 +431,7 @@ def evaluate(args) -> dict:
         "time_s": round(time.perf_counter() - start, 2),
     }
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
+        with atomic_write(args.output) as f:  # an earlier report survives a failed run
             json.dump(report, f, indent=2, default=str)
     return report
 
@@ -455,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="checkpoint of a classifier from configs/classifier/<dataset>.yaml")
     p.add_argument("--inception-weights", help="local path of weights-inception-2015-12-05-6726825d.pth")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--allow-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="your own network module the checkpoint may import (repeatable; also LIGHTNING_GEN_ALLOW_MODULES); "
+        "only for checkpoints you trust",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -467,11 +486,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args) -> None:
+    """Every argument's range, before anything is loaded or written (the allowed range is in the message)."""
+    check_int("--num-samples", args.num_samples, 1)
+    check_int("--num-reference", args.num_reference, 1)
+    check_int("--batch-size", args.batch_size, 1)
+    check_int("--threads", args.threads, 0, 4096)
+    check_int("--disc-iterations", args.disc_iterations, 1)
+    check_int("--pred-iterations", args.pred_iterations, 1)
+    check_int("--repeats", args.repeats, 1)
+    check_int("--seed", args.seed, 0, 2**32 - 1)
+    if args.split not in ("train", "val", "test"):
+        raise EvaluateError(f"--split must be train, val or test, got {args.split!r}.")
+    if args.output:
+        check_output("--output", args.output)
+    check_device("--device", args.device)
+    if not os.path.exists(args.source):
+        raise EvaluateError(f"{args.source} does not exist.")
+
+
 def main(argv: list[str] | None = None) -> int:
+    return run_job(lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.num_samples is not None and args.num_samples < 1:
-        print(f"error: --num-samples must be >= 1, got {args.num_samples}", file=sys.stderr)
-        return 2
+    check_args(args)
     from lightning_gen.checkpoints import CheckpointError
     from lightning_gen.metrics.image import InceptionWeightsError
 

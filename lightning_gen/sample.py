@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -17,16 +16,26 @@ import numpy as np
 import torch
 
 from lightning_gen.checkpoints import CheckpointError, load_model
+from lightning_gen.errors import UserError, check_device, check_int, check_output, run_job
+from lightning_gen.io import final_path, staged_outputs
 
 
 def draw(model, num_samples: int, batch_size: int, **kwargs) -> torch.Tensor:
-    """Call ``model.sample`` in batches and concatenate on the CPU."""
+    """Call ``model.sample`` in batches and concatenate on the CPU; non-finite samples are refused."""
+    if batch_size < 1 or num_samples < 1:  # a batch of 0 would loop forever
+        raise UserError(f"--num-samples and --batch-size must be >= 1, got {num_samples} and {batch_size}.")
     chunks, left = [], num_samples
     while left > 0:
         n = min(batch_size, left)
         chunks.append(model.sample(n, **kwargs).float().cpu())
         left -= n
-    return torch.cat(chunks)
+    out = torch.cat(chunks)
+    if not bool(torch.isfinite(out).all()):
+        raise UserError(
+            f"The model generated {int((~torch.isfinite(out)).sum())} non-finite (NaN or infinite) values; nothing "
+            "was written. Use an earlier checkpoint of the run."
+        )
+    return out
 
 
 def write_image_samples(model, args) -> dict[str, str]:
@@ -57,12 +66,31 @@ def write_sequence_samples(model, args) -> dict[str, str]:
 WRITERS = {"image": write_image_samples, "sequence": write_sequence_samples}
 
 
+def check_args(args) -> None:
+    """Every argument's range, before anything is loaded or written (the allowed range is in the message)."""
+    check_int("--num-samples", args.num_samples, 1)
+    check_int("--batch-size", args.batch_size, 1)
+    check_int("--grid-size", args.grid_size, 1)
+    check_int("--length", args.length, 1)
+    check_int("--seed", args.seed, 0, 2**63 - 1)
+    check_output("--output", args.output, ".npz")
+    check_device("--device", args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lightning-gen sample", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a .ckpt written by `lightning-gen fit` (e.g. .../checkpoints/last.ckpt)")
     p.add_argument("--num-samples", type=int, default=64)
     p.add_argument("--output", required=True, help="output .npz file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--allow-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="your own network module the checkpoint may import (repeatable; also LIGHTNING_GEN_ALLOW_MODULES); "
+        "only for checkpoints you trust",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--grid-size", type=int, default=64, help="how many samples the PNG grid shows")
@@ -71,22 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_job(lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.num_samples < 1:
-        print(f"error: --num-samples must be >= 1, got {args.num_samples}", file=sys.stderr)
-        return 2
-    if not args.output.endswith(".npz"):
-        print(f"error: --output must end in .npz, got {args.output}", file=sys.stderr)
-        return 2
+    check_args(args)
     try:
-        model = load_model(args.checkpoint, map_location=args.device)
+        model = load_model(args.checkpoint, map_location=args.device, allow_modules=args.allow_module)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     kind = getattr(model, "data_kind", "image")
     torch.manual_seed(args.seed)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    written = WRITERS[kind](model, args)
+    output = args.output
+    with staged_outputs(output) as args.output:  # every file is written aside and moved into place at the end
+        written = WRITERS[kind](model, args)
     for what, path in written.items():
-        print(f"wrote {what}: {path}")
+        print(f"wrote {what}: {final_path(path, output)}")
     return 0

@@ -134,7 +134,7 @@ def test_pickled_payload_in_ckpt_path_is_refused_and_not_run(tmp_path, capsys):
     assert not marker.exists()
     with pytest.raises(SystemExit) as exit_:
         main(family_args("gan", tmp_path / "run", "--trainer.max_steps=2", f"--ckpt_path={evil}"))
-    assert exit_.value.code == 3
+    assert exit_.value.code == 2  # bad input: status 2 (a divergence: 3)
     assert "--ckpt_path" in (err := capsys.readouterr().err) and "pickled Python objects" in err
     assert not marker.exists()
     assert not os.path.exists(last_ckpt(tmp_path / "run"))
@@ -170,5 +170,5 @@ def test_fp16_clipping_unscales_first(tmp_path, tiny_nets, image_npz):
 def test_missing_ckpt_path(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(family_args("gan", tmp_path / "run", f"--ckpt_path={tmp_path / 'nope.ckpt'}"))
-    assert exit_.value.code == 3
+    assert exit_.value.code == 2
     assert "--ckpt_path: Checkpoint" in (err := capsys.readouterr().err) and "does not exist" in err
