@@ -39,11 +39,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lightning_gen.callbacks import image_grid  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
 from lightning_gen.sample import draw  # noqa: E402
 
@@ -77,18 +78,30 @@ class CPUBudget(pl.Callback):
 
 
 def bench_config(model: str, args) -> dict:
-    """``configs/<model>/mnist.yaml`` with the array data, the shared network widths and no callbacks."""
-    with open(REPO / "configs" / model / "mnist.yaml") as f:
+    """``configs/<model>/<--config>.yaml`` with the array data and no callbacks (network widths, the VAE's
+    warm-up and any ``--set model.key=value`` overridden only when given)."""
+    with open(REPO / "configs" / model / f"{args.config}.yaml") as f:
         config = yaml.safe_load(f)
-    net = {"latent_dim": args.latent_dim, "img_size": 28, "channels": 1, "base_channels": args.base_channels}
     init = config["model"]["init_args"]
-    for key in ("encoder", "decoder", "generator"):
-        if key in init:
-            init[key]["init_args"] = dict(net)
-    if "discriminator" in init:
-        init["discriminator"]["init_args"] = {k: v for k, v in net.items() if k != "latent_dim"}
-    if model == "vae":
+    if args.base_channels is not None or args.latent_dim is not None:
+        for key in ("encoder", "decoder", "generator", "discriminator"):
+            if key in init:
+                net = init[key]["init_args"]
+                if args.base_channels is not None:
+                    net["base_channels"] = args.base_channels
+                if args.latent_dim is not None and key != "discriminator":
+                    net["latent_dim"] = args.latent_dim
+    if model == "vae" and args.kl_warmup_steps is not None:
         init["kl_warmup_steps"] = args.kl_warmup_steps
+    for item in args.set or []:
+        target, value = item.split("=", 1)
+        name, key = target.split(".", 1)
+        if name == model:
+            node = init
+            *path, last = key.split(".")
+            for part in path:
+                node = node[part]
+            node[last] = yaml.safe_load(value)
     config["trainer"] = {
         "max_epochs": 10_000,  # the CPU budget stops training
         "accelerator": "cpu",
@@ -100,23 +113,42 @@ def bench_config(model: str, args) -> dict:
         "enable_model_summary": False,
         "callbacks": [],
     }
-    config["data"] = {
-        "class_path": "lightning_gen.data.ArrayImageDataModule",
-        "init_args": {
-            "path": str(Path(args.data).resolve()),
-            "batch_size": args.batch_size,
-            "val_fraction": 0.05,
-            "test_fraction": 0.1,
-            "num_workers": 0,
-            "seed": 0,
-        },
-    }
+    config["data"] = data_config(args)
     return config
 
 
+def data_config(args, labels: bool = False) -> dict:
+    """MNIST t10k through ArrayImageDataModule (1,000 held out, 5% of the rest for validation), or
+    scikit-learn's 8x8 digits with the split of ``configs/*/digits.yaml`` (10% validation, 10% held out)."""
+    if args.dataset == "digits":
+        init = {"batch_size": args.batch_size, "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0}
+        return {"class_path": "lightning_gen.data.DigitsDataModule", "init_args": init}
+    init = {"path": str(Path(args.data).resolve()), "batch_size": args.batch_size, "val_fraction": 0.05,
+            "test_fraction": 0.1, "num_workers": 0, "seed": 0}  # fmt: skip
+    if labels:
+        init["labels_key"] = "labels"
+    return {"class_path": "lightning_gen.data.ArrayImageDataModule", "init_args": init}
+
+
+def make_datamodule(args, labels: bool = False):
+    import importlib
+
+    config = data_config(args, labels)
+    module, name = config["class_path"].rsplit(".", 1)
+    dm = getattr(importlib.import_module(module), name)(**config["init_args"])
+    dm.setup("fit")
+    return dm
+
+
+def split_images(dataset) -> torch.Tensor:
+    """Every image of a split in [0, 1] (the datasets hold uint8 or [0, 1] floats)."""
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
-    """Images in [-1, 1] -> a PNG grid."""
-    save_image(make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=1, pad_value=1.0), path)
+    """Images in [-1, 1] -> a PNG grid, small images enlarged (nearest) as in the training callbacks."""
+    save_image(image_grid(images, nrow=nrow), path)
 
 
 @torch.no_grad()
@@ -160,6 +192,7 @@ def run_model(model_name: str, args) -> dict:
         "stopped_by": budget.stopped_by,
         "train_wall_s": round(wall, 1),
         "train_batches": budget.batches,
+        "cpu_ms_per_batch": round(1000 * cpu / max(budget.batches, 1), 1),
         "train_images": budget.images,
         "epochs": round(budget.images / len(cli.datamodule.train_set), 2),
         "samples_per_s": round(args.num_samples / sample_cpu, 1),
@@ -168,9 +201,10 @@ def run_model(model_name: str, args) -> dict:
         "sample_grid": str(Path(args.out) / f"{model_name}_samples.png"),
     }
     if hasattr(model, "reconstruct"):
-        held_out = torch.stack([cli.datamodule.test_set[i][0] for i in range(len(cli.datamodule.test_set))])
-        held_out = held_out.float() / 255.0 * 2 - 1  # uint8 -> [-1, 1], as on_after_batch_transfer does
+        held_out = split_images(cli.datamodule.test_set) * 2 - 1  # [0, 1] -> [-1, 1], as on_after_batch_transfer does
         result["recon_mse"] = round(reconstruction_error(model, held_out), 5)
+        recon = torch.cat([model.reconstruct(c) for c in held_out.split(250)])  # (N, 1, 28, 28) in [-1, 1]
+        np.savez_compressed(out / "reconstructions.npz", samples=((recon.clamp(-1, 1) + 1) / 2).numpy())
         x = held_out[:16]
         pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)  # (32, 1, 28, 28)
         line = model.interpolate(x[0], x[1], steps=8)[0]  # (8, 1, 28, 28)
@@ -183,12 +217,8 @@ def run_model(model_name: str, args) -> dict:
 
 def mean_image_baseline(args) -> float:
     """Reconstruction error of predicting the mean training image for every held-out image (a yardstick)."""
-    from lightning_gen.data import ArrayImageDataModule
-
-    dm = ArrayImageDataModule(args.data, batch_size=args.batch_size, val_fraction=0.05, test_fraction=0.1, seed=0)
-    dm.setup("fit")
-    train = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))]).float() / 255.0
-    test = torch.stack([dm.test_set[i][0] for i in range(len(dm.test_set))]).float() / 255.0
+    dm = make_datamodule(args)
+    train, test = split_images(dm.train_set), split_images(dm.test_set)
     return round(float(((test - train.mean(0)) ** 2).mean()), 5)
 
 
@@ -198,12 +228,11 @@ def train_classifier(args) -> tuple[Path, float]:
     Returns the checkpoint and its accuracy on the held-out split."""
     out = Path(args.out) / "classifier"
     out.mkdir(parents=True, exist_ok=True)
-    with open(REPO / "configs" / "classifier" / "mnist.yaml") as f:
+    with open(REPO / "configs" / "classifier" / f"{args.dataset}.yaml") as f:
         config = yaml.safe_load(f)
     bench = bench_config("vae", args)
     config["trainer"] = {**bench["trainer"], "max_epochs": args.classifier_epochs, "default_root_dir": str(out / "run")}
-    config["data"] = bench["data"]
-    config["data"]["init_args"]["labels_key"] = "labels"
+    config["data"] = data_config(args, labels=True)
     config_path = out / "config.yaml"
     with open(config_path, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
@@ -214,12 +243,30 @@ def train_classifier(args) -> tuple[Path, float]:
     ckpt = out / "final.ckpt"
     cli.trainer.save_checkpoint(ckpt)
     test = cli.datamodule.test_set
-    images = torch.stack([test[i][0] for i in range(len(test))]).float() / 255.0 * 2 - 1
+    images = split_images(test) * 2 - 1
     labels = torch.stack([test[i][1] for i in range(len(test))])
     model = cli.model.cpu().eval()
     with torch.no_grad():
         accuracy = float((model(images).argmax(1) == labels).float().mean())
     return ckpt, round(accuracy, 4)
+
+
+@torch.no_grad()
+def reconstruction_accuracy(args, classifier_ckpt: Path) -> dict:
+    """The FID classifier's accuracy on each VAE's reconstructions of the held-out digits (their labels from
+    the same split with ``labels_key``): does a reconstruction keep its digit's class?"""
+    from lightning_gen.checkpoints import load_model
+    dm = make_datamodule(args, labels=True)
+    labels = torch.stack([dm.test_set[i][1] for i in range(len(dm.test_set))])
+    classifier = load_model(classifier_ckpt).cpu().eval()
+    accuracy = {}
+    for name in MODELS:
+        npz = Path(args.out) / name / "reconstructions.npz"
+        if npz.exists():
+            recon = torch.from_numpy(np.load(npz)["samples"]) * 2 - 1  # [0, 1] -> [-1, 1]
+            predicted = torch.cat([classifier(c).argmax(1) for c in recon.split(500)])
+            accuracy[name] = round(float((predicted == labels).float().mean()), 4)
+    return accuracy
 
 
 def fid_stage(args) -> dict:
@@ -236,12 +283,8 @@ def fid_stage(args) -> dict:
         accuracy_file.write_text(json.dumps({"test_accuracy": accuracy}) + "\n")
     real_npz = out / "real_train.npz"
     dm_config = out / "classifier" / "config.yaml"
-    from lightning_gen.data import ArrayImageDataModule
-
-    dm = ArrayImageDataModule(args.data, batch_size=64, val_fraction=0.05, test_fraction=0.1, seed=0)
-    dm.setup("fit")
-    n = min(args.num_samples, len(dm.train_set))
-    real = torch.stack([dm.train_set[i][0] for i in range(n)]).float() / 255.0  # (n, 1, 28, 28) in [0, 1]
+    dm = make_datamodule(args)
+    real = split_images(dm.train_set)[: args.num_samples]  # (n, 1, H, W) in [0, 1]
     np.savez_compressed(real_npz, samples=real.numpy())
     fids = {"classifier_test_accuracy": accuracy, "classifier": str(ckpt)}
     sources = {"real_train": real_npz, **{m: out / m / "samples.npz" for m in MODELS}}
@@ -257,6 +300,7 @@ def fid_stage(args) -> dict:
         if code == 0:
             value = json.loads(report_path.read_text())["metrics"]["fid"]
             fids[name] = value.get("value", value) if isinstance(value, dict) else value
+    fids["recon_accuracy"] = reconstruction_accuracy(args, ckpt)
     (out / "fid.json").write_text(json.dumps(fids, indent=2) + "\n")
     print(json.dumps(fids), flush=True)
     return fids
@@ -264,21 +308,26 @@ def fid_stage(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist", help="mnist: MNIST t10k (--data)")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist-t10k" / "mnist_t10k.npz"))
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--budget-cpu-s", type=float, default=240.0, help="process CPU seconds of training per model")
     p.add_argument("--wall-limit-s", type=float, default=None, help="safety: also stop after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--base-channels", type=int, default=32)
-    p.add_argument("--kl-warmup-steps", type=int, default=100)
+    p.add_argument("--config", default="mnist_cpu", help="configs/<model>/<CONFIG>.yaml to start from")
+    p.add_argument("--latent-dim", type=int, default=None, help="override the config's latent size")
+    p.add_argument("--base-channels", type=int, default=None, help="override the config's network widths")
+    p.add_argument("--kl-warmup-steps", type=int, default=None, help="override the VAE's KL warm-up")
+    p.add_argument("--set", action="append", help="MODEL.key=value on the model's init_args, e.g. vae_gan.gamma=5")
     p.add_argument("--num-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images"))
     p.add_argument("--fid", action="store_true", help="instead of training the models: FID of their saved samples")
     p.add_argument("--classifier-epochs", type=int, default=3, help="epochs of the FID classifier (with --fid)")
     args = p.parse_args()
-    if not os.path.isfile(args.data):
+    if args.dataset == "digits" and args.config == "mnist_cpu":
+        args.config = "digits"
+    if args.dataset == "mnist" and not os.path.isfile(args.data):
         sys.exit(f"error: {args.data} not found (the MNIST t10k array file; see ../shared/data/mnist-t10k/README.md)")
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)

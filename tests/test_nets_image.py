@@ -44,3 +44,15 @@ def test_unsupported_size_is_a_clear_error(bad):
 def test_bad_channels():
     with pytest.raises(ValueError, match="1 \\(grey\\) or 3"):
         DCGANDiscriminator(img_size=8, channels=2)
+
+
+def test_discriminator_features_depth_stops_early():
+    from lightning_gen.nets import DCGANDiscriminator, MLPDiscriminator
+
+    torch.manual_seed(0)
+    for d in (DCGANDiscriminator(img_size=16, channels=1, base_channels=4), MLPDiscriminator(8, 1, hidden=8)):
+        d.eval()
+        x = torch.randn(2, 1, d.img_size, d.img_size)
+        full = d.features(x)
+        first = d.features(x, depth=1)
+        assert len(first) == 1 and torch.equal(first[0], full[0]) and len(full) == d.num_feature_layers

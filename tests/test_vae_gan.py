@@ -55,7 +55,7 @@ def fit_one_batch(tmp_path, model, image_npz) -> None:
 
 
 def test_full_step_moves_all_three(tmp_path, image_npz):
-    model = tiny_vaegan(ema_decay=0.9, pixel_weight=0.5, equilibrium_gating=False)
+    model = tiny_vaegan(ema_decay=0.9, pixel_weight=0.5, equilibrium_gating=False, discriminate_reconstructions=True)
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
     assert changed(before, model) == {"encoder", "generator", "discriminator"}
@@ -77,9 +77,10 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     f_real, f_recon = feats.chunk(2)
     feat = 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
     pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
-    fake = gen(torch.cat([z.detach(), torch.randn(x.shape[0], model.latent_dim)]))
-    real_logits, recon_logits, prior_logits = disc(torch.cat([x, fake])).split(x.shape[0])
-    d_loss = model.adversarial.d(real_logits, recon_logits) + model.adversarial.d(real_logits, prior_logits)
+    prior = torch.randn(x.shape[0], model.latent_dim)  # the density is not fitted yet: N(0, I)
+    fake = gen(torch.cat([z.detach(), prior]) if model.discriminate_reconstructions else prior)
+    real_logits, *fake_logits = disc(torch.cat([x, fake])).split(x.shape[0])
+    d_loss = sum(model.adversarial.d(real_logits, f) for f in fake_logits)
     w = model.gamma / f_real[0].numel()
     recon_loss = feat + model.pixel_weight * pixel
     e_params, g_params, d_params = (list(m.parameters()) for m in (enc, gen, disc))
@@ -92,10 +93,11 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("feature_layer", [0, -1])
-def test_single_pass_routes_each_gradient_to_its_network(feature_layer):
+@pytest.mark.parametrize(("feature_layer", "recons"), [(0, False), (-1, False), (0, True)])
+def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons):
     """One backward of ``losses()["loss"]`` gives every network exactly the gradient of its own objective."""
-    model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, pixel_weight=0.3)
+    model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, pixel_weight=0.3,
+                        discriminate_reconstructions=recons)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     want = reference_grads(model, x, seed=3)
     model.zero_grad()
@@ -108,8 +110,9 @@ def test_single_pass_routes_each_gradient_to_its_network(feature_layer):
             assert torch.allclose(g, r, rtol=1e-3, atol=1e-6), name
 
 
-def test_encoder_gets_no_adversarial_gradient():
-    model = tiny_vaegan()
+@pytest.mark.parametrize("recons", [False, True])
+def test_encoder_gets_no_adversarial_gradient(recons):
+    model = tiny_vaegan(discriminate_reconstructions=recons)
     model.zero_grad()
     out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
     out["d_loss"].backward()  # only the adversarial route
@@ -314,6 +317,16 @@ def test_upscale_small_is_nearest_and_leaves_large_images():
     big = torch.rand(2, 3, 64, 64)
     assert upscale_small(big) is big
     assert image_grid(torch.zeros(4, 1, 8, 8), nrow=2).shape == (3, 2 * 65 + 1, 2 * 65 + 1)
+
+
+def test_adversarial_codes_come_from_the_density():
+    model = tiny_vaegan(gan_prior="density")
+    with torch.no_grad():
+        model.latent_density.means.fill_(4.0)
+        model.latent_density.scale_tril.zero_()
+        model.latent_density.fitted.fill_(True)
+    assert torch.equal(model.noise(3), torch.full((3, 4), 4.0))
+    assert not torch.equal(tiny_vaegan(gan_prior="standard").noise(3), torch.full((3, 4), 4.0))
 
 
 def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Literal
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -45,12 +48,12 @@ class _Features(nn.Module):
     """``net.features`` as a module's forward, so ``torch.func.functional_call`` can run it with other
     parameter tensors (built on the fly, never registered: the discriminator's state_dict keys stay as they were)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, depth: int | None) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.depth = net, depth
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.net.features(x)
+        return self.net.features(x) if self.depth is None else self.net.features(x, depth=self.depth)
 
 
 class VAEGAN(LatentImageAPI, pl.LightningModule):
@@ -63,8 +66,12 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
     - ``L_llike^Dis_l = -E_q[log N(Dis_l(x) | Dis_l(x~), I)] = 0.5 * ||Dis_l(x) - Dis_l(x~)||^2`` per image,
       summed over the layer's n_l features, constant dropped (eqs. 6-7): a Gaussian in D's
       ``feature_layer``-th hidden layer. x and x~ go through D as one batch.
-    - ``L_GAN``: D tells real images from reconstructions G(E(x)) and from prior samples G(z_p), z_p ~ N(0, I)
-      (eq. 8), with the chosen adversarial loss (``ns``, ``hinge``, ``wasserstein``).
+    - ``L_GAN``: D tells real images from samples G(z_p) (eq. 8), and from reconstructions G(E(x)) with
+      ``discriminate_reconstructions`` (the paper's eq. 8; the reference code's ``discriminate_ae_recon``,
+      off in its CelebA and STL runs, which halves G's work), with the chosen adversarial loss (``ns``,
+      ``hinge``, ``wasserstein``). z_p comes from N(0, I) (``gan_prior="standard"``, the paper) or from the
+      ex-post latent density that ``sample`` uses (``gan_prior="density"``: the adversarial term then trains
+      G on the codes it will be sampled from; N(0, I) until the density is first fitted).
 
     **One forward, one backward per batch** (Larsen et al.'s reference code, ``model/aegan.py``): every loss
     is computed once and gradients are routed by scaling them, then each optimizer steps on its own
@@ -121,6 +128,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             after each epoch) or ``standard`` (N(0, I)).
         prior_components: mixture components for ``prior="gmm"``.
         prior_max_codes: training images encoded to fit the density.
+        discriminate_reconstructions: D also sees G(E(x)) as fakes (G then runs on 3B codes per batch, not 2B).
+        gan_prior: codes of the adversarial samples: ``density`` (the codes ``sample`` uses) or ``standard``.
     """
 
     data_kind = "image"
@@ -148,8 +157,12 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         prior: PriorKind = "gmm",
         prior_components: int = 10,
         prior_max_codes: int = 10000,
+        discriminate_reconstructions: bool = False,
+        gan_prior: Literal["density", "standard"] = "density",
     ) -> None:
         super().__init__()
+        if gan_prior not in ("density", "standard"):
+            raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
         for name, value in (("kl_weight", kl_weight), ("pixel_weight", pixel_weight), ("gp_weight", gp_weight)):
@@ -182,7 +195,11 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         self.gp_weight, self.clip_grad_norm = gp_weight, clip_grad_norm
         self.equilibrium_gating, self.equilibrium = equilibrium_gating, equilibrium
         self.equilibrium_margin = equilibrium_margin
+        self.discriminate_reconstructions, self.gan_prior = discriminate_reconstructions, gan_prior
         self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+        n = self.discriminator.num_feature_layers
+        takes_depth = "depth" in inspect.signature(self.discriminator.features).parameters
+        self._feature_depth = (feature_layer % n) + 1 if takes_depth else None  # stop D after layer l
 
     @staticmethod
     def _check_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
@@ -209,6 +226,9 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         return self.generator_ema.module if self.generator_ema is not None else self.generator
 
     def noise(self, n: int) -> torch.Tensor:
+        """Codes of the adversarial samples (``gan_prior``)."""
+        if self.gan_prior == "density":
+            return self.sample_latent(n)
         return torch.randn(n, self.latent_dim, device=self.device)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
@@ -245,7 +265,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         both = torch.cat([real, recon])  # (2B, C, H, W)
         if frozen_d:
             params = {f"net.{name}": p.detach() for name, p in self.discriminator.named_parameters()}
-            feats = torch.func.functional_call(_Features(self.discriminator), params, (both,))[self.feature_layer]
+            net = _Features(self.discriminator, self._feature_depth)
+            feats = torch.func.functional_call(net, params, (both,))[self.feature_layer]
         else:
             feats = self.discriminator.features(both)[self.feature_layer]  # (2B, ...)
         f_real, f_recon = feats.chunk(2)  # (B, ...) each
@@ -289,17 +310,22 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         feat = self.feature_reconstruction(real, recon, frozen_d=True)
         pixel = self.pixel_reconstruction(real, recon)
         recon_loss = feat + self.pixel_weight * pixel
-        # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal
-        fake = self.generator(torch.cat([z.detach(), self.noise(b)]))  # (2B, C, H, W): G(z), G(z_p)
-        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0)]))  # (3B,)
-        real_logits, recon_logits, prior_logits = logits.split(b)
-        d_loss = self.adversarial.d(real_logits, recon_logits) + self.adversarial.d(real_logits, prior_logits)
+        # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal; G runs
+        # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z
+        codes = [z.detach(), self.noise(b)] if self.discriminate_reconstructions else [self.noise(b)]
+        fake = self.generator(torch.cat(codes))  # (kB, C, H, W): [G(z),] G(z_p)
+        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0)]))  # ((k + 1)B,)
+        real_logits, *fake_logits = logits.split(b)
+        d_loss = sum(self.adversarial.d(real_logits, f) for f in fake_logits)
         out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel, "d_loss": d_loss}
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            out["gradient_penalty"] = gradient_penalty(self.discriminator, torch.cat([real, real]), fake.detach())
+            reals = real.repeat(len(fake_logits), 1, 1, 1)  # (kB, C, H, W): a real partner for every fake
+            out["gradient_penalty"] = gradient_penalty(self.discriminator, reals, fake.detach())
             d_loss = d_loss + self.gp_weight * out["gradient_penalty"]
         out["loss"] = self.kl_weight * kl + w * recon_loss + d_loss
-        out.update(real_logits=real_logits, recon_logits=recon_logits, prior_logits=prior_logits)
+        out.update(real_logits=real_logits, prior_logits=fake_logits[-1], fake_logits=torch.cat(fake_logits))
+        if self.discriminate_reconstructions:
+            out["recon_logits"] = fake_logits[0]
         return out
 
     # -- training -----------------------------------------------------------------------------------
@@ -308,8 +334,7 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         opt_e, opt_g, opt_d = self.optimizers()
         out = self.losses(real)
         self.manual_backward(out["loss"])
-        fake_logits = torch.cat([out["recon_logits"], out["prior_logits"]])
-        train_d, train_g = self.gates(out["real_logits"], fake_logits)
+        train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
         norms = {
             "e": self._finish_step(opt_e),
             "g": self._finish_step(opt_g, step=train_g),
@@ -327,12 +352,13 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         metrics.update(
             {
                 "train/D(x)": self._d_output(out["real_logits"]),
-                "train/D(G(E(x)))": self._d_output(out["recon_logits"]),
                 "train/D(G(z))": self._d_output(out["prior_logits"]),
                 "train/d_updated": float(train_d),
                 "train/g_updated": float(train_g),
             }
         )
+        if "recon_logits" in out:
+            metrics["train/D(G(E(x)))"] = self._d_output(out["recon_logits"])
         for name, norm in norms.items():
             metrics[f"train/grad_norm_{name}"] = norm if norm is not None else torch.zeros(())
         self.log_dict(metrics)

@@ -153,10 +153,11 @@ class DCGANDiscriminator(nn.Module):
     def num_feature_layers(self) -> int:
         return len(self.blocks)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Activations after each block: a list of (B, C_i, H_i, W_i)."""
+    def features(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
+        """Activations after each block: a list of (B, C_i, H_i, W_i); only the first ``depth`` blocks run
+        when it is given (a feature-wise reconstruction in an early layer need not run the rest)."""
         feats = []
-        for block in self.blocks:
+        for block in self.blocks[:depth]:
             x = block(x)
             feats.append(x)
         return feats
@@ -205,9 +206,9 @@ class MLPDiscriminator(nn.Module):
     def num_feature_layers(self) -> int:
         return len(self.blocks)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
         feats = []
-        for block in self.blocks:
+        for block in self.blocks[:depth]:
             x = block(x)
             feats.append(x)
         return feats
