@@ -36,9 +36,18 @@ from typing import Any
 import pytorch_lightning as pl
 import yaml
 
+from lightning_gen.errors import UserError, check_float, check_int
+from lightning_gen.io import atomic_write
+from lightning_gen.procs import live_lock, start_child, write_lock
+
 RESULTS = "results.json"
 METRICS = "metrics.jsonl"
 LOG = "output.log"
+TRIAL_LOCK = "trial.lock"
+RUNNER_LOCK = "runner.lock"
+SWEEPS_ROOT = os.path.join("runs", "sweeps")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TRIAL_NAME_RE = re.compile(r"^trial-[0-9]{4,}$")
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_no_equals}")
 
 
@@ -52,7 +61,7 @@ def _sweeps():
     return sweeps
 
 
-class SweepError(Exception):
+class SweepError(UserError):
     """A sweep that cannot run as asked; the message says what was wrong and what to do."""
 
 
@@ -271,8 +280,8 @@ class LocalSweep:
         self.path = path
         self.extra_args = list(extra_args or [])
         self.config = load_sweep(path)
-        self.name = self.config.get("name") or os.path.splitext(os.path.basename(path))[0]
-        self.dir = directory or os.path.join("runs", "sweeps", self.name)
+        self.name = sweep_name(self.config.get("name"), path)
+        self.dir = directory or os.path.join(SWEEPS_ROOT, self.name)
         self.metric = self.config["metric"]["name"]
         self.goal = self.config["metric"]["goal"]
         self.seed, self.trial_timeout, self.poll = seed, trial_timeout, poll
@@ -297,18 +306,59 @@ class LocalSweep:
                 f"{self.dir} holds a sweep started from a different sweep file (method, metric, parameters or "
                 f"command changed). Pass --dir NEW_FOLDER for a new sweep, or restore {self.path}."
             )
-        self.trials = saved["trials"]
+        trials = saved.get("trials")
+        if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
+            raise SweepError(f"{results} is damaged (no list of trials); pass --dir NEW_FOLDER for a new sweep.")
+        for t in trials:
+            if not isinstance(t.get("name"), str) or not TRIAL_NAME_RE.match(t["name"]):
+                raise SweepError(
+                    f"{results} holds a trial name {t.get('name')!r} that is not trial-NNNN; the file was edited or "
+                    "damaged. Nothing was deleted; pass --dir NEW_FOLDER for a new sweep."
+                )
+            t["trial_dir"] = t["name"]  # relative to the sweep folder (older versions stored absolute paths)
+            if isinstance(t.get("run_dir"), str) and os.path.isabs(t["run_dir"]):
+                t["run_dir"] = self._relative(t["run_dir"])
+        self.trials = trials
 
     def save(self) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = os.path.join(self.dir, RESULTS + ".tmp")
-        with open(tmp, "w") as f:
+        with atomic_write(os.path.join(self.dir, RESULTS)) as f:
             json.dump(
                 {"sweep_file": self.path, "sweep": self.config, "extra_args": self.extra_args, "trials": self.trials},
                 f,
                 indent=1,
             )
-        os.replace(tmp, os.path.join(self.dir, RESULTS))
+
+    # -- paths: everything stays inside the sweep folder ------------------------------------------------
+    def trial_dir(self, trial: dict[str, Any]) -> str:
+        """The trial's folder: ``<sweep dir>/<trial name>``, never a path read from a file."""
+        if not TRIAL_NAME_RE.match(str(trial.get("name", ""))):
+            raise SweepError(f"Trial name {trial.get('name')!r} is not trial-NNNN.")
+        return os.path.join(self.dir, trial["name"])
+
+    def _relative(self, path: str) -> str | None:
+        """``path`` relative to the sweep folder, or None when it lies outside."""
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.dir))
+        return None if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+    def _clear_trial_dir(self, trial: dict[str, Any]) -> None:
+        """Remove what an interrupted attempt left, unless a live trial still writes there."""
+        folder = self.trial_dir(trial)
+        lock = live_lock(os.path.join(folder, TRIAL_LOCK))
+        if lock is not None:
+            raise SweepError(
+                f"{trial['name']} is still running as process {lock['pid']} (pid {lock['pid']}, left by a runner that "
+                f"was killed); it writes into {folder}. Wait for it to end or stop it (kill -TERM -{lock['pid']}), "
+                "then run the same command again."
+            )
+        if os.path.islink(folder):
+            os.unlink(folder)
+        elif os.path.isdir(folder):
+            real, base = os.path.realpath(folder), os.path.realpath(self.dir)
+            if os.path.dirname(real) != base:  # never delete outside the sweep folder
+                raise SweepError(f"{folder} resolves to {real}, outside {base}; refusing to delete it.")
+            shutil.rmtree(folder)
+        elif os.path.lexists(folder):
+            os.unlink(folder)
 
     # -- proposing ------------------------------------------------------------------------------------
     def propose(self, number: int) -> dict[str, Any] | None:
@@ -340,24 +390,25 @@ class LocalSweep:
 
     # -- running --------------------------------------------------------------------------------------
     def command(self, trial: dict[str, Any]) -> list[str]:
+        folder = self.trial_dir(trial)
         recorder = {
             "class_path": "lightning_gen.sweep.TrialRecorder",
-            "init_args": {"path": os.path.join(trial["trial_dir"], METRICS)},
+            "init_args": {"path": os.path.join(folder, METRICS)},
         }
         return (
             expand_command(self.config, trial["params"])
             + self.extra_args
             + [
-                f"--trainer.default_root_dir={trial['trial_dir']}",
+                f"--trainer.default_root_dir={folder}",
                 "--trainer.callbacks+=" + json.dumps(recorder),
             ]
         )
 
     def run_trial(self, trial: dict[str, Any]) -> None:
         """Run one trial to the end (or until stopped) and fill in its record."""
-        if os.path.isdir(trial["trial_dir"]):
-            shutil.rmtree(trial["trial_dir"])  # what an interrupted attempt left
-        os.makedirs(trial["trial_dir"])
+        self._clear_trial_dir(trial)  # what an interrupted attempt left (refused while a live trial writes there)
+        folder = self.trial_dir(trial)
+        os.makedirs(folder)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("WANDB_RUN_ID", None)
         env.pop("WANDB_SWEEP_ID", None)
@@ -367,17 +418,20 @@ class LocalSweep:
         trial["command"] = self.command(trial)
         self.save()
         start, seen = time.monotonic(), 0
-        log_path = os.path.join(trial["trial_dir"], LOG)
+        log_path = os.path.join(folder, LOG)
+        lock = os.path.join(folder, TRIAL_LOCK)
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                trial["command"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+            # its own session (the runner stops the whole group), and SIGTERM when the runner dies, even by kill -9
+            proc = start_child(trial["command"], stdout=log, stderr=subprocess.STDOUT, env=env)
+            write_lock(lock, proc.pid, runner=os.getpid())  # the next continuation refuses a live trial
             try:
                 stop_reason = self._follow(trial, proc, start)
             except BaseException:
                 _terminate(proc)
                 raise
             seen = proc.wait()
+        if live_lock(lock) is None:  # the trial's whole process group has ended
+            os.unlink(lock)
         trial["seconds"] = round(time.monotonic() - start, 1)
         self._finish(trial, seen, stop_reason, log_path)
 
@@ -386,7 +440,7 @@ class LocalSweep:
         shown = 0
         while True:
             done = proc.poll() is not None
-            records = _read_metrics(os.path.join(trial["trial_dir"], METRICS))
+            records = _read_metrics(os.path.join(self.trial_dir(trial), METRICS))
             trial["history"] = [
                 r["metrics"][self.metric]
                 for r in records
@@ -394,7 +448,7 @@ class LocalSweep:
             ]
             for r in records[shown:]:
                 if r.get("event") == "start":
-                    trial["run_dir"] = r["run_dir"]
+                    trial["run_dir"] = self._relative(str(r.get("run_dir")))
                 elif r.get("event") == "validation":
                     value = r["metrics"].get(self.metric)
                     shown_value = "-" if value is None else f"{value:.4g}"
@@ -417,7 +471,7 @@ class LocalSweep:
             time.sleep(self.poll)
 
     def _finish(self, trial: dict[str, Any], returncode: int, stop_reason: str | None, log_path: str) -> None:
-        records = _read_metrics(os.path.join(trial["trial_dir"], METRICS))
+        records = _read_metrics(os.path.join(self.trial_dir(trial), METRICS))
         values = [r["metrics"][self.metric] for r in records if self.metric in r.get("metrics", {})]
         trial["logged"] = sorted({k for r in records for k in r.get("metrics", {})})
         trial["metric"] = values[-1] if values else None  # W&B's summary: the last logged value
@@ -444,9 +498,28 @@ class LocalSweep:
             count = min(count, cap)
         if not self.trials:
             check_parameters(self.config, self.propose(1) or {}, self.path, self.extra_args)
+        self._claim_folder()
+        try:
+            with atomic_write(os.path.join(self.dir, "sweep.yaml")) as f:
+                yaml.safe_dump(self.config, f, sort_keys=False)
+            return self._run(count)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.dir, RUNNER_LOCK))
+
+    def _claim_folder(self) -> None:
+        """One runner per sweep folder: a second one started at the same time is refused."""
         os.makedirs(self.dir, exist_ok=True)
-        with open(os.path.join(self.dir, "sweep.yaml"), "w") as f:
-            yaml.safe_dump(self.config, f, sort_keys=False)
+        lock = os.path.join(self.dir, RUNNER_LOCK)
+        other = live_lock(lock, group=False)
+        if other is not None and other.get("pid") != os.getpid():
+            raise SweepError(
+                f"Another `lightning-gen sweep` (pid {other['pid']}) is running in {self.dir}; wait for it or stop "
+                "it, or give this sweep another --dir."
+            )
+        write_lock(lock, os.getpid())
+
+    def _run(self, count: float) -> list[dict[str, Any]]:
         total = "all" if count == math.inf else str(count)
         done = [t for t in self.trials if t["state"] != "running"]
         if done:
@@ -471,7 +544,7 @@ class LocalSweep:
                     "metric": None,
                     "run_dir": None,
                     "reason": None,
-                    "trial_dir": os.path.abspath(os.path.join(self.dir, f"trial-{number:04d}")),
+                    "trial_dir": f"trial-{number:04d}",  # relative to the sweep folder
                 }
                 self.trials.append(trial)
             params = "  ".join(f"{short_key(k)}={_fmt(v)}" for k, v in trial["params"].items())
@@ -494,7 +567,7 @@ class LocalSweep:
             raise SweepError(
                 f"The sweep's metric {self.metric!r} was never logged by {trial['name']} (it logged: {logged}). "
                 f"Set `metric.name` in {self.path} to one of those, or add the callback that logs it to the "
-                f"command. See {os.path.join(trial['trial_dir'], LOG)}."
+                f"command. See {os.path.join(self.trial_dir(trial), LOG)}."
             )
 
     def table(self) -> str:
@@ -506,7 +579,11 @@ class LocalSweep:
         rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for t in ranked:
             metric = "" if t["metric"] is None else f"{t['metric']:.4g}"
-            where = t.get("reason") if t["state"] == "failed" else os.path.relpath(t.get("run_dir") or t["trial_dir"])
+            where = (
+                t.get("reason")
+                if t["state"] == "failed"
+                else os.path.relpath(os.path.join(self.dir, t.get("run_dir") or t["name"]))
+            )
             cells = [
                 str(t["number"]),
                 t["state"],
@@ -517,6 +594,18 @@ class LocalSweep:
             ]
             rows.append("| " + " | ".join(cells) + " |")
         return "\n".join(rows)
+
+
+def sweep_name(name: Any, path: str) -> str:
+    """The sweep's name (``name:`` of the file, else the file's stem): one folder name under runs/sweeps."""
+    if name is None:
+        name = os.path.splitext(os.path.basename(path))[0]
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise SweepError(
+            f"{path}: the sweep name {name!r} must be one folder name under {SWEEPS_ROOT} (letters, digits, '_', "
+            "'-', '.'; no '/' or '..'). Set `name:` in the sweep file, or give the folder with --dir."
+        )
+    return name
 
 
 def short_key(key: str) -> str:
@@ -570,9 +659,10 @@ def main(argv: list[str] | None = None) -> int:
         "`-- --config configs/trainer/gpu.yaml` or `-- --trainer.max_epochs=5`."
     )
     args = parser.parse_args(argv)
-    if args.count is not None and args.count < 1:
-        parser.error(f"--count must be >= 1, got {args.count}")
     try:
+        check_int("--count", args.count, 1)
+        check_int("--seed", args.seed, 0, 2**32 - 1)
+        check_float("--trial-timeout", args.trial_timeout, 0.0)
         sweep = LocalSweep(
             args.sweep_file, args.dir, seed=args.seed, trial_timeout=args.trial_timeout, extra_args=extra
         )
@@ -583,15 +673,15 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
             if sweep.trials:
                 table = sweep.table()
-                with open(os.path.join(sweep.dir, "summary.md"), "w") as f:
+                with atomic_write(os.path.join(sweep.dir, "summary.md")) as f:
                     f.write(table + "\n")
                 print(
                     f"\n{sweep.name}: {sweep.metric} ({sweep.goal}), best first\n{table}\n"
                     f"results: {os.path.join(sweep.dir, RESULTS)}"
                 )
     except SweepError as e:
-        print(f"lightning-gen sweep: {e}", file=sys.stderr)
-        return 1
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\nStopped. Run the same command again to continue the sweep.", file=sys.stderr)
         return 130

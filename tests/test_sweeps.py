@@ -97,7 +97,7 @@ def test_expand_command_like_wandb_agent():
 
 def test_schema_rejected_file_shows_wandb_message(tmp_path, capsys):
     path = write_sweep(tmp_path, method="gridd")
-    assert main([path, "--count", "1", "--dir", str(tmp_path / "out")]) == 1
+    assert main([path, "--count", "1", "--dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "W&B's schema check says" in err and "'gridd' is not one of" in err
     assert not (tmp_path / "out").exists()
@@ -120,12 +120,12 @@ def test_metric_never_logged_is_named_with_what_was_logged(tmp_path):
     """The check the runner makes after the first finished trial, on a trial's recorded output."""
     path = write_sweep(tmp_path, metric={"name": "val/fid_typo", "goal": "minimize"})
     sweep = LocalSweep(path, directory=str(tmp_path / "out"))
-    trial = {"number": 1, "name": "trial-0001", "params": {}, "trial_dir": str(tmp_path / "trial")}
-    os.makedirs(trial["trial_dir"])
-    with open(os.path.join(trial["trial_dir"], "metrics.jsonl"), "w") as f:
+    trial = {"number": 1, "name": "trial-0001", "params": {}, "trial_dir": "trial-0001"}
+    os.makedirs(sweep.trial_dir(trial))
+    with open(os.path.join(sweep.trial_dir(trial), "metrics.jsonl"), "w") as f:
         f.write(json.dumps({"event": "validation", "epoch": 0, "step": 4, "metrics": {"val/d_loss": 1.3}}) + "\n")
     sweep.trials = [trial]
-    sweep._finish(trial, 0, None, os.path.join(trial["trial_dir"], "output.log"))
+    sweep._finish(trial, 0, None, os.path.join(sweep.trial_dir(trial), "output.log"))
     assert trial["state"] == "finished" and trial["metric"] is None
     with pytest.raises(SweepError, match=r"'val/fid_typo' was never logged .*it logged: val/d_loss"):
         sweep._check_metric_logged(trial)
@@ -135,7 +135,7 @@ def test_metric_never_logged_is_named_with_what_was_logged(tmp_path):
 def test_metric_never_logged_is_reported_after_first_trial(tmp_path, capsys):
     path = write_sweep(tmp_path, metric={"name": "val/fid_typo", "goal": "minimize"})
     out = tmp_path / "out"
-    assert main([path, "--count", "3", "--dir", str(out)]) == 1
+    assert main([path, "--count", "3", "--dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert "val/fid_typo" in err and "val/d_loss" in err  # names what the runs do log
     trials = json.loads((out / "results.json").read_text())["trials"]
@@ -149,7 +149,7 @@ def test_crash_recorded_next_runs_and_resume(tmp_path, capsys):
     first = json.loads((out / "results.json").read_text())["trials"]
     assert [t["state"] for t in first] == ["finished", "failed"]
     assert isinstance(first[0]["metric"], float) and first[0]["history"]
-    assert os.path.isdir(first[0]["run_dir"])
+    assert os.path.isdir(out / first[0]["run_dir"])  # stored relative to the sweep folder
     assert "n_critic must be >= 1" in first[1]["reason"] and first[1]["metric"] is None
 
     assert main([path, "--count", "3", "--dir", str(out)]) == 0
@@ -206,14 +206,14 @@ def test_two_trial_random_sweep_with_wandb_offline(tmp_path):
     assert all(isinstance(t["metric"], float) for t in trials)
     assert trials[0]["params"] != trials[1]["params"]
     for t in trials:  # each trial is its own offline W&B run, in its own folder
-        assert glob.glob(os.path.join(t["trial_dir"], "wandb", "offline-run-*", "run-*.wandb"))
-        assert os.path.isfile(os.path.join(t["run_dir"], "config.yaml"))
+        assert glob.glob(os.path.join(out, t["trial_dir"], "wandb", "offline-run-*", "run-*.wandb"))
+        assert os.path.isfile(os.path.join(out, t["run_dir"], "config.yaml"))
 
 
 def test_extra_trial_arguments_and_resume_guard(tmp_path):
     path, out = write_sweep(tmp_path), tmp_path / "out"
     sweep = LocalSweep(path, directory=str(out), extra_args=["--trainer.max_epochs=3"])
-    trial = {"params": {"model.init_args.n_critic": 2}, "trial_dir": str(out / "trial-0001")}
+    trial = {"name": "trial-0001", "params": {"model.init_args.n_critic": 2}, "trial_dir": "trial-0001"}
     command = sweep.command(trial)
     args = command.index("--model.init_args.n_critic=2")
     assert command[args + 1] == "--trainer.max_epochs=3"  # after ${args}, so it wins over the sweep's command
