@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"\n{sweep.name}: {sweep.metric} ({sweep.goal}), best first\n{table}\n"
                     f"results: {os.path.join(sweep.dir, RESULTS)}"
                 )
-    except SweepError as e:
+    except UserError as e:  # SweepError and the argument checks
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ Labels are -1 where a source has none (folders without class sub-folders, unlabe
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,10 +252,18 @@ class ImageFolderDataModule(ImageDataModule):
         images, labels = [], []
         for f in files:
             try:
-                with Image.open(f) as im:
-                    im = im.convert("L" if self.channels == 1 else "RGB").resize((size, size), Image.BICUBIC)
-                    arr = np.asarray(im, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, ValueError) as err:
+                with warnings.catch_warnings():
+                    # an image over PIL's pixel limit (a decompression bomb) is refused, not decoded
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(f) as im:
+                        im = im.convert("L" if self.channels == 1 else "RGB").resize((size, size), Image.BICUBIC)
+                        arr = np.asarray(im, dtype=np.uint8)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+                raise ValueError(
+                    f"Cannot read image file {f}: it is larger than PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels "
+                    f"(a decompression bomb?): {err}. Remove it, or resize it first."
+                ) from None
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
                 raise ValueError(f"Cannot read image file {f}: {err}. Remove or replace it.") from err
             images.append(arr.reshape(size, size, self.channels))
             rel = f.parent.relative_to(root).as_posix()
@@ -281,10 +290,21 @@ class ArrayImageDataModule(ImageDataModule):
         path = Path(self.path)
         if not path.is_file():
             raise FileNotFoundError(f"Array file {path} does not exist.")
+        if path.suffix not in (".npy", ".npz"):
+            raise ValueError(f"Array file {path} must end in .npy or .npz.")
+        try:
+            return self._read_arrays(path)
+        except KeyError:
+            raise
+        except Exception as err:  # noqa: BLE001  (truncated zips, pickles, garbage: numpy raises many types)
+            raise ValueError(
+                f"Array file {path} is not a readable {path.suffix} file ({type(err).__name__}: {err}); write it with "
+                "numpy.save / numpy.savez."
+            ) from None
+
+    def _read_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False), None
-        if path.suffix != ".npz":
-            raise ValueError(f"Array file {path} must end in .npy or .npz.")
         with np.load(path, allow_pickle=False) as z:
             names = list(z.keys())
             key = self.key or next((k for k in ("images", "x", "x_test", "x_train") if k in names), None)

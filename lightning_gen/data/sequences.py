@@ -342,6 +342,50 @@ class ChoralesDataModule(SequenceDataModule):
         return tuple(out)
 
 
+def read_csv(path: Path) -> np.ndarray:
+    """A CSV of numbers, comma-separated, one time step per row, optionally one header row: (L, D) float64.
+
+    Refused with the row, column and text: a cell that is not a number, rows of different lengths, another
+    separator (``;``, tab), an empty file. An empty cell is a missing value (NaN, refused later with its index).
+    """
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path} is not a readable text CSV file ({type(err).__name__}: {err}).") from None
+    if not rows:
+        raise ValueError(f"{path} holds no rows.")
+
+    if all(_csv_number(cell) is None for cell in rows[0]) and len(rows) > 1:  # a header row
+        rows = rows[1:]
+    width = len(rows[0])
+    if width == 1 and any(sep in rows[0][0] for sep in (";", "\t", "|")):
+        raise ValueError(f"{path}: columns must be separated by commas (the first row reads {rows[0][0]!r}).")
+    return np.array([_csv_row(path, i, row, width) for i, row in enumerate(rows)], dtype=np.float64).reshape(-1, width)
+
+
+def _csv_number(cell: str) -> float | None:
+    try:
+        return float(cell) if cell.strip() else float("nan")  # an empty cell: a missing value
+    except ValueError:
+        return None
+
+
+def _csv_row(path: Path, i: int, row: list[str], width: int) -> list[float]:
+    if len(row) != width:
+        raise ValueError(f"{path}: data row {i + 1} has {len(row)} columns, the first row {width}.")
+    values = [_csv_number(cell) for cell in row]
+    for j, value in enumerate(values):
+        if value is None:
+            raise ValueError(
+                f"{path}: data row {i + 1}, column {j + 1} holds {row[j].strip()[:40]!r}, not a number. Every column "
+                "must be numeric (drop text columns such as dates or labels; one header row is allowed)."
+            )
+    return values
+
+
 class ArraySequenceDataModule(SequenceDataModule):
     """Any time series from a ``.npy`` / ``.npz`` / ``.csv`` file.
 
@@ -382,21 +426,24 @@ class ArraySequenceDataModule(SequenceDataModule):
         if not path.is_file():
             raise FileNotFoundError(f"Array file {path} does not exist (give a .npy, .npz or .csv file).")
         suffix = path.suffix.lower()
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                keys = list(f.keys())
-                key = self.key or (keys[0] if len(keys) == 1 else "data")
-                if key not in keys:
-                    raise KeyError(f"{path} has arrays {keys}; say which one with data.key.")
-                data = f[key]
-        elif suffix == ".csv":
-            data = np.genfromtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-            if len(data) and np.isnan(data[0]).all():  # a header row
-                data = data[1:]
+        if suffix == ".csv":
+            data = read_csv(path)
+        elif suffix in (".npy", ".npz"):
+            try:
+                data = self._read_numpy(path, suffix)
+            except KeyError:
+                raise
+            except Exception as err:  # noqa: BLE001  (truncated zips, pickles, garbage: numpy raises many types)
+                raise ValueError(
+                    f"{path} is not a readable {suffix} file ({type(err).__name__}: {err}); write it with "
+                    "numpy.save / numpy.savez."
+                ) from None
         else:
             raise ValueError(f"{path}: unsupported file type {suffix!r}; use .npy, .npz or .csv.")
+        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+            raise ValueError(f"{path} holds {data.dtype} values, not real numbers.")
+        if data.size == 0:
+            raise ValueError(f"{path} holds no values (shape {data.shape}).")
         data = np.asarray(data, dtype=np.float64)
         if data.ndim not in (2, 3):
             raise ValueError(
@@ -411,6 +458,16 @@ class ArraySequenceDataModule(SequenceDataModule):
                 "before training."
             )
         return data
+
+    def _read_numpy(self, path: Path, suffix: str) -> np.ndarray:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            key = self.key or (keys[0] if len(keys) == 1 else "data")
+            if key not in keys:
+                raise KeyError(f"{path} has arrays {keys}; say which one with data.key.")
+            return f[key]
 
     def load(self):
         data = self.read()

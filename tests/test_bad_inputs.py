@@ -1,0 +1,310 @@
+"""Bad arguments and files for every job: `error: <what and what to do>`, exit status 2, nothing lost.
+
+Rows of docs/bad_inputs.md from 31 on.
+"""
+
+import contextlib
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_gen import evaluate, sample
+from lightning_gen.checkpoints import CheckpointError, load_model
+from lightning_gen.cli import main
+from tests.conftest import REPO
+from tests.robust_helpers import family_args, last_ckpt
+
+DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    from lightning_gen.cli import run_lightning_cli
+
+    root = tmp_path_factory.mktemp("good")
+    run_lightning_cli(family_args("gan", root, "--trainer.max_steps=2"))
+    return last_ckpt(root)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Fail instead of hanging (finding 4: a batch size of 0 looped forever)."""
+
+    def too_long(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _edited(ckpt, tmp_path, name: str, edit) -> str:
+    state = torch.load(ckpt, weights_only=True)
+    edit(state)
+    path = tmp_path / name
+    torch.save(state, path)
+    return str(path)
+
+
+# -- finding 4: batch size 0 ------------------------------------------------------------------------------
+def test_sample_batch_size_zero_is_refused_not_a_hang(ckpt, tmp_path, capsys):
+    with deadline(60):
+        assert sample.main([ckpt, "--batch-size", "0", "--output", str(tmp_path / "s.npz")]) == 2
+    assert "--batch-size must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_evaluate_batch_size_zero_is_refused_not_a_hang(ckpt, tmp_path, capsys):
+    with deadline(60):
+        assert evaluate.main([ckpt, "--batch-size", "0", "--no-cache", "--num-samples", "4"]) == 2
+    assert "--batch-size must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_draw_refuses_an_empty_batch():
+    from lightning_gen.sample import draw
+
+    with deadline(10), pytest.raises(ValueError, match="batch-size must be >= 1"):
+        draw(None, 5, 0)
+
+
+# -- finding 5: outputs are never destroyed before the job can fail ----------------------------------------
+def test_grid_size_zero_keeps_the_earlier_output(ckpt, tmp_path, capsys):
+    out = tmp_path / "samples.npz"
+    assert sample.main([ckpt, "--num-samples", "4", "--output", str(out)]) == 0
+    before = out.read_bytes(), (tmp_path / "samples.png").read_bytes()
+    assert sample.main([ckpt, "--num-samples", "4", "--output", str(out), "--grid-size", "0", "--seed", "3"]) == 2
+    assert "--grid-size must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert (out.read_bytes(), (tmp_path / "samples.png").read_bytes()) == before
+
+
+def test_a_job_that_fails_while_writing_leaves_the_earlier_files(ckpt, tmp_path, monkeypatch):
+    import torchvision.utils
+
+    out = tmp_path / "samples.npz"
+    assert sample.main([ckpt, "--num-samples", "4", "--output", str(out)]) == 0
+    before = out.read_bytes(), (tmp_path / "samples.png").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torchvision.utils, "save_image", disk_full)  # the grid fails after the samples were written
+    assert sample.main([ckpt, "--num-samples", "4", "--output", str(out), "--seed", "5"]) == 2
+    assert (out.read_bytes(), (tmp_path / "samples.png").read_bytes()) == before
+    assert sorted(os.listdir(tmp_path)) == ["samples.npz", "samples.png"]  # no temporary files left
+
+
+def test_evaluate_report_is_replaced_only_when_complete(tmp_path, monkeypatch):
+    import json
+
+    from lightning_gen.io import atomic_write
+
+    report = tmp_path / "report.json"
+    report.write_text('{"old": 1}')
+    with pytest.raises(RuntimeError), atomic_write(report) as f:
+        f.write('{"new":')
+        raise RuntimeError("crash while writing")
+    assert json.loads(report.read_text()) == {"old": 1} and os.listdir(tmp_path) == ["report.json"]
+
+
+# -- checkpoints: NaN weights, wrong shapes, another family --------------------------------------------------
+def test_nan_weights_are_refused_not_sampled(ckpt, tmp_path, capsys):
+    def poison(state):
+        next(v for k, v in state["state_dict"].items() if k.startswith("generator.")).fill_(float("nan"))
+
+    path = _edited(ckpt, tmp_path, "nan.ckpt", poison)
+    assert sample.main([path, "--output", str(tmp_path / "s.npz")]) == 2
+    assert "non-finite (NaN or infinite) weights" in capsys.readouterr().err
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_weights_that_do_not_fit_the_config(ckpt, tmp_path, capsys):
+    def widen(state):
+        key = next(k for k in state["state_dict"] if k.startswith("generator.") and k.endswith("weight"))
+        w = state["state_dict"][key]
+        state["state_dict"][key] = torch.zeros(w.shape[0] + 1, *w.shape[1:])
+
+    path = _edited(ckpt, tmp_path, "wide.ckpt", widen)
+    with pytest.raises(CheckpointError, match="the weights do not fit the model its config builds .*shapes differ"):
+        load_model(path)
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", f"--ckpt_path={path}"))
+    assert exit_.value.code == 2 and "shapes differ" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # no run folder left behind
+
+
+def test_checkpoint_of_another_family_is_refused(ckpt, tmp_path, capsys):
+    path = _edited(
+        ckpt, tmp_path, "vae.ckpt", lambda s: s["hyper_parameters"].update(_class_path="lightning_gen.models.VAE")
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", f"--ckpt_path={path}"))
+    assert exit_.value.code == 2
+    assert (
+        "holds a lightning_gen.models.VAE, but the config builds a lightning_gen.models.GAN" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()
+
+
+# -- numeric arguments: ranges before anything loads -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-samples", "0"], "--num-samples must be an integer >= 1, got 0"),
+        (["--num-samples", "-3"], "--num-samples must be an integer >= 1, got -3"),
+        (["--length", "0"], "--length must be an integer >= 1, got 0"),
+        (["--seed", "-1"], "--seed must be an integer in 0..9223372036854775807, got -1"),
+        (["--device", "cuda:7"], "--device cuda:7"),
+        (["--device", "gpu0"], "is not a device name"),
+    ],
+)
+def test_sample_argument_ranges(tmp_path, capsys, args, message):
+    # the checkpoint does not exist: the arguments are checked first
+    assert sample.main([str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "s.npz"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-reference", "-5"], "--num-reference must be an integer >= 1, got -5"),
+        (["--num-reference", "0"], "--num-reference must be an integer >= 1, got 0"),
+        (["--threads", "-1"], "--threads must be an integer in 0..4096, got -1"),
+        (["--repeats", "0"], "--repeats must be an integer >= 1, got 0"),
+        (["--disc-iterations", "0"], "--disc-iterations must be an integer >= 1"),
+        (["--split", "training"], "--split must be train, val or test"),
+    ],
+)
+def test_evaluate_argument_ranges(ckpt, capsys, args, message):
+    assert evaluate.main([ckpt, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_output_paths_that_are_folders_or_under_files(ckpt, tmp_path, capsys):
+    folder = tmp_path / "out.npz"
+    folder.mkdir()
+    assert sample.main([ckpt, "--output", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert sample.main([ckpt, "--output", str(tmp_path / "file" / "s.npz")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert evaluate.main([ckpt, "--output", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_no_traceback_through_the_cli_and_one_with_the_variable(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "s.npz"), "--batch-size", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --batch-size") and "Traceback" not in err
+    monkeypatch.setenv("LIGHTNING_GEN_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="--batch-size"):
+        main(["sample", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "s.npz"), "--batch-size", "0"])
+
+
+def test_sweep_argument_ranges(tmp_path, capsys):
+    from lightning_gen.sweep import main as sweep_main
+    from tests.test_sweeps import write_sweep
+
+    path = write_sweep(tmp_path)
+    assert sweep_main([path, "--count", "0", "--dir", str(tmp_path / "o")]) == 2
+    assert "--count must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert sweep_main([path, "--count", "1", "--trial-timeout", "0", "--dir", str(tmp_path / "o")]) == 2
+    assert "--trial-timeout must be a number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+# -- fit: a run that would train nothing ------------------------------------------------------------------------
+@pytest.mark.parametrize("arg", ["--trainer.max_steps=0", "--trainer.max_epochs=0", "--trainer.limit_train_batches=0"])
+def test_fit_that_trains_nothing_is_refused(tmp_path, capsys, arg):
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path, arg))
+    assert exit_.value.code == 2
+    assert "trains nothing" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "lightning_logs")
+
+
+def test_empty_yaml_config(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(empty), f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "model" in err
+    assert not (tmp_path / "run").exists()
+
+
+# -- files: samples, arrays, CSVs, images ---------------------------------------------------------------------
+def test_empty_and_garbage_samples_files(tmp_path, capsys):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, samples=np.zeros((0, 1, 8, 8), np.float32))
+    assert evaluate.main([str(empty), "--data", DIGITS, "--no-cache"]) == 2
+    assert "holds no samples" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip")
+    assert evaluate.main([str(garbage), "--data", DIGITS, "--no-cache"]) == 2
+    assert "is not a readable samples .npz" in capsys.readouterr().err
+    text = tmp_path / "text.npz"
+    np.savez(text, samples=np.array(["a", "b"]))
+    assert evaluate.main([str(text), "--data", DIGITS, "--no-cache"]) == 2
+    assert "must hold real numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("date,value\n2020-01-01,1.0\n2020-01-02,2.0\n", "column 1 holds '2020-01-01', not a number"),
+        ("1;2;3\n4;5;6\n", "columns must be separated by commas"),
+        ("a,b\n1,2\n3\n", "data row 2 has 1 columns, the first row 2"),
+        ("", "holds no rows"),
+    ],
+)
+def test_malformed_csv_says_what_is_wrong(tmp_path, content, message):
+    from lightning_gen.data import ArraySequenceDataModule
+
+    path = tmp_path / "series.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        ArraySequenceDataModule(str(path), window_length=2).read()
+
+
+def test_csv_with_header_is_read(tmp_path):
+    from lightning_gen.data import ArraySequenceDataModule
+
+    path = tmp_path / "series.csv"
+    path.write_text("x,y\n1,2\n3,4\n5,6\n")
+    assert ArraySequenceDataModule(str(path), window_length=2).read().tolist() == [[1, 2], [3, 4], [5, 6]]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_garbage_array_files_are_named(tmp_path, suffix):
+    from lightning_gen.data import ArrayImageDataModule, ArraySequenceDataModule
+
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(b"\x93NUMPY garbage" if suffix == ".npy" else b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match=f"is not a readable {suffix} file"):
+        ArrayImageDataModule(str(path)).load()
+    with pytest.raises(ValueError, match=f"is not a readable {suffix} file"):
+        ArraySequenceDataModule(str(path), window_length=2).read()
+
+
+def test_decompression_bomb_image_is_refused(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from lightning_gen.data import ImageFolderDataModule
+
+    Image.new("L", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels: over twice the limit, PIL's error
+    with pytest.raises(ValueError, match=r"bomb.png: it is larger than PIL's limit"):
+        ImageFolderDataModule(str(tmp_path), img_size=8).load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # between 1x and 2x the limit: PIL only warns
+    with pytest.raises(ValueError, match="decompression bomb"):
+        ImageFolderDataModule(str(tmp_path), img_size=8).load()
