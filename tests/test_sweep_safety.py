@@ -190,3 +190,21 @@ def test_trial_records_name_no_absolute_run_folder(tmp_path):
     proc.wait()
     sweep_mod.LocalSweep._follow(sweep, trial, proc, time.monotonic())
     assert trial["run_dir"] == os.path.join("trial-0001", "lightning_logs", "version_0")
+
+
+def test_a_second_runner_on_the_same_folder_is_refused(tmp_path, quick_trials):
+    from lightning_gen.procs import write_lock
+
+    path, folder = write_sweep(tmp_path), tmp_path / "sweep"
+    folder.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(str(folder / "runner.lock"), other.pid)
+        sweep = LocalSweep(path, directory=str(folder))
+        sweep.trials = [{"number": 1, "name": "trial-0001", "params": {}, "state": "finished", "metric": 1.0}]
+        with pytest.raises(SweepError, match=rf"Another `lightning-gen sweep` \(pid {other.pid}\)"):
+            sweep.run(2)
+        assert not quick_trials
+    finally:
+        other.kill()
+        other.wait()
