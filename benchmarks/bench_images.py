@@ -56,10 +56,11 @@ class CPUBudget(pl.Callback):
     as a safety on a crowded machine, once ``wall_limit_s`` wall-clock seconds have passed (``stopped_by``
     says which; the CPU seconds actually used are reported either way)."""
 
-    def __init__(self, budget_s: float, wall_limit_s: float | None = None) -> None:
+    def __init__(self, budget_s: float, wall_limit_s: float | None = None, snapshot=None) -> None:
         self.budget_s, self.wall_limit_s = budget_s, wall_limit_s
         self.start = self.wall_start = 0.0
         self.batches, self.images, self.stopped_by = 0, 0, "max_epochs"
+        self.snapshot = snapshot  # (cpu_s, fn(trainer, model, budget)): called once, its CPU time not counted
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start, self.wall_start = time.process_time(), time.perf_counter()
@@ -67,6 +68,11 @@ class CPUBudget(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.batches += 1
         self.images += len(batch[0])
+        if self.snapshot is not None and self.used >= self.snapshot[0]:
+            at, fn = self.snapshot
+            self.snapshot, began = None, time.process_time()
+            fn(trainer, pl_module, self)
+            self.start += time.process_time() - began  # the snapshot's own work is not training
         if time.process_time() - self.start >= self.budget_s:
             trainer.should_stop, self.stopped_by = True, "cpu_budget"
         elif self.wall_limit_s is not None and time.perf_counter() - self.wall_start >= self.wall_limit_s:
@@ -169,22 +175,45 @@ def run_model(model_name: str, args) -> dict:
         yaml.safe_dump(bench_config(model_name, args), f, sort_keys=False)
     pl.seed_everything(0, workers=True)
     cli = run_lightning_cli(["--config", str(config_path)], run=False)
-    budget = CPUBudget(args.budget_cpu_s, args.wall_limit_s)
+    snapshot = None
+    if args.snapshot_cpu_s is not None:  # the same run, also reported at an earlier CPU budget
+        def write_snapshot(trainer, model, budget):
+            # the continued run must not notice: keep the RNG state and the latent density as they were
+            rng, density = torch.get_rng_state(), getattr(model, "latent_density", None)
+            kept = {k: v.clone() for k, v in density.state_dict().items()} if density is not None else None
+            if density is not None:
+                model.fit_latent_density()  # as at the end of a run stopped there
+            report(model_name, trainer, model, cli.datamodule, budget, time.perf_counter() - wall,
+                   Path(args.snapshot_out), args, str(config_path))  # fmt: skip
+            model.train()
+            if density is not None:
+                density.load_state_dict(kept)
+            torch.set_rng_state(rng)
+
+        snapshot = (args.snapshot_cpu_s, write_snapshot)
+    budget = CPUBudget(args.budget_cpu_s, args.wall_limit_s, snapshot)
     cli.trainer.callbacks.append(budget)
     wall = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    wall = time.perf_counter() - wall
+    return report(model_name, cli.trainer, cli.model, cli.datamodule, budget, time.perf_counter() - wall,
+                  Path(args.out), args, str(config_path))  # fmt: skip
+
+
+def report(model_name, trainer, model, datamodule, budget, wall, root: Path, args, config_path: str) -> dict:
+    """Checkpoint, samples, grids and result.json of a model under ``root`` (the run's end or a snapshot)."""
+    out = root / model_name
+    out.mkdir(parents=True, exist_ok=True)
     cpu = budget.used
     ckpt = out / "final.ckpt"
-    cli.trainer.save_checkpoint(ckpt)
-
-    model = cli.model.cpu().eval()
+    trainer.save_checkpoint(ckpt)
+    device = model.device
+    model = model.cpu().eval()
     torch.manual_seed(0)
     start = time.process_time()
     samples = draw(model, args.num_samples, batch_size=500)  # (N, 1, 28, 28) in [-1, 1]
     sample_cpu = time.process_time() - start
     np.savez_compressed(out / "samples.npz", samples=((samples.clamp(-1, 1) + 1) / 2).numpy().astype(np.float32))
-    save_grid(samples[:64], Path(args.out) / f"{model_name}_samples.png")
+    save_grid(samples[:64], root / f"{model_name}_samples.png")
     result = {
         "model": model_name,
         "class": type(model).__name__,
@@ -194,24 +223,26 @@ def run_model(model_name: str, args) -> dict:
         "train_batches": budget.batches,
         "cpu_ms_per_batch": round(1000 * cpu / max(budget.batches, 1), 1),
         "train_images": budget.images,
-        "epochs": round(budget.images / len(cli.datamodule.train_set), 2),
+        "epochs": round(budget.images / len(datamodule.train_set), 2),
         "samples_per_s": round(args.num_samples / sample_cpu, 1),
         "checkpoint": str(ckpt),
         "samples": str(out / "samples.npz"),
-        "sample_grid": str(Path(args.out) / f"{model_name}_samples.png"),
+        "sample_grid": str(root / f"{model_name}_samples.png"),
+        "config": config_path,
     }
     if hasattr(model, "reconstruct"):
-        held_out = split_images(cli.datamodule.test_set) * 2 - 1  # [0, 1] -> [-1, 1], as on_after_batch_transfer does
+        held_out = split_images(datamodule.test_set) * 2 - 1  # [0, 1] -> [-1, 1], as on_after_batch_transfer does
         result["recon_mse"] = round(reconstruction_error(model, held_out), 5)
         recon = torch.cat([model.reconstruct(c) for c in held_out.split(250)])  # (N, 1, 28, 28) in [-1, 1]
         np.savez_compressed(out / "reconstructions.npz", samples=((recon.clamp(-1, 1) + 1) / 2).numpy())
         x = held_out[:16]
         pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)  # (32, 1, 28, 28)
         line = model.interpolate(x[0], x[1], steps=8)[0]  # (8, 1, 28, 28)
-        save_grid(torch.cat([pairs, line]), Path(args.out) / f"{model_name}_reconstructions.png")
-        result["reconstruction_grid"] = str(Path(args.out) / f"{model_name}_reconstructions.png")
+        save_grid(torch.cat([pairs, line]), root / f"{model_name}_reconstructions.png")
+        result["reconstruction_grid"] = str(root / f"{model_name}_reconstructions.png")
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result), flush=True)
+    model.to(device)
     return result
 
 
@@ -269,6 +300,26 @@ def reconstruction_accuracy(args, classifier_ckpt: Path) -> dict:
     return accuracy
 
 
+def standard_prior_samples(args) -> dict[str, Path]:
+    """For each VAE-type checkpoint: samples decoded from z ~ N(0, I) (``prior="standard"``) instead of the
+    fitted ex-post density, to measure what the density is worth on the same weights."""
+    from lightning_gen.checkpoints import load_model
+
+    found = {}
+    for name in ("vae", "vae_gan"):
+        ckpt = Path(args.out) / name / "final.ckpt"
+        if not ckpt.exists():
+            continue
+        npz = Path(args.out) / name / "samples_standard.npz"
+        if not npz.exists():
+            model = load_model(ckpt).cpu().eval()
+            torch.manual_seed(0)
+            samples = draw(model, args.num_samples, batch_size=500, prior="standard")
+            np.savez_compressed(npz, samples=((samples.clamp(-1, 1) + 1) / 2).numpy().astype(np.float32))
+        found[f"{name}_standard_prior"] = npz
+    return found
+
+
 def fid_stage(args) -> dict:
     """FID on the classifier's features of each model's 10,000 samples against the held-out split, with
     ``lightning-gen evaluate``; plus the same score for real training images (the floor)."""
@@ -288,6 +339,7 @@ def fid_stage(args) -> dict:
     np.savez_compressed(real_npz, samples=real.numpy())
     fids = {"classifier_test_accuracy": accuracy, "classifier": str(ckpt)}
     sources = {"real_train": real_npz, **{m: out / m / "samples.npz" for m in MODELS}}
+    sources.update(standard_prior_samples(args))
     for name, npz in sources.items():
         if not npz.exists():
             continue
@@ -314,6 +366,8 @@ def main() -> None:
     p.add_argument("--budget-cpu-s", type=float, default=240.0, help="process CPU seconds of training per model")
     p.add_argument("--wall-limit-s", type=float, default=None, help="safety: also stop after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--snapshot-cpu-s", type=float, default=None, help="also report the run at this CPU budget")
+    p.add_argument("--snapshot-out", default=None, help="where the snapshot's report goes (a second --out)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--config", default="mnist_cpu", help="configs/<model>/<CONFIG>.yaml to start from")
     p.add_argument("--latent-dim", type=int, default=None, help="override the config's latent size")
