@@ -6,6 +6,8 @@ samples from any checkpoint of the project. Run ``lightning-gen --help`` for the
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import pytorch_lightning as pl
@@ -83,10 +85,38 @@ class GenCLI(LightningCLI):
                 "--trainer.limit_train_batches=0 trains nothing; give a number of batches >= 1 or a fraction in (0, 1]."
             )
 
+    def _check_callbacks(self) -> None:
+        # a count of 0 in one of the project's callbacks would fail only when it is first used, often at the end
+        # of the whole run (the final sample grid): check it before training
+        for cb in self.trainer.callbacks:
+            if not type(cb).__module__.startswith("lightning_gen."):
+                continue
+            for name in _POSITIVE_CALLBACK_ARGS:
+                value = getattr(cb, name, None)
+                if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                    raise UserError(
+                        f"--trainer.callbacks: {type(cb).__name__}({name}={value}): {name} must be >= 1 (it would "
+                        "fail only when first used, possibly after the whole run)."
+                    )
+
     def before_fit(self) -> None:
         self._check_ckpt_weights()
         self._check_trainer()
+        self._check_callbacks()
         log_effective_batch_size(self.trainer, self.datamodule)
+
+    def fit(self, **kwargs) -> None:
+        """``trainer.fit`` in a run folder reserved atomically: two fits started at once in the same
+        ``default_root_dir`` get ``version_N`` and ``version_N+1`` instead of writing into one folder. A fit that
+        fails before writing anything (bad data) leaves no folder behind."""
+        created = _reserve_run_folder(self.trainer)
+        try:
+            self.trainer.fit(**kwargs)
+        except BaseException:
+            for folder in created:  # deepest first; only folders this run made and left empty
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise
 
     def before_validate(self) -> None:
         self._check_ckpt_weights()
@@ -105,6 +135,46 @@ class GenCLI(LightningCLI):
 
         attach_loggers(self, trainer)  # W&B: one folder per run, the full resolved config as hyperparameters
         return trainer
+
+
+_POSITIVE_CALLBACK_ARGS = (
+    "every_n_epochs",
+    "num_samples",
+    "nrow",
+    "num_sequences",
+    "num_reference",
+    "iterations",
+    "repeats",
+    "batch_size",
+)
+
+
+def _reserve_run_folder(trainer: pl.Trainer) -> list[str]:
+    """Create the CSV / TensorBoard logger's ``version_N`` folder with ``os.mkdir`` (atomic: it fails when another
+    process made it first) and pin the logger to it. Returns the folders created, deepest first."""
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    if any(int(os.environ.get(var, "0") or 0) != 0 for var in ("RANK", "LOCAL_RANK", "NODE_RANK")):
+        return []  # rank 0 names the folder; the others never write into it
+    for logger in trainer.loggers:
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)) and logger._version is None:
+            root = logger.root_dir
+            created, missing = [], root
+            while missing and not os.path.isdir(missing):  # the folders this run makes, deepest first
+                created.append(missing)
+                missing = os.path.dirname(missing)
+            os.makedirs(root, exist_ok=True)
+            version = logger._get_next_version()
+            while True:
+                folder = os.path.join(root, f"version_{version}")
+                try:
+                    os.mkdir(folder)
+                    break
+                except FileExistsError:
+                    version += 1
+            logger._version = version
+            return [folder, *created]
+    return []
 
 
 def log_effective_batch_size(trainer: pl.Trainer, datamodule) -> int | None:

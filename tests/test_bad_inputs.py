@@ -308,3 +308,58 @@ def test_decompression_bomb_image_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # between 1x and 2x the limit: PIL only warns
     with pytest.raises(ValueError, match="decompression bomb"):
         ImageFolderDataModule(str(tmp_path), img_size=8).load()
+
+
+def test_two_fits_at_once_get_two_run_folders(tmp_path, monkeypatch):
+    """Both fits list the folder before either made version_0; the second must not write into the first's."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from lightning_gen.cli import run_lightning_cli
+
+    (tmp_path / "lightning_logs" / "version_0").mkdir(parents=True)  # the other fit's, made a moment ago
+    monkeypatch.setattr(CSVLogger, "_get_next_version", lambda self: 0)  # what both fits saw
+    run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_steps=1"))
+    assert os.listdir(tmp_path / "lightning_logs" / "version_0") == []
+    assert os.path.isfile(last_ckpt(tmp_path, version=1))
+
+
+def test_a_fit_that_fails_on_its_data_leaves_no_run_folder(tmp_path, capsys):
+    args = family_args("gan", tmp_path / "run", "--data.init_args.batch_size=100000")
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and "batch_size" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_callback_count_of_zero_is_refused_before_training(tmp_path, capsys):
+    grid = '[{"class_path": "lightning_gen.callbacks.ImageSampleGrid", "init_args": {"num_samples": 0}}]'
+    args = family_args("gan", tmp_path / "run", "--trainer.max_steps=2", f"--trainer.callbacks={grid}")
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert "ImageSampleGrid(num_samples=0): num_samples must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_staged_outputs_replace_files_and_folders_only_at_the_end(tmp_path):
+    """What sample's piano-roll writer leaves (npz, PNG, a *_midi/ folder) moves into place only when complete."""
+    from lightning_gen.io import staged_outputs
+
+    (tmp_path / "seq_midi").mkdir()
+    (tmp_path / "seq_midi" / "old.mid").write_text("old")
+    (tmp_path / "seq.npz").write_text("old")
+    with pytest.raises(OSError), staged_outputs(tmp_path / "seq.npz") as out:
+        with open(out, "w") as f:
+            f.write("new")
+        os.mkdir(os.path.join(os.path.dirname(out), "seq_midi"))
+        raise OSError(28, "No space left on device")
+    assert (tmp_path / "seq.npz").read_text() == "old" and os.listdir(tmp_path / "seq_midi") == ["old.mid"]
+    assert sorted(os.listdir(tmp_path)) == ["seq.npz", "seq_midi"]
+    with staged_outputs(tmp_path / "seq.npz") as out:
+        with open(out, "w") as f:
+            f.write("new")
+        os.mkdir(os.path.join(os.path.dirname(out), "seq_midi"))
+        with open(os.path.join(os.path.dirname(out), "seq_midi", "sample_000.mid"), "w") as f:
+            f.write("new")
+    assert (tmp_path / "seq.npz").read_text() == "new" and os.listdir(tmp_path / "seq_midi") == ["sample_000.mid"]
+    assert sorted(os.listdir(tmp_path)) == ["seq.npz", "seq_midi"]
