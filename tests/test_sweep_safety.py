@@ -146,6 +146,7 @@ def _pids_with(token: str, runner: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow  # about 10-20 s: the runner process imports Lightning and W&B's sweep engine
 def test_a_trial_dies_with_its_runner(tmp_path):
     """kill -9 of the sweep runner: its running trial goes too (PR_SET_PDEATHSIG on Linux)."""
     if not sys.platform.startswith("linux"):
@@ -166,6 +167,36 @@ def test_a_trial_dies_with_its_runner(tmp_path):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "the trial outlived its runner"
+
+
+def test_a_child_started_by_start_child_dies_with_its_parent(tmp_path):
+    """The mechanism of the test above, fast: the parent only imports lightning_gen.procs."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    token = "child" + str(os.getpid()) + str(time.monotonic_ns() % 10**6)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from lightning_gen.procs import start_child\n"
+            f"start_child([sys.executable, '-c', 'import time; time.sleep(60.0{token[5:]})'])\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while not _pids_with(token[5:], parent.pid):
+        assert parent.poll() is None and time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.05)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _pids_with(token[5:], parent.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _pids_with(token[5:], parent.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the child outlived its parent"
 
 
 def test_results_file_writes_leave_no_temporary_files(tmp_path):
