@@ -92,6 +92,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         out.append(ArgumentError)
     except ImportError:  # pragma: no cover
         pass
+    import yaml
+
+    out.append(yaml.YAMLError)  # a config, --data or --data-arg that is not YAML; the message names line and column
     return tuple(out)
 
 

@@ -363,3 +363,13 @@ def test_staged_outputs_replace_files_and_folders_only_at_the_end(tmp_path):
             f.write("new")
     assert (tmp_path / "seq.npz").read_text() == "new" and os.listdir(tmp_path / "seq_midi") == ["sample_000.mid"]
     assert sorted(os.listdir(tmp_path)) == ["seq.npz", "seq_midi"]
+
+
+def test_evaluate_data_config_that_is_not_yaml(tmp_path, capsys):
+    samples = tmp_path / "s.npz"
+    np.savez(samples, samples=np.zeros((4, 1, 8, 8), np.float32))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n  class_path: x\n")
+    assert evaluate.main([str(samples), "--data", str(bad), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bad.yaml" in err and "Traceback" not in err
