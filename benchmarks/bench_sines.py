@@ -39,7 +39,10 @@ PUBLISHED = {  # Yoon et al. 2019, Table 2 (Sines)
 }
 
 
-def cpu_budget_callback(budget_s: float):
+def cpu_budget_callback(budget_s: float, snapshots: dict[float, str] | None = None):
+    """Stops training after ``budget_s`` CPU seconds; ``snapshots`` {CPU seconds: path} saves a checkpoint
+    when the run first crosses each budget (training is deterministic, so a snapshot at 240 CPU s of a
+    900-CPU-s run is the model a 240-CPU-s run ends with; its latent density is refitted before scoring)."""
     import pytorch_lightning as pl
 
     class CPUBudget(pl.Callback):
@@ -48,16 +51,24 @@ def cpu_budget_callback(budget_s: float):
         def __init__(self) -> None:
             self.start = time.process_time()
             self.used = 0.0
+            self.pending = dict(sorted((snapshots or {}).items()))
+            self.snapshots: dict[float, dict] = {}
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.used = time.process_time() - self.start
+            for at in [a for a in self.pending if self.used >= a]:
+                saving = time.process_time()
+                trainer.save_checkpoint(self.pending.pop(at))
+                batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+                self.snapshots[at] = {"cpu_s": round(self.used, 1), "batches": batches}
+                self.start += time.process_time() - saving  # saving is not training time
             if self.used >= budget_s:
                 trainer.should_stop = True
 
     return CPUBudget()
 
 
-def train(name: str, budget_s: float, seed: int, cli_args: list[str] | None = None, tag: str = ""):
+def train(name: str, budget_s: float, seed: int, cli_args: list[str] | None = None, tag: str = "", snapshots=()):
     """Build model and data from the shipped config (plus ``cli_args`` overrides, LightningCLI syntax) and
     train for ``budget_s`` CPU seconds."""
     import pytorch_lightning as pl
@@ -66,7 +77,9 @@ def train(name: str, budget_s: float, seed: int, cli_args: list[str] | None = No
 
     config = os.path.join(REPO, "configs", name, "sines.yaml")
     cli = run_lightning_cli(["--config", config, f"--seed_everything={seed}", *(cli_args or [])], run=False)
-    budget = cpu_budget_callback(budget_s)
+    snapshot_paths = {at: os.path.join(REPO, "runs", "bench_sines", f"{name}{tag}_at{at:g}.ckpt") for at in snapshots}
+    os.makedirs(os.path.join(REPO, "runs", "bench_sines"), exist_ok=True)
+    budget = cpu_budget_callback(budget_s, snapshot_paths)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -86,7 +99,11 @@ def train(name: str, budget_s: float, seed: int, cli_args: list[str] | None = No
     batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
     return cli.model, {"cpu_s": round(budget.used, 1), "batches": batches, "epochs": trainer.current_epoch,
                        "batches_per_cpu_s": round(batches / max(budget.used, 1e-9), 2),
-                       "cli_args": cli_args or [], "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
+                       "cli_args": cli_args or [], "checkpoint": os.path.relpath(path, REPO),
+                       "snapshots": {at: dict(info, checkpoint=os.path.relpath(snapshot_paths[at], REPO),
+                                              batches_per_cpu_s=round(info["batches"] / info["cpu_s"], 2))
+                                     for at, info in budget.snapshots.items()},
+                       "datamodule": cli.datamodule}  # fmt: skip
 
 
 @torch.no_grad()
@@ -144,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cli-arg", action="append", default=[], metavar="ARG",
                    help="LightningCLI override for every trained model, e.g. --cli-arg=--model.init_args.gamma=2")
     p.add_argument("--tag", default="", help="suffix of the checkpoint names (runs/bench_sines/<model><tag>.ckpt)")
+    p.add_argument("--snapshot-cpu-s", type=float, nargs="*", default=[],
+                   help="also score the model as it was after these CPU seconds (e.g. 240 in a 900 run)")
     p.add_argument("--prior", choices=("gmm", "gaussian", "standard"), default=None,
                    help="VAE-type models: sample from this prior instead of the model's own")
     args = p.parse_args(argv)
@@ -190,8 +209,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_checkpoints:
             model, info = from_checkpoint(name)
         else:
-            model, info = train(name, args.budget_cpu_s, args.seed, args.cli_arg, args.tag)
+            model, info = train(name, args.budget_cpu_s, args.seed, args.cli_arg, args.tag, args.snapshot_cpu_s)
         kwargs = {"prior": args.prior} if args.prior else {}
+        datamodule, snapshots = info.pop("datamodule", None), info.pop("snapshots", {})
+        for at, snap in snapshots.items():  # the shorter budgets first, from their snapshots
+            from lightning_gen.checkpoints import load_model
+
+            early = load_model(os.path.join(REPO, snap["checkpoint"]))
+            if hasattr(early, "fit_latent_density"):  # as at the end of a run stopped there
+                early.fit_latent_density(torch.from_numpy(datamodule.splits["train"]))
+            snap.update(score(real, generate(early, len(real), real.shape[1], **kwargs), args))
+            results["models"][f"{name}@{at:g}"] = snap
+            print(f"{name}@{at:g}", snap, flush=True)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=2)
         info.update(score(real, generate(model, len(real), real.shape[1], **kwargs), args))
         results["models"][name] = info
         print(name, info, flush=True)

@@ -11,7 +11,7 @@ from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
-from lightning_gen.models.latent_density import PriorKind
+from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
 
 
@@ -52,7 +52,8 @@ class RVAEGAN(RecurrentVAEModel):
     One training step, as in Larsen et al.'s reference code (``aegan.py`` of autoencoding_beyond_pixels: one
     graph, one backward, gradients routed by scaling), costs one encoder pass, one decoder pass on the
     posterior (the reconstruction x~, teacher forcing at rate ``teacher_forcing``) and one on the prior (x_p,
-    free-running, z_p from the fitted latent density once there is one, else N(0, I)):
+    free-running; z_p from the latent density that ``sample`` uses, as fitted at the last epoch boundary, and
+    N(0, I) before the first fit: the GAN trains the decoder on the codes it will be sampled from):
 
     1. **encoder and decoder**, one backward of
        ``beta * KL + gamma * L_rec + adversarial_weight * L_G(D(x_p))``, where
@@ -152,6 +153,25 @@ class RVAEGAN(RecurrentVAEModel):
         self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
         self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
+        # The density the training's prior samples come from: a copy of ``latent_density`` taken at each epoch
+        # boundary, never at the refit that ends a run stopped mid-epoch, so that a run resumed from that
+        # checkpoint trains exactly as the run that did not stop (tests/test_resume.py).
+        self.training_prior = LatentDensity(self.latent_dim, prior, prior_components)
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._update_training_prior()
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        # Lightning also calls this hook when max_steps / max_time stop a run mid-epoch: no update then.
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        if progress.current.completed >= self.trainer.num_training_batches:
+            self._update_training_prior()
+
+    def _update_training_prior(self) -> None:
+        if self._trainer is not None and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.training_prior.load_state_dict(self.latent_density.state_dict())
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -174,7 +194,8 @@ class RVAEGAN(RecurrentVAEModel):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
         z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
         raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, binary=self.binary)
-        _, prior = self.decoder.generate(self.sample_latent(b), length, binary=self.binary)  # (B, T, D)
+        z_prior = self.training_prior.sample(b).to(self.device)  # N(0, I) until the first fit
+        _, prior = self.decoder.generate(z_prior, length, binary=self.binary)  # (B, T, D)
         with frozen(self.discriminator):
             if self.feature_recon_weight > 0:
                 h = self.discriminator.features(torch.cat([x, recon, prior]))  # (3B, T, F)
