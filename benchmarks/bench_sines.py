@@ -114,15 +114,24 @@ def generate(model, n: int, length: int, batch: int = 1000, **kwargs) -> np.ndar
     return torch.cat(chunks).cpu().numpy().astype(np.float32)
 
 
-def from_checkpoint(name: str):
-    """A model trained by an earlier run of this script (``runs/bench_sines/<name>.ckpt``) and its record."""
+def from_checkpoint(name: str, tag: str = ""):
+    """A model trained by an earlier run of this script (``runs/bench_sines/<name><tag>.ckpt``, e.g. a snapshot
+    ``--tag _at240``) and its record. A VAE-type model's latent density is refitted on the training split
+    first, as at the end of a run (a snapshot taken mid-epoch holds the density of the last epoch boundary;
+    for a checkpoint written at the end of training the refit gives the density it already holds)."""
     from lightning_gen.checkpoints import load_checkpoint, load_model
+    from lightning_gen.cli import run_lightning_cli
 
-    path = os.path.join(REPO, "runs", "bench_sines", f"{name}.ckpt")
+    path = os.path.join(REPO, "runs", "bench_sines", f"{name}{tag}.ckpt")
     loops = load_checkpoint(path).get("loops", {}).get("fit_loop", {})
     batches = loops.get("epoch_loop.batch_progress", {}).get("total", {}).get("completed")
     info = {"cpu_s": "budget", "batches": batches, "checkpoint": os.path.relpath(path, REPO), "from_checkpoint": True}
-    return load_model(path), info
+    model = load_model(path)
+    if hasattr(model, "fit_latent_density"):
+        cli = run_lightning_cli(["--config", os.path.join(REPO, "configs", name, "sines.yaml")], run=False)
+        cli.datamodule.setup("fit")
+        model.fit_latent_density(torch.from_numpy(cli.datamodule.splits["train"]))
+    return model, info
 
 
 def score(real: np.ndarray, fake: np.ndarray, args) -> dict:
@@ -207,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(results, f, indent=2)
     for name in args.models:
         if args.from_checkpoints:
-            model, info = from_checkpoint(name)
+            model, info = from_checkpoint(name, args.tag)
         else:
             model, info = train(name, args.budget_cpu_s, args.seed, args.cli_arg, args.tag, args.snapshot_cpu_s)
         kwargs = {"prior": args.prior} if args.prior else {}
