@@ -8,6 +8,7 @@ the function that writes the files.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def draw(model, num_samples: int, batch_size: int, **kwargs) -> torch.Tensor:
 def write_image_samples(model, args) -> dict[str, str]:
     from torchvision.utils import save_image
 
-    images = ((draw(model, args.num_samples, args.batch_size).clamp(-1, 1) + 1) / 2).contiguous()  # (N, C, H, W)
+    images = ((draw(model, args.num_samples, args.batch_size, **prior_kwargs(model, args)).clamp(-1, 1) + 1) / 2).contiguous()  # (N, C, H, W)
     np.savez_compressed(args.output, samples=images.numpy().astype(np.float32))
     png = str(Path(args.output).with_suffix(".png"))
     shown = images[: args.grid_size]
@@ -53,7 +54,7 @@ def write_sequence_samples(model, args) -> dict[str, str]:
     """Sequences: ``samples`` float32 (N, T, D) in the data's original scale (``--length`` steps, default the
     training length); for piano rolls (chorales) binary rolls, MIDI files (music21) and a piano-roll PNG."""
     length = model.sample_length(args.length)
-    scaled = draw(model, args.num_samples, args.batch_size, length=length)  # (N, T, D) in [0, 1]
+    scaled = draw(model, args.num_samples, args.batch_size, length=length, **prior_kwargs(model, args))  # (N, T, D)
     info = model.data_info
     if info.is_piano_roll:
         from lightning_gen.music import write_roll_samples
@@ -61,6 +62,16 @@ def write_sequence_samples(model, args) -> dict[str, str]:
         return write_roll_samples(scaled.numpy(), args.output, int(info.pitch_low), float(info.step), args.grid_size)
     np.savez_compressed(args.output, samples=model.to_original(scaled).cpu().numpy().astype(np.float32))
     return {"samples": args.output}
+
+
+def accepts_prior(model) -> bool:
+    """Whether ``model.sample`` takes ``prior=`` (the VAE-type models with a fitted latent density)."""
+    return "prior" in inspect.signature(model.sample).parameters
+
+
+def prior_kwargs(model, args) -> dict:
+    """``{"prior": ...}`` when ``--prior`` was given, else nothing (the model samples from its own prior)."""
+    return {} if getattr(args, "prior", None) is None else {"prior": args.prior}
 
 
 WRITERS = {"image": write_image_samples, "sequence": write_sequence_samples}
@@ -95,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--grid-size", type=int, default=64, help="how many samples the PNG grid shows")
     p.add_argument("--length", type=int, default=None, help="sequence models: length of generated sequences")
+    p.add_argument(
+        "--prior",
+        choices=("gmm", "gaussian", "standard"),
+        default=None,
+        help="VAE-type models: sample z from the latent density fitted to the training codes (gmm / gaussian) "
+        "or from N(0, I) (standard); default: the model's own (its `prior` argument)",
+    )
     return p
 
 
@@ -109,6 +127,10 @@ def _run(argv: list[str] | None) -> int:
         model = load_model(args.checkpoint, map_location=args.device, allow_modules=args.allow_module)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.prior is not None and not accepts_prior(model):
+        print(f"error: --prior: {type(model).__name__} has no latent prior to choose (a VAE-type model has)",
+              file=sys.stderr)  # fmt: skip
         return 2
     kind = getattr(model, "data_kind", "image")
     torch.manual_seed(args.seed)
