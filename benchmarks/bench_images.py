@@ -194,7 +194,7 @@ def run_model(model_name: str, args) -> dict:
     budget = CPUBudget(args.budget_cpu_s, args.wall_limit_s, snapshot)
     cli.trainer.callbacks.append(budget)
     wall = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=args.resume)
     return report(model_name, cli.trainer, cli.model, cli.datamodule, budget, time.perf_counter() - wall,
                   Path(args.out), args, str(config_path))  # fmt: skip
 
@@ -203,7 +203,8 @@ def report(model_name, trainer, model, datamodule, budget, wall, root: Path, arg
     """Checkpoint, samples, grids and result.json of a model under ``root`` (the run's end or a snapshot)."""
     out = root / model_name
     out.mkdir(parents=True, exist_ok=True)
-    cpu = budget.used
+    cpu = budget.used + args.resumed_cpu_s  # a resumed run: the CPU time before the checkpoint counts too
+    batches = int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)  # all of the run's batches
     ckpt = out / "final.ckpt"
     trainer.save_checkpoint(ckpt)
     device = model.device
@@ -220,10 +221,11 @@ def report(model_name, trainer, model, datamodule, budget, wall, root: Path, arg
         "train_cpu_s": round(cpu, 1),
         "stopped_by": budget.stopped_by,
         "train_wall_s": round(wall, 1),
-        "train_batches": budget.batches,
-        "cpu_ms_per_batch": round(1000 * cpu / max(budget.batches, 1), 1),
-        "train_images": budget.images,
-        "epochs": round(budget.images / len(datamodule.train_set), 2),
+        "train_batches": batches,
+        "cpu_ms_per_batch": round(1000 * cpu / max(batches, 1), 1),
+        "resumed_from": args.resume,
+        "train_images": batches * args.batch_size,
+        "epochs": round(batches * args.batch_size / len(datamodule.train_set), 2),
         "samples_per_s": round(args.num_samples / sample_cpu, 1),
         "checkpoint": str(ckpt),
         "samples": str(out / "samples.npz"),
@@ -367,6 +369,8 @@ def main() -> None:
     p.add_argument("--wall-limit-s", type=float, default=None, help="safety: also stop after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--snapshot-cpu-s", type=float, default=None, help="also report the run at this CPU budget")
+    p.add_argument("--resume", default=None, help="continue this bench checkpoint (one model; exact resume)")
+    p.add_argument("--resumed-cpu-s", type=float, default=0.0, help="training CPU seconds already in --resume")
     p.add_argument("--snapshot-out", default=None, help="where the snapshot's report goes (a second --out)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--config", default="mnist_cpu", help="configs/<model>/<CONFIG>.yaml to start from")
