@@ -564,11 +564,51 @@ class LocalSweep:
         finished = [t for t in self.trials if t["state"] == "finished"]
         if trial["state"] == "finished" and finished == [trial] and trial["metric"] is None:
             logged = ", ".join(trial.get("logged") or []) or "nothing"
+            short = self._callbacks_longer_than_trial(trial)
+            if short:
+                raise SweepError(
+                    f"The sweep's metric {self.metric!r} was never logged by {trial['name']} (it logged: {logged}): "
+                    f"{short}. Make the trials longer than that (e.g. `-- --trainer.max_epochs=N` after the sweep "
+                    "file) or log it more often (`-- --trainer.callbacks.init_args.every_n_epochs=1` when the "
+                    f"callback is the only one). See {os.path.join(self.trial_dir(trial), LOG)}."
+                )
             raise SweepError(
                 f"The sweep's metric {self.metric!r} was never logged by {trial['name']} (it logged: {logged}). "
                 f"Set `metric.name` in {self.path} to one of those, or add the callback that logs it to the "
                 f"command. See {os.path.join(self.trial_dir(trial), LOG)}."
             )
+
+    def _callbacks_longer_than_trial(self, trial: dict[str, Any]) -> str | None:
+        """From the trial's saved ``config.yaml``: callbacks whose ``every_n_epochs`` exceeds ``trainer.max_epochs``
+        (a metric callback that never runs in a short trial), described for the message; None when there are none."""
+        import glob
+
+        import yaml
+
+        for path in sorted(glob.glob(os.path.join(self.trial_dir(trial), "**", "config.yaml"), recursive=True)):
+            try:
+                with open(path) as f:
+                    config = yaml.safe_load(f) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            trainer = (config.get("trainer") or {}) if isinstance(config, dict) else {}
+            epochs = trainer.get("max_epochs") if isinstance(trainer, dict) else None
+            callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+            if not isinstance(epochs, int) or epochs < 1:
+                continue
+            if isinstance(callbacks, dict):
+                callbacks = [callbacks]
+            slow = []
+            for cb in callbacks or []:
+                args = cb.get("init_args") if isinstance(cb, dict) else None
+                every = args.get("every_n_epochs") if isinstance(args, dict) else None
+                if isinstance(every, int) and every > epochs:
+                    slow.append(
+                        f"{str(cb.get('class_path', 'a callback')).rsplit('.', 1)[-1]} runs every {every} epochs"
+                    )
+            if slow:
+                return f"each trial trains {epochs} epoch(s) (trainer.max_epochs) but " + ", ".join(slow)
+        return None
 
     def table(self) -> str:
         """Markdown table of every trial, best first (trials without a metric last)."""

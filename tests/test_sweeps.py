@@ -233,3 +233,27 @@ def test_failure_reason_is_the_last_error_line(tmp_path):
     assert failure_reason(str(log), 1) == "exit code 1: ValueError: n_critic must be >= 1, got 0."
     log.write_text("usage: ...\nerror: Parser key \"model\":\n  Option 'n_critics' is not accepted\n")
     assert "n_critics" in failure_reason(str(log), 2)
+
+
+def test_metric_never_logged_because_callback_is_slower_than_the_trial(tmp_path):
+    """2-epoch trials with an FID callback every 5 epochs: the advice names the callback's every_n_epochs and the
+    trial length, not 'add the callback' (issue 16)."""
+    path = write_sweep(tmp_path, metric={"name": "val/fid", "goal": "minimize"})
+    sweep = LocalSweep(path, directory=str(tmp_path / "out"))
+    trial = {"number": 1, "name": "trial-0001", "params": {}, "trial_dir": "trial-0001"}
+    run = os.path.join(sweep.trial_dir(trial), "lightning_logs", "version_0")
+    os.makedirs(run)
+    with open(os.path.join(run, "config.yaml"), "w") as f:
+        f.write(
+            "trainer:\n  max_epochs: 2\n  callbacks:\n  - class_path: lightning_gen.callbacks.FIDCallback\n"
+            "    init_args:\n      every_n_epochs: 5\n"
+        )
+    with open(os.path.join(sweep.trial_dir(trial), "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"event": "validation", "epoch": 1, "step": 4, "metrics": {"val/d_loss": 1.3}}) + "\n")
+    sweep.trials = [trial]
+    sweep._finish(trial, 0, None, os.path.join(sweep.trial_dir(trial), "output.log"))
+    with pytest.raises(SweepError) as err:
+        sweep._check_metric_logged(trial)
+    message = str(err.value)
+    assert "trains 2 epoch(s)" in message and "FIDCallback runs every 5 epochs" in message
+    assert "every_n_epochs=1" in message and "add the callback" not in message
