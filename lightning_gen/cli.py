@@ -6,6 +6,7 @@ samples from any checkpoint of the project. Run ``lightning-gen --help`` for the
 
 from __future__ import annotations
 
+import os
 import sys
 
 from lightning_gen.errors import run_job
@@ -64,12 +65,22 @@ def _usage() -> str:
     )
 
 
+def _add_cwd_to_path() -> None:
+    """Let configs name classes of modules in the current folder (``mynets.MyGen``), as ``python -m`` would, without
+    ``PYTHONPATH=.``. Appended last, so a file there never shadows an installed module. A checkpoint still imports
+    such a module only after the explicit opt-in (``--allow-module`` / ``LIGHTNING_GEN_ALLOW_MODULES``)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``lightning-gen``: every job and subcommand runs under one error handler (:func:`errors.run_job`): bad
     input ends with ``error: <what was wrong and what to do>`` and exit status 2, a training divergence with
     status 3; ``LIGHTNING_GEN_TRACEBACK=1`` shows the traceback."""
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    _add_cwd_to_path()
     if argv and argv[0] in JOBS:
         import importlib
 

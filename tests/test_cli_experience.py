@@ -95,3 +95,19 @@ def test_fit_ends_with_summary_plain_epoch_lines_and_finished_resume_creates_not
     # and extending it trains on into version_1
     cli = run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}"))
     assert cli.trainer.current_epoch == 3 and os.path.isfile(last_ckpt(root, version=1))
+
+
+def test_modules_of_the_current_folder_are_importable_last(tmp_path, monkeypatch):
+    """`lightning-gen fit` finds `mynets.MyGen` in the folder it runs in without PYTHONPATH=., and such a file
+    never shadows an installed module (the folder goes last on sys.path)."""
+    from lightning_gen import cli
+
+    (tmp_path / "my_ux_nets.py").write_text("VALUE = 42\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    cli._add_cwd_to_path()
+    assert sys.path[-1] == str(tmp_path)
+    import my_ux_nets
+
+    assert my_ux_nets.VALUE == 42
+    sys.modules.pop("my_ux_nets", None)
