@@ -132,6 +132,8 @@ class WandbLogger(_LightningWandbLogger):
     def experiment(self):
         if self._experiment is None:
             self._wandb_init["dir"] = self.root_dir
+            if self._wandb_init.get("anonymous") is None:  # Lightning passes None; wandb warns about any value
+                self._wandb_init.pop("anonymous", None)
             os.makedirs(self.root_dir, exist_ok=True)
             self._announce()
         return super().experiment
