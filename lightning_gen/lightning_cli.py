@@ -148,8 +148,9 @@ def _final_metrics(trainer: pl.Trainer) -> dict:
     return {k: v for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
 
 
-def fit_summary(trainer: pl.Trainer) -> str:
-    """The closing lines of a fit: where the run folder, checkpoint, pictures and metrics are; the final metrics."""
+def fit_summary(trainer: pl.Trainer, resumed_from: str | None = None) -> str:
+    """The closing lines of a fit: where the run folder, checkpoint, pictures and metrics are; the final metrics.
+    ``resumed_from``: the ``--ckpt_path`` of a resumed run, whose earlier metrics are in its own folder."""
     lines = [f"Fit finished: {trainer.current_epoch} epoch(s), {trainer.global_step} step(s)."]
     folder = trainer.log_dir if trainer.loggers else None
     if folder and os.path.isdir(folder):
@@ -171,6 +172,12 @@ def fit_summary(trainer: pl.Trainer) -> str:
         metrics_csv = os.path.join(folder, "metrics.csv")
         if os.path.isfile(metrics_csv):
             lines.append(f"  metrics:     {metrics_csv}")
+    if resumed_from:
+        earlier = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(resumed_from))), "metrics.csv")
+        if os.path.isfile(earlier) and os.path.abspath(earlier) != os.path.abspath(
+            os.path.join(folder or "", "metrics.csv")
+        ):
+            lines.append(f"               (the steps before the resume: {earlier})")
     final = _final_metrics(trainer)
     if final:
         shown = [f"{k}={_fmt(final[k])}" for k in sorted(final)]
@@ -288,7 +295,10 @@ class GenCLI(LightningCLI):
                     os.rmdir(folder)
             raise
         if self.trainer.is_global_zero and not self.trainer.interrupted:
-            print(fit_summary(self.trainer), file=sys.stderr)
+            print(
+                fit_summary(self.trainer, getattr(self, "_ckpt_progress", None) and self._ckpt_progress[0]),
+                file=sys.stderr,
+            )
 
     def _finished_run_message(self) -> str | None:
         """The message for ``--ckpt_path`` of a run that already trained ``max_epochs`` epochs or ``max_steps``

@@ -95,6 +95,8 @@ def test_fit_ends_with_summary_plain_epoch_lines_and_finished_resume_creates_not
     # and extending it trains on into version_1
     cli = run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}"))
     assert cli.trainer.current_epoch == 3 and os.path.isfile(last_ckpt(root, version=1))
+    err = capsys.readouterr().err
+    assert f"(the steps before the resume: {os.path.join(folder, 'metrics.csv')})" in err
 
 
 def test_modules_of_the_current_folder_are_importable_last(tmp_path, monkeypatch):
