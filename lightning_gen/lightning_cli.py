@@ -25,9 +25,9 @@ from lightning_gen.checkpoints import CheckpointError, check_weights, load_check
 from lightning_gen.errors import UserError
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
 
-#: ``--threads`` default. Not a per-config measurement: these models are small, so on CPU one thread loses little
-#: on an idle machine, while two threads on a 2-core machine busy with other work ran 3.8x (GAN) to 5.5x
-#: (R-VAE-GAN) slower than one (issue 16). Raise it on an idle machine with many cores; 0 keeps torch's default.
+#: ``--threads`` default. Not a per-config measurement: on a 2-core machine busy with other work, torch's default of
+#: two threads ran 3.8x (GAN) to 5.5x (R-VAE-GAN) slower than one (issue 16). The models are small: try more
+#: threads only on an idle machine with many cores; 0 keeps torch's default.
 DEFAULT_THREADS = 1
 
 
@@ -46,7 +46,7 @@ def apply_threads(threads: int | None) -> int:
 
 
 _NOISE = (
-    # Lightning's tips that ask for nothing the run needs: the CSV logger is used on purpose (README: TensorBoard)
+    # notices that ask nothing of the run: without tensorboard installed the CSV logger is the complete default
     r".*`tensorboardX` has been removed as a dependency.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # inside Lightning's own _pytree, not user code
 )
