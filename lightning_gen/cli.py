@@ -61,7 +61,7 @@ def _usage() -> str:
         "  validate   run the validation loop\n  test       run the test loop\n"
         "  (LightningCLI's `predict` also parses, but no model here has a predict step: use `sample`.)\n\n"
         "Jobs:\n" + jobs + "\n\n"
-        "CPU threads: --threads N (fit / validate / test; default 1, 0 = torch's default of one per core).\n"
+        "CPU threads: --threads N (fit / validate / test; default 1 or OMP_NUM_THREADS; 0: one per core).\n"
     )
 
 

@@ -34,11 +34,16 @@ DEFAULT_THREADS = 1
 def apply_threads(threads: int | None) -> int:
     """Set torch's intra-op (and, where still allowed, inter-op) CPU threads; returns the intra-op count in use.
 
-    ``threads`` 0 or None leaves torch's default (one per core, or ``OMP_NUM_THREADS``)."""
-    if threads is None or threads == 0:
-        return torch.get_num_threads()
+    ``threads`` None (not given): :data:`DEFAULT_THREADS`, unless ``OMP_NUM_THREADS`` is set, which torch already
+    follows; 0: torch's default (one per core, or ``OMP_NUM_THREADS``)."""
+    if threads is None:
+        if os.environ.get("OMP_NUM_THREADS", "").strip():
+            return torch.get_num_threads()
+        threads = DEFAULT_THREADS
     if not isinstance(threads, int) or threads < 0:
         raise UserError(f"--threads must be an integer >= 0 (0: torch's default), got {threads!r}.")
+    if threads == 0:
+        return torch.get_num_threads()
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # inter-op threads can be set once, before any parallel work
         torch.set_num_interop_threads(threads)
@@ -203,9 +208,10 @@ class GenCLI(LightningCLI):
         parser.add_lightning_class_args(ExactResume, "resume")
         parser.add_argument(
             "--threads",
-            type=int,
-            default=DEFAULT_THREADS,
-            help="torch CPU threads (intra- and inter-op) for this run; 0: torch's default (one per core). Default 1: "
+            type=int | None,
+            default=None,
+            help="torch CPU threads (intra- and inter-op) for this run; 0: torch's default (one per core). Default: "
+            "OMP_NUM_THREADS when it is set, else 1: "
             "on a small model a second thread gains little on an idle machine and costs several times over on a "
             "busy one. A top-level `threads:` key in a config sets it too.",
         )
@@ -213,7 +219,7 @@ class GenCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        apply_threads(config.get("threads", DEFAULT_THREADS))
+        apply_threads(config.get("threads"))
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads --ckpt_path to take the model's config from it, importing what that config names.

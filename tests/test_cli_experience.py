@@ -44,13 +44,19 @@ def test_lazy_names_still_import_from_cli():
         cli.no_such_name  # noqa: B018
 
 
-def test_threads_flag_config_key_and_default(tmp_path, restore_threads):
+def test_threads_flag_config_key_and_default(tmp_path, restore_threads, monkeypatch):
     from lightning_gen.lightning_cli import DEFAULT_THREADS
 
     args = family_args("gan", tmp_path)[1:]  # without the subcommand: run=False parses one config
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
     run_lightning_cli(args, run=False)
     assert torch.get_num_threads() == DEFAULT_THREADS == 1  # the default applies before the model is built
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting wins over the default, not over --threads
+    torch.set_num_threads(2)
+    run_lightning_cli(args, run=False)
+    assert torch.get_num_threads() == 2
 
     cfg = tmp_path / "threads.yaml"
     cfg.write_text("threads: 2\n")
