@@ -153,11 +153,19 @@ def _final_metrics(trainer: pl.Trainer) -> dict:
     return {k: v for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
 
 
+def _run_folder(trainer: pl.Trainer) -> str | None:
+    """``trainer.log_dir`` without its broadcast (a collective call: the summary runs on rank 0 only)."""
+    if not trainer.loggers:
+        return None
+    logger = trainer.loggers[0]
+    return getattr(logger, "log_dir", None) or logger.save_dir
+
+
 def fit_summary(trainer: pl.Trainer, resumed_from: str | None = None) -> str:
     """The closing lines of a fit: where the run folder, checkpoint, pictures and metrics are; the final metrics.
     ``resumed_from``: the ``--ckpt_path`` of a resumed run, whose earlier metrics are in its own folder."""
     lines = [f"Fit finished: {trainer.current_epoch} epoch(s), {trainer.global_step} step(s)."]
-    folder = trainer.log_dir if trainer.loggers else None
+    folder = _run_folder(trainer)
     if folder and os.path.isdir(folder):
         lines.append(f"  run folder:  {folder}")
     ckpt = trainer.checkpoint_callback
