@@ -325,6 +325,8 @@ def test_adversarial_codes_come_from_the_density():
         model.latent_density.means.fill_(4.0)
         model.latent_density.scale_tril.zero_()
         model.latent_density.fitted.fill_(True)
+    assert not torch.equal(model.noise(3), torch.full((3, 4), 4.0))  # copied only at an epoch's first batch
+    model.gan_density.load_state_dict(model.latent_density.state_dict())
     assert torch.equal(model.noise(3), torch.full((3, 4), 4.0))
     assert not torch.equal(tiny_vaegan(gan_prior="standard").noise(3), torch.full((3, 4), 4.0))
 

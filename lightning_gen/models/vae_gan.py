@@ -21,7 +21,7 @@ from lightning_gen.models.common import (
     save_plain_hyperparameters,
 )
 from lightning_gen.models.gan import check_image_shape
-from lightning_gen.models.latent_density import PriorKind
+from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, eval_mode, reparameterize
 
 
@@ -197,6 +197,11 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         self.equilibrium_margin = equilibrium_margin
         self.discriminate_reconstructions, self.gan_prior = discriminate_reconstructions, gan_prior
         self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+        # The density the adversarial codes come from: a copy of the latent density taken at the first batch of
+        # each epoch (its epoch saved with it), never by the refit at the end of a stopped run, so a resumed
+        # run draws what an uninterrupted one drew.
+        self.gan_density = LatentDensity(self.latent_dim, prior, prior_components)
+        self.gan_density.register_buffer("epoch", torch.tensor(-1))
         n = self.discriminator.num_feature_layers
         takes_depth = "depth" in inspect.signature(self.discriminator.features).parameters
         self._feature_depth = (feature_layer % n) + 1 if takes_depth else None  # stop D after layer l
@@ -228,10 +233,16 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
     def noise(self, n: int) -> torch.Tensor:
         """Codes of the adversarial samples (``gan_prior``)."""
         if self.gan_prior == "density":
-            return self.sample_latent(n)
+            return self.gan_density.sample(n).to(self.device)
         return torch.randn(n, self.latent_dim, device=self.device)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        epoch = self.trainer.current_epoch
+        if int(self.gan_density.epoch) != epoch:
+            self.gan_density.load_state_dict(self.latent_density.state_dict())  # keeps its own ``epoch``
+            self.gan_density.epoch.fill_(epoch)
+
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         check_image_shape(self.generator, getattr(datamodule, "dims", None))
