@@ -177,6 +177,7 @@ def run_model(model_name: str, args) -> dict:
     cli = run_lightning_cli(["--config", str(config_path)], run=False)
     snapshot = None
     if args.snapshot_cpu_s is not None:  # the same run, also reported at an earlier CPU budget
+
         def write_snapshot(trainer, model, budget):
             # the continued run must not notice: keep the RNG state and the latent density as they were
             rng, density = torch.get_rng_state(), getattr(model, "latent_density", None)
@@ -289,6 +290,7 @@ def reconstruction_accuracy(args, classifier_ckpt: Path) -> dict:
     """The FID classifier's accuracy on each VAE's reconstructions of the held-out digits (their labels from
     the same split with ``labels_key``): does a reconstruction keep its digit's class?"""
     from lightning_gen.checkpoints import load_model
+
     dm = make_datamodule(args, labels=True)
     labels = torch.stack([dm.test_set[i][1] for i in range(len(dm.test_set))])
     classifier = load_model(classifier_ckpt).cpu().eval()

@@ -179,7 +179,9 @@ def test_loss_is_pytorch_examples_vae_loss_per_image():
 def test_sample_draws_from_the_fitted_latent_density(tmp_path, image_npz):
     model = tiny_vae(prior="gaussian", optimizer=lambda p: torch.optim.Adam(p, 1e-3))
     assert not bool(model.latent_density.fitted)
-    tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(model, ArrayImageDataModule(image_npz, batch_size=4))
+    tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(
+        model, ArrayImageDataModule(image_npz, batch_size=4)
+    )
     assert bool(model.latent_density.fitted)
     with torch.no_grad():
         model.latent_density.means.fill_(-1.5)
