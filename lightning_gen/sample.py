@@ -42,11 +42,15 @@ def draw(model, num_samples: int, batch_size: int, **kwargs) -> torch.Tensor:
 def write_image_samples(model, args) -> dict[str, str]:
     from torchvision.utils import save_image
 
-    images = ((draw(model, args.num_samples, args.batch_size, **prior_kwargs(model, args)).clamp(-1, 1) + 1) / 2).contiguous()  # (N, C, H, W)
+    from lightning_gen.callbacks import image_grid
+
+    raw = draw(model, args.num_samples, args.batch_size, **prior_kwargs(model, args)).clamp(-1, 1)  # (N, C, H, W)
+    images = ((raw + 1) / 2).contiguous()  # in [0, 1]
     np.savez_compressed(args.output, samples=images.numpy().astype(np.float32))
     png = str(Path(args.output).with_suffix(".png"))
-    shown = images[: args.grid_size]
-    save_image(shown, png, nrow=max(1, int(math.sqrt(len(shown)))), padding=1, pad_value=1.0)
+    shown = raw[: args.grid_size]
+    # small images (8x8 digits) enlarged with nearest neighbour, as in the training grids
+    save_image(image_grid(shown, nrow=max(1, int(math.sqrt(len(shown))))), png)
     return {"samples": args.output, "grid": png}
 
 

@@ -42,6 +42,10 @@ def test_sample_contract(gan_ckpt, tmp_path):
     assert samples.shape == (10, 1, 8, 8) and samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() <= 1.0 and samples.std() > 0
     assert (tmp_path / "sub" / "samples.png").is_file()
+    from PIL import Image
+
+    with Image.open(tmp_path / "sub" / "samples.png") as grid:  # 8x8 digits enlarged, not a 34x34 thumbnail
+        assert min(grid.size) >= 64 * 3
 
 
 def test_sample_is_seeded(gan_ckpt, tmp_path):
