@@ -167,13 +167,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "sines.json"))
     p.add_argument("--from-checkpoints", action="store_true", help="score models saved by an earlier run")
     p.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier result files")
-    p.add_argument("--cli-arg", action="append", default=[], metavar="ARG",
-                   help="LightningCLI override for every trained model, e.g. --cli-arg=--model.init_args.gamma=2")
+    p.add_argument(
+        "--cli-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="LightningCLI override for every trained model, e.g. --cli-arg=--model.init_args.gamma=2",
+    )
     p.add_argument("--tag", default="", help="suffix of the checkpoint names (runs/bench_sines/<model><tag>.ckpt)")
-    p.add_argument("--snapshot-cpu-s", type=float, nargs="*", default=[],
-                   help="also score the model as it was after these CPU seconds (e.g. 240 in a 900 run)")
-    p.add_argument("--prior", choices=("gmm", "gaussian", "standard"), default=None,
-                   help="VAE-type models: sample from this prior instead of the model's own")
+    p.add_argument(
+        "--snapshot-cpu-s",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score the model as it was after these CPU seconds (e.g. 240 in a 900 run)",
+    )
+    p.add_argument(
+        "--prior",
+        choices=("gmm", "gaussian", "standard"),
+        default=None,
+        help="VAE-type models: sample from this prior instead of the model's own",
+    )
     args = p.parse_args(argv)
     if args.table:
         merged: dict = {"models": {}}

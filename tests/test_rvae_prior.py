@@ -2,7 +2,6 @@
 binary, and the R-VAE-GAN's one-backward step with its gradients routed to the intended networks."""
 
 import functools
-import os
 
 import numpy as np
 import pytest
@@ -61,10 +60,9 @@ def test_rvae_gan_gradient_routing():
 
 
 def test_rvae_gan_substeps_touch_only_their_network(tmp_path):
+    from lightning_gen.data.sequences import SinesDataModule
     from tests.conftest import tiny_trainer
     from tests.test_sequence_models import record_steps
-
-    from lightning_gen.data.sequences import SinesDataModule
 
     model = tiny_rvae_gan(feature_recon_weight=1.0, teacher_forcing=0.5)
     log = record_steps(model)
@@ -123,8 +121,13 @@ def test_fitted_prior_in_checkpoint_restored_and_used_by_sample_job(tmp_path, ca
     from lightning_gen.sample import main
 
     ckpt = fit_config(
-        "configs/rvae/sines.yaml", tmp_path, "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8",
-        "--data.init_args.batch_size=4", "--model.init_args.prior_components=2", *SMALL_VAE,
+        "configs/rvae/sines.yaml",
+        tmp_path,
+        "--data.init_args.num_sequences=64",
+        "--data.init_args.seq_len=8",
+        "--data.init_args.batch_size=4",
+        "--model.init_args.prior_components=2",
+        *SMALL_VAE,
     )  # fmt: skip  (max_steps=3: stopped mid-epoch, 13 batches an epoch)
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert bool(state["latent_density.fitted"]) and int(state["latent_density.fitted_at"]) == 3

@@ -154,7 +154,9 @@ class LatentDensityMixin:
         return self.latent_density.sample(n, prior).to(self.device)
 
     @torch.no_grad()
-    def fit_latent_density(self, data: Dataset | DataLoader | torch.Tensor | None = None, batch_size: int = 256) -> None:
+    def fit_latent_density(
+        self, data: Dataset | DataLoader | torch.Tensor | None = None, batch_size: int = 256
+    ) -> None:
         """Fit the latent density to the posterior means of ``data`` (a dataset, loader or tensor of inputs;
         by default the trainer's training set), at most ``prior_max_codes`` items (the first ones: no random
         state is consumed, so resumed runs stay exact)."""
