@@ -58,6 +58,18 @@ def allowed_modules(extra: Iterable[str] = ()) -> tuple[str, ...]:
     return tuple(out)
 
 
+def add_allow_module_argument(parser) -> None:
+    """The ``--allow-module`` option of the jobs that read checkpoints (``sample``, ``evaluate``)."""
+    parser.add_argument(
+        "--allow-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=f"your own network module the checkpoint may import (repeatable; also {ALLOW_ENV}); "
+        "only for checkpoints you trust",
+    )
+
+
 def _is_import_path(value: str) -> bool:
     # exactly the strings jsonargparse's import_object would try to import
     return "." in value and all(part.isidentifier() for part in value.split("."))

@@ -32,23 +32,10 @@ def __getattr__(name: str):
 
 def run_lightning_cli(args: list[str] | None = None, run: bool = True):
     """Build (and with ``run``, run) the :class:`~lightning_gen.lightning_cli.GenCLI` on ``args``."""
-    import pytorch_lightning as pl
-    import torch
+    from lightning_gen import lightning_cli
 
-    from lightning_gen.lightning_cli import GenCLI, quiet_lightning
-
-    quiet_lightning()
-    torch.set_float32_matmul_precision("high")
-    return GenCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,  # each model injects one optimizer factory per network
-        parser_kwargs={"parser_mode": "omegaconf"},
-        args=args,
-        run=run,
-    )
+    lightning_cli.quiet_lightning()
+    return lightning_cli.run_lightning_cli(args, run)
 
 
 def _usage() -> str:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import yaml
 
+from lightning_gen.checkpoints import add_allow_module_argument
 from lightning_gen.errors import UserError, check_device, check_int, check_output, run_job
 from lightning_gen.io import atomic_write
 from lightning_gen.metrics.image import IMAGE_METRICS, check_images
@@ -466,14 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="checkpoint of a classifier from configs/classifier/<dataset>.yaml")
     p.add_argument("--inception-weights", help="local path of weights-inception-2015-12-05-6726825d.pth")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--allow-module",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="your own network module the checkpoint may import (repeatable; also LIGHTNING_GEN_ALLOW_MODULES); "
-        "only for checkpoints you trust",
-    )
+    add_allow_module_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

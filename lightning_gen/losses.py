@@ -95,3 +95,22 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014,
     appendix B): -0.5 * sum(1 + logvar - mu^2 - exp(logvar)). Returns shape (B,)."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1)
+
+
+class ScaleGradient(torch.autograd.Function):
+    """Identity on the way forward; multiplies the gradient by ``scale`` on the way back. Larsen et al.'s
+    reference code (``util.ScaleGradient`` and ``WeightedParameter`` in autoencoding_beyond_pixels) routes
+    the VAE-GAN's gradients this way instead of running each network once per loss."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return ScaleGradient.apply(x, scale)

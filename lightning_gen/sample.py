@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lightning_gen.checkpoints import CheckpointError, load_model
+from lightning_gen.checkpoints import CheckpointError, add_allow_module_argument, load_model
 from lightning_gen.errors import UserError, check_device, check_int, check_output, run_job
 from lightning_gen.io import final_path, staged_outputs
 
@@ -98,14 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=64)
     p.add_argument("--output", required=True, help="output .npz file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--allow-module",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="your own network module the checkpoint may import (repeatable; also LIGHTNING_GEN_ALLOW_MODULES); "
-        "only for checkpoints you trust",
-    )
+    add_allow_module_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--grid-size", type=int, default=64, help="how many samples the PNG grid shows")

@@ -9,27 +9,10 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output, scale_gradient
 from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
-
-
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by ``scale`` backward (Larsen et al.'s ``ScaleGradient``)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
-
-
-def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
-    return _ScaleGradient.apply(x, scale)
 
 
 @contextmanager

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, kl_normal, mean_d_output
+from lightning_gen.losses import (
+    AdversarialLossName,
+    get_adversarial_loss,
+    gradient_penalty,
+    kl_normal,
+    mean_d_output,
+    scale_gradient,
+)
 from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
@@ -23,25 +30,6 @@ from lightning_gen.models.common import (
 from lightning_gen.models.gan import check_image_shape
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, eval_mode, reparameterize
-
-
-class ScaleGradient(torch.autograd.Function):
-    """Identity on the way forward; multiplies the gradient by ``scale`` on the way back. Larsen et al.'s
-    reference code (``util.ScaleGradient`` and ``WeightedParameter`` in autoencoding_beyond_pixels) routes
-    the VAE-GAN's gradients this way instead of running each network once per loss."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
-
-
-def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
-    return ScaleGradient.apply(x, scale)
 
 
 class _Features(nn.Module):
