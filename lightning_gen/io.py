@@ -88,3 +88,18 @@ def staged_outputs(output: str | os.PathLike) -> Iterator[str]:
 def final_path(staged: str, output: str | os.PathLike) -> str:
     """Where a path written inside :func:`staged_outputs`' folder lands (for the job's messages)."""
     return os.path.join(os.path.dirname(os.fspath(output)) or ".", os.path.basename(staged))
+
+
+def read_numpy(path: Path, read):
+    """``read(path)`` of a .npy / .npz file, with numpy's many errors on a corrupt or hostile file (truncated
+    zips, pickles, garbage) turned into one ValueError that says how to write a readable file. A KeyError
+    (a missing array name) passes through: the caller's message names the keys."""
+    try:
+        return read(path)
+    except KeyError:
+        raise
+    except Exception as err:  # noqa: BLE001  (numpy raises many types)
+        raise ValueError(
+            f"{path} is not a readable {path.suffix} file ({type(err).__name__}: {err}); write it with "
+            "numpy.save / numpy.savez."
+        ) from None

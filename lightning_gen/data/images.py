@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from lightning_gen.data.resumable import resumable_train_loader
+from lightning_gen.io import read_numpy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -292,15 +293,7 @@ class ArrayImageDataModule(ImageDataModule):
             raise FileNotFoundError(f"Array file {path} does not exist.")
         if path.suffix not in (".npy", ".npz"):
             raise ValueError(f"Array file {path} must end in .npy or .npz.")
-        try:
-            return self._read_arrays(path)
-        except KeyError:
-            raise
-        except Exception as err:  # noqa: BLE001  (truncated zips, pickles, garbage: numpy raises many types)
-            raise ValueError(
-                f"Array file {path} is not a readable {path.suffix} file ({type(err).__name__}: {err}); write it with "
-                "numpy.save / numpy.savez."
-            ) from None
+        return read_numpy(path, self._read_arrays)
 
     def _read_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         if path.suffix == ".npy":

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gen.data.resumable import resumable_train_loader
+from lightning_gen.io import read_numpy
 from lightning_gen.music import load_chorale_notes, notes_to_roll
 
 
@@ -429,15 +430,7 @@ class ArraySequenceDataModule(SequenceDataModule):
         if suffix == ".csv":
             data = read_csv(path)
         elif suffix in (".npy", ".npz"):
-            try:
-                data = self._read_numpy(path, suffix)
-            except KeyError:
-                raise
-            except Exception as err:  # noqa: BLE001  (truncated zips, pickles, garbage: numpy raises many types)
-                raise ValueError(
-                    f"{path} is not a readable {suffix} file ({type(err).__name__}: {err}); write it with "
-                    "numpy.save / numpy.savez."
-                ) from None
+            data = read_numpy(path, lambda p: self._read_numpy(p, suffix))
         else:
             raise ValueError(f"{path}: unsupported file type {suffix!r}; use .npy, .npz or .csv.")
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
