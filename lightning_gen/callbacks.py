@@ -175,43 +175,24 @@ class SequencePlot(pl.Callback):
                 return torch.as_tensor(splits[name][: self.num_sequences])  # (n, T, D) in [0, 1]
         raise ValueError("SequencePlot needs a sequence DataModule (with `splits`), e.g. SinesDataModule.")
 
-    @staticmethod
-    def _figure(real, fake, roll: bool):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        n = len(real)
-        fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 4.4), squeeze=False)
-        for row, (batch, label) in enumerate(((real, "real"), (fake, "generated"))):
-            for i in range(n):
-                ax = axes[row, i]
-                if roll:
-                    ax.imshow(batch[i].T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1)
-                else:
-                    ax.plot(batch[i])
-                    ax.set_ylim(-0.05, 1.05)
-                ax.set_title(f"{label} {i}", fontsize=8)
-                ax.tick_params(labelsize=6)
-        fig.tight_layout()
-        return fig
-
     @rank_zero_only
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> str:
-        import matplotlib.pyplot as plt
-        import numpy as np
+        from lightning_gen.plotting import figure_pixels, sequence_figure
 
         real = self._real(trainer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             fake = pl_module.sample(len(real), length=self.length or real.shape[1]).float().cpu()
-        roll = bool(getattr(getattr(pl_module, "data_info", None), "is_piano_roll", False))
-        fig = self._figure(real.numpy(), fake.numpy(), roll)
-        fig.canvas.draw()
-        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
-        plt.close(fig)
-        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
+        info = getattr(pl_module, "data_info", None)
+        roll = bool(getattr(info, "is_piano_roll", False))
+        rows = [(real.numpy(), "real"), (fake.numpy(), "generated")]
+        if roll:  # pitch and time axes: MIDI pitches from pitch_low, frames of `step` quarter notes
+            pitch_low, step = int(getattr(info, "pitch_low", 0)), float(getattr(info, "step", 0)) or None
+            fig = sequence_figure(rows, roll=True, pitch_low=pitch_low, step=step)
+        else:
+            fig = sequence_figure(rows, ylim=(-0.05, 1.05))  # the model's [0, 1] scale
+        pixels = figure_pixels(fig)  # (H, W, 3) uint8
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
         path = os.path.join(run_dir(trainer), "samples", f"sequences_{tag}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         save_image(image, path)
@@ -225,3 +206,104 @@ class SequencePlot(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.write(trainer, pl_module, "final")  # the only plot of a fast_dev_run
+
+
+class LossCurves(pl.Callback):
+    """At the end of every fit, ``<run dir>/loss_curves.png``: one panel per logged metric (``train/x`` and ``val/x``
+    together) against the step, spanning the resumed parts of the run, and the same picture to every logger that
+    shows images.
+
+    The values come from the run's ``metrics.csv`` when a CSVLogger writes one (the default logger), else from the
+    metrics this callback records itself (every ``log_every_n_steps`` batches and after every validation), so the
+    picture exists with any logger. A resumed run starts a new ``version_N``: the earlier parts' ``metrics.csv`` are
+    found through the checkpoint, which carries the folders of every earlier part (this callback's state), and,
+    for a checkpoint written before this callback existed, the ``--ckpt_path``'s own run folder. Dashed lines mark
+    where the run was resumed. ``lightning-gen fit`` adds it (``--loss_curves.enabled=false`` turns it off).
+
+    Args:
+        enabled: draw the picture.
+        filename: its name inside the run folder.
+        max_panels: at most this many metrics, losses first.
+    """
+
+    def __init__(self, enabled: bool = True, filename: str = "loss_curves.png", max_panels: int = 16) -> None:
+        super().__init__()
+        self.enabled, self.filename, self.max_panels = enabled, filename, max_panels
+        self.earlier_runs: list[str] = []  # run folders of the parts before this one, oldest first
+        self.folder: str | None = None
+        self.recorded: dict[str, list[tuple[float, float]]] = {}
+        self.last_path: str | None = None
+
+    # -- the parts of a run ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        parts = [*self.earlier_runs, *([self.folder] if self.folder else [])]
+        return {"run_folders": parts}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.earlier_runs = [str(p) for p in state_dict.get("run_folders", []) if isinstance(p, str)]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the checkpoint's state is restored; before any checkpoint of this part is written
+        self.folder = os.path.abspath(run_dir(trainer))
+        ckpt_path = getattr(trainer, "ckpt_path", None)
+        if ckpt_path and os.path.isfile(ckpt_path):  # version_N/checkpoints/x.ckpt -> version_N
+            own = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path)))
+            if own not in self.earlier_runs and own != self.folder:
+                self.earlier_runs.append(own)
+        self.earlier_runs = [p for p in self.earlier_runs if p != self.folder]
+
+    # -- values for loggers without a metrics.csv -----------------------------------------------------------------
+    def _record(self, trainer: pl.Trainer, prefix: str) -> None:
+        if not self.enabled or _csv_logger(trainer) is not None:
+            return
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith(prefix) and isinstance(value, torch.Tensor) and value.numel() == 1:
+                self.recorded.setdefault(key, []).append((float(trainer.global_step), float(value)))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % max(1, trainer.log_every_n_steps) == 0:
+            self._record(trainer, "train/")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, "val/")
+
+    # -- the picture ----------------------------------------------------------------------------------------------
+    def series(self, trainer: pl.Trainer):
+        """(joined metrics of every part, steps where resumed parts start)."""
+        from lightning_gen.plotting import join_parts, read_metrics_csv
+
+        logger = _csv_logger(trainer)
+        if logger is not None:
+            logger.save()  # flush what is still buffered
+            current = read_metrics_csv(os.path.join(logger.log_dir, "metrics.csv"))
+        else:
+            current = self.recorded
+        earlier = [read_metrics_csv(os.path.join(folder, "metrics.csv")) for folder in self.earlier_runs]
+        return join_parts([*earlier, current])
+
+    @rank_zero_only
+    def write(self, trainer: pl.Trainer) -> str | None:
+        from lightning_gen.plotting import figure_pixels, loss_curve_figure
+
+        series, resumes = self.series(trainer)
+        parts = f", {len(resumes) + 1} parts (resumed)" if resumes else ""
+        fig = loss_curve_figure(series, resumes, f"{os.path.basename(self.folder or '')}{parts}", self.max_panels)
+        if fig is None:
+            return None
+        image = torch.from_numpy(figure_pixels(fig)).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
+        path = os.path.join(run_dir(trainer), self.filename)
+        save_image(image, path)
+        log_image(trainer, "loss_curves", image, trainer.global_step)
+        self.last_path = path
+        return path
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.enabled:
+            self.write(trainer)
+
+
+def _csv_logger(trainer: pl.Trainer):
+    from pytorch_lightning.loggers import CSVLogger
+
+    return next((logger for logger in trainer.loggers if isinstance(logger, CSVLogger)), None)

@@ -46,6 +46,18 @@ DEFAULT_METRICS = {
 }
 NO_EFFECT_DATA_ARGS = ("batch_size", "num_workers", "progress", "_instantiator")  # do not change the data
 
+# -- the published protocols (issue 16: a short evaluation must not look like a published score) ---------------
+#: TimeGAN's reference code (Yoon et al. 2019, ``metrics/`` and ``main_timegan.py``): the post-hoc GRU trains for
+#: 2,000 (discriminative) / 5,000 (predictive) iterations of batch 128, the mean of 10 runs (``metric_iteration``)
+#: is reported, and as many sequences are generated as there are real ones.
+TIMEGAN_ITERATIONS = {"discriminative": 2000, "predictive": 5000}
+TIMEGAN_REPEATS = 10
+#: Inception-feature image metrics: the fewest samples per set (generated and real) of the published numbers. FID
+#: and KID are biased upward by small sets (Heusel et al. 2017 ask for 10,000 or more); the Inception Score is
+#: published on 50,000 samples in 10 splits (Salimans et al. 2016); precision / recall as FID here.
+IMAGE_MIN_SAMPLES = {"fid": 10000, "kid": 10000, "precision_recall": 10000, "is": 50000}
+NOT_COMPARABLE = "not comparable with published scores"
+
 
 class EvaluateError(UserError):
     """Bad input to the evaluate job: the message says what was wrong and what to do."""
@@ -282,6 +294,10 @@ def sequence_metrics(args, metrics, reference, fake, datamodule) -> tuple[dict, 
         reference, fake, scores, args.disc_iterations, args.pred_iterations, args.repeats, args.seed, args.device,
         datamodule.data_min, datamodule.data_max,
     )  # fmt: skip
+    if args.repeats == 1:  # one run has no spread: a std of 0 would read as a certain score
+        for entry in out.values():
+            entry.pop("std", None)
+            entry.pop("reference_std", None)
     if "music" in metrics:
         pitch_low = getattr(datamodule, "pitch_low", None)
         if pitch_low is None:
@@ -336,6 +352,30 @@ def _own_version() -> str:
         return "unknown"
 
 
+def _spread(entry: dict) -> tuple[str, str]:
+    """The table's ``± std`` cell and the number of runs behind it: no spread for a single run (``n=1``)."""
+    runs = entry.get("repeats")
+    if runs == 1:
+        return "", "n=1 (no spread)"
+    std = f"{entry['std']:.4g}" if entry.get("std") is not None else ""
+    return std, (f"n={runs}" if runs else "")
+
+
+def _row(name: str, entry: dict) -> tuple[str, str, str, str]:
+    """One table row: metric, value (``*`` when not comparable with published scores), ± std, note."""
+    mark = " *" if entry.get("not_comparable") else ""
+    if name == "precision_recall":
+        return name, f"P {entry['precision']:.4f}  R {entry['recall']:.4f}{mark}", "", f"k={entry['k']}"
+    std, runs = _spread(entry)
+    shown = ("value", "std", "reference_value", "reference_std", "repeats", "comparable_with_published")
+    extras = {k: v for k, v in entry.items() if k not in (*shown, "not_comparable")}
+    notes = [f"reference {entry['reference_value']:.4g}"] if "reference_value" in entry else []
+    notes += [runs] if runs else []
+    if extras and "reference_value" not in entry:
+        notes.append(", ".join(f"{k}={v}" for k, v in extras.items()))
+    return name, f"{entry['value']:.6g}{mark}", std, "; ".join(notes)
+
+
 def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -345,15 +385,7 @@ def print_table(report: dict) -> None:
     for column in ("metric", "value", "± std", "reference / note"):
         table.add_column(column)
     for name, entry in report["metrics"].items():
-        extras = {k: v for k, v in entry.items() if k not in ("value", "std", "reference_value")}
-        note = f"reference {entry['reference_value']:.4g}" if "reference_value" in entry else ""
-        if name == "precision_recall":
-            table.add_row(name, f"P {entry['precision']:.4f}  R {entry['recall']:.4f}", "", f"k={entry['k']}")
-            continue
-        if extras and not note:
-            note = ", ".join(f"{k}={v}" for k, v in extras.items())
-        std = f"{entry['std']:.4g}" if "std" in entry else ""
-        table.add_row(name, f"{entry['value']:.6g}", std, note)
+        table.add_row(*_row(name, entry))
     console = Console()
     console.print(table)
     lines = [
@@ -369,15 +401,77 @@ def print_table(report: dict) -> None:
         lines.append(f"scaling: {report['scaling']}")
         share = report["out_of_range_share"]
         lines.append(f"generated values outside the real range: {share:.2%} (scored as they are)")
+    reasons = report.get("not_comparable_reasons") or []
+    if reasons:
+        lines.append(f"* {NOT_COMPARABLE.upper()}: " + "; ".join(reasons) + ".")
+    elif report.get("comparable_with_published"):
+        lines.append("settings of the published protocol (compare only on the same dataset and split)")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
 
 
+def timegan_deviations(name: str, args, num_real: int, num_generated: int) -> list[str]:
+    """How the settings of TimeGAN score ``name`` differ from TimeGAN's protocol (empty: they do not)."""
+    reasons = []
+    flag = "--disc-iterations" if name == "discriminative" else "--pred-iterations"
+    iterations = args.disc_iterations if name == "discriminative" else args.pred_iterations
+    if iterations != TIMEGAN_ITERATIONS[name]:
+        reasons.append(f"{flag} {iterations:,} (TimeGAN: {TIMEGAN_ITERATIONS[name]:,})")
+    if args.repeats != TIMEGAN_REPEATS:
+        reasons.append(f"--repeats {args.repeats} (TimeGAN: the mean of {TIMEGAN_REPEATS})")
+    if num_generated != num_real:
+        reasons.append(f"{num_generated:,} generated vs {num_real:,} real sequences (TimeGAN: as many of each)")
+    return reasons
+
+
+def image_deviations(name: str, extractor: dict, num_real: int, num_generated: int) -> list[str]:
+    """How an image metric's features and sample counts differ from the published protocol (empty: they do not)."""
+    reasons = []
+    if not extractor.get("comparable_with_published"):
+        reasons.append(f"{extractor.get('name')} features, not the standard FID Inception-v3")
+    need = IMAGE_MIN_SAMPLES[name]
+    if min(num_real, num_generated) < need:
+        reasons.append(f"{num_generated:,} generated / {num_real:,} real samples (published: {need:,} or more each)")
+    return reasons
+
+
+def mark_protocol(values: dict, args, extractor: dict | None, num_real: int, split_size: int, fake) -> list[str] | None:
+    """Mark every metric that has a published protocol with ``comparable_with_published`` and, where a setting
+    differs, ``not_comparable`` (the reasons). Returns all reasons, or None when no metric has a protocol (MMD, the
+    music statistics and the ELBO are this project's own)."""
+    num_generated = 0 if fake is None else len(fake)
+    subset = [f"--num-reference {num_real:,} of the split's {split_size:,} items"] if num_real < split_size else []
+    found, checked = [], False
+    for name, entry in values.items():
+        if name in TIMEGAN_ITERATIONS:
+            reasons = timegan_deviations(name, args, num_real, num_generated)
+        elif name in IMAGE_MIN_SAMPLES and extractor:
+            reasons = image_deviations(name, extractor, num_real, num_generated)
+        else:
+            continue
+        reasons += subset
+        checked = True
+        entry["comparable_with_published"] = not reasons
+        if reasons:
+            entry["not_comparable"] = reasons
+            found += [r for r in reasons if r not in found]
+    return found if checked else None
+
+
 def evaluate(args) -> dict:
     """Run the job; returns the report (also written to ``args.output`` when given)."""
+    from lightning_gen.lightning_cli import apply_threads  # the one rule of `fit --threads`
+
+    threads_before = torch.get_num_threads()
+    try:
+        apply_threads(args.threads)
+        return _evaluate(args)
+    finally:  # the Python API (`api.evaluate`) leaves the caller's thread setting as it was
+        torch.set_num_threads(threads_before)
+
+
+def _evaluate(args) -> dict:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     is_ckpt = args.source.endswith(".ckpt")
     if not is_ckpt and not os.path.exists(args.source):
         raise EvaluateError(f"{args.source} does not exist.")
@@ -401,7 +495,9 @@ def evaluate(args) -> dict:
                 f"{args.source} holds a {type(model).__name__} (data kind {getattr(model, 'data_kind', None)!r}), "
                 f"which does not generate {kind} data like {spec['class_path']}."
             )
-    reference = reference_split(datamodule, args.split, args.num_reference, args.seed)
+    reference = reference_split(datamodule, args.split, None, args.seed)
+    split_size = len(reference)
+    reference = reference[: args.num_reference] if args.num_reference else reference
     sample_metrics = [m for m in metrics if m not in MODEL_METRICS]
     values: dict[str, dict] = {}
     extra: dict = {"feature_extractor": None}
@@ -416,7 +512,7 @@ def evaluate(args) -> dict:
         source_info = {"kind": "checkpoint", "path": args.source}
     if "elbo" in metrics:
         values.update(model_metrics(args, model, datamodule))
-    extractor = extra.get("feature_extractor")
+    deviations = mark_protocol(values, args, extra.get("feature_extractor"), len(reference), split_size, fake)
     report = {
         "source": source_info,
         "dataset": {"class_path": spec["class_path"], "init_args": spec["init_args"]},
@@ -426,7 +522,9 @@ def evaluate(args) -> dict:
         "seed": args.seed,
         "metrics": values,
         **extra,
-        "comparable_with_published": bool(extractor and extractor["comparable_with_published"]),
+        # True only when some metric has a published protocol and every such metric followed it
+        "comparable_with_published": deviations is not None and not deviations,
+        "not_comparable_reasons": deviations or [],
         "versions": package_versions(),
         "device": str(args.device),
         "time_s": round(time.perf_counter() - start, 2),
@@ -470,10 +568,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_allow_module_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--disc-iterations", type=int, default=2000, help="discriminative score iterations (TimeGAN: 2000)")
-    p.add_argument("--pred-iterations", type=int, default=5000, help="predictive score iterations (TimeGAN: 5000)")
-    p.add_argument("--repeats", type=int, default=10, help="repeats of the TimeGAN scores (mean and std)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads; default: OMP_NUM_THREADS when it is set, else 1 (as `fit`); 0: torch's default",
+    )
+    timegan = "; another value is reported as not comparable with published scores"
+    p.add_argument(
+        "--disc-iterations",
+        type=int,
+        default=TIMEGAN_ITERATIONS["discriminative"],
+        help=f"discriminative score iterations (TimeGAN: {TIMEGAN_ITERATIONS['discriminative']}{timegan})",
+    )
+    p.add_argument(
+        "--pred-iterations",
+        type=int,
+        default=TIMEGAN_ITERATIONS["predictive"],
+        help=f"predictive score iterations (TimeGAN: {TIMEGAN_ITERATIONS['predictive']}{timegan})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=TIMEGAN_REPEATS,
+        help=f"repeats of the TimeGAN scores, mean and std (TimeGAN: {TIMEGAN_REPEATS}{timegan})",
+    )
     p.add_argument("--cache-dir", default=os.path.join("data", "metric_cache"), help="reference feature cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the reference feature cache")
     p.add_argument("--output", help="write the JSON report here")

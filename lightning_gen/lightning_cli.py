@@ -18,9 +18,10 @@ import warnings
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, RichProgressBar
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
+from lightning_gen.callbacks import LossCurves
 from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config
 from lightning_gen.errors import UserError
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
@@ -176,15 +177,7 @@ def fit_summary(trainer: pl.Trainer, resumed_from: str | None = None) -> str:
         lines.append(
             f"  train more:  lightning-gen fit --config {config} --ckpt_path {last} --trainer.max_epochs=<more>"
         )
-    if folder and os.path.isdir(folder):
-        pictures = sorted(
-            {os.path.relpath(root, folder) for root, _, files in os.walk(folder) for f in files if f.endswith(".png")}
-        )
-        if pictures:
-            lines.append("  pictures:    " + ", ".join(os.path.join(folder, p) for p in pictures))
-        metrics_csv = os.path.join(folder, "metrics.csv")
-        if os.path.isfile(metrics_csv):
-            lines.append(f"  metrics:     {metrics_csv}")
+    lines += _output_lines(trainer, folder)
     if resumed_from:
         earlier = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(resumed_from))), "metrics.csv")
         if os.path.isfile(earlier) and os.path.abspath(earlier) != os.path.abspath(
@@ -196,6 +189,59 @@ def fit_summary(trainer: pl.Trainer, resumed_from: str | None = None) -> str:
         shown = [f"{k}={_fmt(final[k])}" for k in sorted(final)]
         lines.append("  final:       " + "  ".join(shown))
     return "\n".join(lines)
+
+
+def _output_lines(trainer: pl.Trainer, folder: str | None) -> list[str]:
+    """The summary's lines on the pictures (sub-folders with PNGs), the loss curves and ``metrics.csv``."""
+    lines = []
+    if folder and os.path.isdir(folder):
+        pictures = sorted(
+            {os.path.relpath(root, folder) for root, _, files in os.walk(folder) for f in files if f.endswith(".png")}
+            - {"."}
+        )
+        if pictures:
+            lines.append("  pictures:    " + ", ".join(os.path.join(folder, p) for p in pictures))
+    curves = next((cb.last_path for cb in trainer.callbacks if isinstance(cb, LossCurves) and cb.last_path), None)
+    if curves:
+        lines.append(f"  loss curves: {curves}")
+    metrics_csv = os.path.join(folder, "metrics.csv") if folder else None
+    if metrics_csv and os.path.isfile(metrics_csv):
+        lines.append(f"  metrics:     {metrics_csv}")
+    return lines
+
+
+_CLASS_PATH_HINT = (
+    "A class path is `module.Class` of an importable module: a module of the folder you run lightning-gen in (e.g. "
+    "`mynets.MyGen` from ./mynets.py), an installed package, or one on PYTHONPATH."
+)
+
+
+class ErrorFirstParser(LightningArgumentParser):
+    """LightningCLI's parser, whose errors print ``error: <message>`` alone (and a pointer to ``--help``) instead of
+    the subcommand's usage block, dozens of lines long, before the message (issue 16). Exit status 2 as before."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        debug = os.environ.get("JSONARGPARSE_DEBUG", "").lower() not in ("", "0", "false", "no")
+        if not self.exit_on_error or debug:  # jsonargparse raises an ArgumentError there: keep that
+            return super().error(message, ex)
+        self._logger.error(message)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        sys.stderr.write(f"error: {_lead(message)}\n(`{prog} --help` lists every option)\n")
+        self.exit(2)
+
+
+def _lead(message: str) -> str:
+    """jsonargparse's message, led by its innermost class-path problem (nested several levels deep in it: a
+    network inside the model) in one line, with where class paths come from."""
+    import re
+
+    problems = re.findall(r"Problem with given class_path '([^']+)':[ \t]*\n\s*(?!Parser key)([^\n]+)", message)
+    if not problems:
+        return message.rstrip()
+    class_path, reason = problems[-1]
+    hint = f"{_CLASS_PATH_HINT}\n" if "module" in reason or "import" in reason else ""
+    return f"the class path '{class_path}' cannot be used: {reason.strip()}\n{hint}{message.rstrip()}"
 
 
 class GenCLI(LightningCLI):
@@ -214,6 +260,7 @@ class GenCLI(LightningCLI):
         parser.add_lightning_class_args(DivergenceGuard, "guard")
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
         parser.add_lightning_class_args(ExactResume, "resume")
+        parser.add_lightning_class_args(LossCurves, "loss_curves")  # loss_curves.png at the end of every fit
         parser.add_argument(
             "--threads",
             type=int | None,
@@ -344,6 +391,7 @@ class GenCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or [])
+        extra = []
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             # a live rich bar on a terminal; one plain line per epoch in a log file or pipe (no control codes)
@@ -351,6 +399,11 @@ class GenCLI(LightningCLI):
             wants_summary = trainer_config.get("enable_model_summary") is not False
             if not _is_terminal() and wants_summary and not any(isinstance(c, ModelSummary) for c in callbacks):
                 extra.append(ModelSummary())  # Lightning's default is the rich table: box drawing in a log file
+        if getattr(self, "subcommand", None) == "test":
+            from lightning_gen.metrics.callback import GeneratorTestMetrics
+
+            extra.append(GeneratorTestMetrics())  # G's side of the test metrics, not only D's
+        if extra:
             kwargs["callbacks"] = [*callbacks, *extra]
         trainer = super().instantiate_trainer(**kwargs)
         from lightning_gen.wandb_utils import attach_loggers
@@ -421,6 +474,7 @@ def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> GenCLI
         subclass_mode_data=True,
         auto_configure_optimizers=False,  # each model injects one optimizer factory per network
         parser_kwargs={"parser_mode": "omegaconf"},
+        parser_class=ErrorFirstParser,
         args=args,
         run=run,
     )

@@ -19,6 +19,7 @@ import torch
 from lightning_gen.checkpoints import CheckpointError, add_allow_module_argument, load_model
 from lightning_gen.errors import UserError, check_device, check_int, check_output, run_job
 from lightning_gen.io import final_path, staged_outputs
+from lightning_gen.plotting import save_sequences
 
 
 def draw(model, num_samples: int, batch_size: int, **kwargs) -> torch.Tensor:
@@ -56,16 +57,26 @@ def write_image_samples(model, args) -> dict[str, str]:
 
 def write_sequence_samples(model, args) -> dict[str, str]:
     """Sequences: ``samples`` float32 (N, T, D) in the data's original scale (``--length`` steps, default the
-    training length); for piano rolls (chorales) binary rolls, MIDI files (music21) and a piano-roll PNG."""
+    training length) and a line plot of the first sequences (FILE with ``.png``); for piano rolls (chorales)
+    binary rolls, MIDI files (music21) and a piano-roll PNG with pitch and time axes."""
     length = model.sample_length(args.length)
     scaled = draw(model, args.num_samples, args.batch_size, length=length, **prior_kwargs(model, args))  # (N, T, D)
     info = model.data_info
+    png = str(Path(args.output).with_suffix(".png"))
+    shown = min(args.grid_size, 8)  # panels of the picture: a few sequences stay readable
     if info.is_piano_roll:
         from lightning_gen.music import write_roll_samples
 
-        return write_roll_samples(scaled.numpy(), args.output, int(info.pitch_low), float(info.step), args.grid_size)
-    np.savez_compressed(args.output, samples=model.to_original(scaled).cpu().numpy().astype(np.float32))
-    return {"samples": args.output}
+        pitch_low, step = int(info.pitch_low), float(info.step)
+        written = write_roll_samples(scaled.numpy(), args.output, pitch_low, step, args.grid_size)
+        rolls = (scaled[:shown].numpy() > 0.5).astype(np.float32)  # the binary rolls the file holds
+        # drawn again with pitch and time axes (music.piano_roll_image draws the rolls without axes)
+        written["piano roll"] = save_sequences(rolls, written["piano roll"], roll=True, pitch_low=pitch_low, step=step)
+        return written
+    original = model.to_original(scaled).cpu().numpy().astype(np.float32)  # (N, T, D)
+    np.savez_compressed(args.output, samples=original)
+    # a line per feature, one panel per sequence, as the SequencePlot callback draws them (here in the data's scale)
+    return {"samples": args.output, "plot": save_sequences(original[:shown], png)}
 
 
 def accepts_prior(model) -> bool:

@@ -79,7 +79,7 @@ class TrainingMetric(pl.Callback):
 
     # -- setup ----------------------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.extractor is not None or self.reference is not None:
+        if stage not in ("fit", "test") or self.extractor is not None or self.reference is not None:
             return
         if self.metric == "fid":
             from lightning_gen.metrics.image import ClassifierFeatures
@@ -172,5 +172,61 @@ class TrainingMetric(pl.Callback):
         # identical on every rank already: no further reduction
         pl_module.log(self.name, value, prog_bar=True, sync_dist=False, rank_zero_only=False)
 
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``lightning-gen test`` with this callback in the config: the same metric against the test split, logged
+        as ``test/fid`` / ``test/discriminative_score`` (a generator-side number beside D's test metrics)."""
+        kept = (self.split, self.reference, self.fid)
+        self.split, self.reference, self.fid = "test", None, None
+        try:
+            self.setup(trainer, pl_module, "test")  # the extractor, when a test run built none yet
+            value = (
+                self.compute_fid(trainer, pl_module)
+                if self.metric == "fid"
+                else self.compute_discriminative(trainer, pl_module)
+            )
+        finally:
+            self.split, self.reference, self.fid = kept
+        pl_module.log(self.name.replace("val/", "test/", 1), value, sync_dist=False, rank_zero_only=False)
+
     def state_dict(self) -> dict:
         return {}  # nothing to resume; the extractor is rebuilt from `classifier`
+
+
+class GeneratorTestMetrics(pl.Callback):
+    """Generator-side numbers for ``lightning-gen test`` (added by the CLI to every test run), beside the model's own
+    test metrics, which for the GAN and the LSTM-GAN are all about D (``test/d_loss``, ``test/D(x)``, ...).
+
+    ``test/g_adversarial``: G's adversarial loss against the trained D on fresh samples, one per test item (the
+    ``loss``'s G term: ``-log D(G(z))`` for ``ns``, ``-D(G(z))`` for ``hinge`` / ``wasserstein``), as the R-VAE-GAN
+    logs ``train/g_adversarial``. For the GAN, LSTM-GAN and R-VAE-GAN; the VAE-GAN's G plays the zero-sum game
+    against D's loss instead, and its test metrics already hold its generator side (``test/feature_recon``,
+    ``test/pixel_mse``, ``test/kl``), as the R-VAE-GAN's (``test/data_recon``, ``test/moment_gap``) and the
+    LSTM-GAN's ``test/moment_gap`` do. A model without a discriminator logs nothing here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: str | None = None
+
+    @staticmethod
+    def applies(pl_module: pl.LightningModule) -> bool:
+        from lightning_gen.models import VAEGAN
+
+        adversarial = getattr(pl_module, "adversarial", None)
+        return (
+            hasattr(adversarial, "g")
+            and isinstance(getattr(pl_module, "discriminator", None), torch.nn.Module)
+            and not isinstance(pl_module, VAEGAN)
+        )
+
+    @torch.no_grad()
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not self.applies(pl_module):
+            return
+        real = batch[0]
+        if getattr(pl_module, "data_kind", "image") == "sequence":
+            fake = pl_module.sample(real.shape[0], length=real.shape[1])  # (B, T, D)
+        else:
+            fake = pl_module.sample(real.shape[0])  # (B, C, H, W)
+        g_loss = pl_module.adversarial.g(pl_module.discriminator(fake.to(real.dtype)))
+        pl_module.log("test/g_adversarial", g_loss, sync_dist=True, batch_size=real.shape[0])
