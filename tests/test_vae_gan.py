@@ -76,13 +76,17 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     feats = disc.features(torch.cat([x, recon]))[model.feature_layer]
     f_real, f_recon = feats.chunk(2)
     feat = 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
-    pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
+    if model.pixel_likelihood == "bernoulli":  # pixels and tanh outputs mapped to [0, 1]
+        p, t = ((recon + 1) / 2).clamp(1e-6, 1 - 1e-6), (x + 1) / 2
+        pixel = -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1).mean()
+    else:
+        pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
     prior = torch.randn(x.shape[0], model.latent_dim)  # the density is not fitted yet: N(0, I)
     fake = gen(torch.cat([z.detach(), prior]) if model.discriminate_reconstructions else prior)
     real_logits, *fake_logits = disc(torch.cat([x, fake])).split(x.shape[0])
     d_loss = sum(model.adversarial.d(real_logits, f) for f in fake_logits)
     w = model.gamma / f_real[0].numel()
-    recon_loss = feat + model.pixel_weight * pixel
+    recon_loss = model.feature_weight * feat + model.pixel_weight * pixel
     e_params, g_params, d_params = (list(m.parameters()) for m in (enc, gen, disc))
     return {
         "encoder": torch.autograd.grad(model.kl_weight * kl_normal(mu, logvar).mean() + recon_loss, e_params,
@@ -93,11 +97,20 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(("feature_layer", "recons"), [(0, False), (-1, False), (0, True)])
-def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons):
+@pytest.mark.parametrize(
+    ("feature_layer", "recons", "extra"),
+    [
+        (0, False, {}),
+        (-1, False, {}),
+        (0, True, {}),
+        (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.5}),
+        (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.0}),
+    ],
+)
+def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, extra):
     """One backward of ``losses()["loss"]`` gives every network exactly the gradient of its own objective."""
     model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, pixel_weight=0.3,
-                        discriminate_reconstructions=recons)  # fmt: skip
+                        discriminate_reconstructions=recons, **extra)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     want = reference_grads(model, x, seed=3)
     model.zero_grad()
@@ -142,6 +155,22 @@ def test_each_optimizer_steps_only_its_network(tmp_path, image_npz, loss):
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
     assert stepped == ["encoder", "generator", "discriminator"]
+    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+
+
+def test_vae_warm_start_trains_only_encoder_and_decoder_until_adversarial_start(tmp_path, image_npz):
+    """``adversarial_start``: the first batches are a VAE step (D still, no fakes); afterwards all three move."""
+    model = tiny_vaegan(adversarial_start=2, equilibrium_gating=False, pixel_likelihood="bernoulli",
+                        pixel_weight=1.0, feature_weight=0.0)  # fmt: skip
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    out = model.losses(x)  # outside a fit: the game is on
+    assert "real_logits" in out
+    dm = ArrayImageDataModule(image_npz, batch_size=4)
+    before = snapshot(model)
+    tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(model, dm)
+    assert changed(before, model) == {"encoder", "generator"}
+    before = snapshot(model)
+    tiny_trainer(tmp_path / "on", limit_train_batches=3, limit_val_batches=0, max_epochs=2).fit(model, dm)
     assert changed(before, model) == {"encoder", "generator", "discriminator"}
 
 
@@ -206,6 +235,9 @@ def test_public_methods_shapes():
         ({"feature_layer": -3}, "feature_layer=-3"),
         ({"gamma": 0.0}, "gamma must be > 0"),
         ({"pixel_weight": -1.0}, "pixel_weight must be >= 0"),
+        ({"feature_weight": -1.0}, "feature_weight must be >= 0"),
+        ({"pixel_likelihood": "laplace"}, "pixel_likelihood must be"),
+        ({"adversarial_start": -1}, "adversarial_start must be >= 0"),
         ({"loss": "hinge"}, "only loss='ns'"),
         ({"loss": "wasserstein", "equilibrium_gating": False}, "norm='layer'"),
         ({"loss": "lsgan", "equilibrium_gating": False}, "Unknown adversarial loss"),

@@ -22,6 +22,7 @@ from lightning_gen.losses import (
 from lightning_gen.models.common import (
     GeneratorEMA,
     apply_spectral_norm,
+    batches_done,
     clip_grad_norm_before_step,
     has_batch_norm,
     logs_this_step,
@@ -29,7 +30,7 @@ from lightning_gen.models.common import (
 )
 from lightning_gen.models.gan import check_image_shape
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
-from lightning_gen.models.vae import LatentImageAPI, check_latent_fit, eval_mode, reparameterize
+from lightning_gen.models.vae import LatentImageAPI, bernoulli_nll, check_latent_fit, eval_mode, reparameterize
 
 
 class _Features(nn.Module):
@@ -103,7 +104,12 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         feature_layer: index into ``discriminator.features(x)`` of the layer Dis_l (negative counts from the
             end: -1 is D's last hidden layer).
         kl_weight: weight of ``L_prior`` in E's update (>= 0; 1 in the paper).
-        pixel_weight: weight of the pixel reconstruction ``0.5 * ||x - x~||^2`` next to ``L_llike`` (>= 0).
+        pixel_weight: weight of the pixel reconstruction next to ``L_llike`` (>= 0).
+        pixel_likelihood: the pixel reconstruction's likelihood: ``gaussian`` (``0.5 * ||x - x~||^2``, unit
+            variance in [-1, 1] pixel units) or ``bernoulli`` (the VAE's, pixels mapped to [0, 1]).
+        feature_weight: weight of ``L_llike`` (>= 0); 0 drops the feature-wise term and D's pass for it.
+        adversarial_start: training batches before the adversarial game starts (a VAE warm start of E and G:
+            until then no fakes are drawn, D does not step and G gets only the reconstruction gradient).
         loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
         gp_weight: gradient penalty weight with ``wasserstein``.
         spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018).
@@ -134,6 +140,9 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         feature_layer: int = -1,
         kl_weight: float = 1.0,
         pixel_weight: float = 0.0,
+        pixel_likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
+        feature_weight: float = 1.0,
+        adversarial_start: int = 0,
         loss: AdversarialLossName = "ns",
         gp_weight: float = 10.0,
         spectral_norm: bool = False,
@@ -151,9 +160,14 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         super().__init__()
         if gan_prior not in ("density", "standard"):
             raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
+        if pixel_likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(f"pixel_likelihood must be 'gaussian' or 'bernoulli', got {pixel_likelihood!r}.")
+        if adversarial_start < 0:
+            raise ValueError(f"adversarial_start must be >= 0 (training batches), got {adversarial_start}.")
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
-        for name, value in (("kl_weight", kl_weight), ("pixel_weight", pixel_weight), ("gp_weight", gp_weight)):
+        weights = {"kl_weight": kl_weight, "pixel_weight": pixel_weight, "feature_weight": feature_weight}
+        for name, value in {**weights, "gp_weight": gp_weight}.items():
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}.")
         check_latent_fit(encoder, generator)
@@ -180,6 +194,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         self.latent_dim, self.loss_name = generator.latent_dim, loss
         self.gamma, self.feature_layer = gamma, feature_layer
         self.kl_weight, self.pixel_weight = kl_weight, pixel_weight
+        self.pixel_likelihood, self.feature_weight = pixel_likelihood, feature_weight
+        self.adversarial_start = adversarial_start
         self.gp_weight, self.clip_grad_norm = gp_weight, clip_grad_norm
         self.equilibrium_gating, self.equilibrium = equilibrium_gating, equilibrium
         self.equilibrium_margin = equilibrium_margin
@@ -282,6 +298,18 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
     def pixel_reconstruction(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         return 0.5 * (real - recon).pow(2).flatten(1).sum(1).mean()
 
+    def pixel_nll(self, real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """The pixel term of ``pixel_likelihood`` per image, batch mean."""
+        if self.pixel_likelihood == "bernoulli":
+            return bernoulli_nll(real, recon).mean()
+        return self.pixel_reconstruction(real, recon)
+
+    def adversarial_on(self) -> bool:
+        """False during the VAE warm start (``adversarial_start`` batches; always True outside a fit)."""
+        if self.adversarial_start == 0 or self._trainer is None:
+            return True
+        return batches_done(self) >= self.adversarial_start
+
     def gates(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[bool, bool]:
         """(train D, train G) under equilibrium gating; both True when gating is off."""
         if not self.equilibrium_gating:
@@ -306,9 +334,13 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
         w = self.gamma / self.feature_size(real)
         recon = self.generator(scale_gradient(z, 1.0 / w))  # (B, C, H, W)
-        feat = self.feature_reconstruction(real, recon, frozen_d=True)
-        pixel = self.pixel_reconstruction(real, recon)
-        recon_loss = feat + self.pixel_weight * pixel
+        zero = real.new_zeros(())
+        feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
+        pixel = self.pixel_nll(real, recon)
+        recon_loss = self.feature_weight * feat + self.pixel_weight * pixel
+        out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel}
+        if not self.adversarial_on():  # VAE warm start: the reconstruction route only
+            return {**out, "d_loss": zero, "loss": self.kl_weight * kl + w * recon_loss}
         # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal; G runs
         # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z
         codes = [z.detach(), self.noise(b)] if self.discriminate_reconstructions else [self.noise(b)]
@@ -316,7 +348,7 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0)]))  # ((k + 1)B,)
         real_logits, *fake_logits = logits.split(b)
         d_loss = sum(self.adversarial.d(real_logits, f) for f in fake_logits)
-        out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel, "d_loss": d_loss}
+        out["d_loss"] = d_loss
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
             reals = real.repeat(len(fake_logits), 1, 1, 1)  # (kB, C, H, W): a real partner for every fake
             out["gradient_penalty"] = gradient_penalty(self.discriminator, reals, fake.detach())
@@ -333,7 +365,10 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         opt_e, opt_g, opt_d = self.optimizers()
         out = self.losses(real)
         self.manual_backward(out["loss"])
-        train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
+        if "real_logits" in out:
+            train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
+        else:  # VAE warm start: D has no gradient, G only its reconstruction's
+            train_d, train_g = False, True
         norms = {
             "e": self._finish_step(opt_e),
             "g": self._finish_step(opt_g, step=train_g),
@@ -348,14 +383,10 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "pixel_recon", "d_loss")}
         if "gradient_penalty" in out:
             metrics["train/gradient_penalty"] = out["gradient_penalty"].detach()
-        metrics.update(
-            {
-                "train/D(x)": self._d_output(out["real_logits"]),
-                "train/D(G(z))": self._d_output(out["prior_logits"]),
-                "train/d_updated": float(train_d),
-                "train/g_updated": float(train_g),
-            }
-        )
+        metrics.update({"train/d_updated": float(train_d), "train/g_updated": float(train_g)})
+        if "real_logits" in out:
+            metrics["train/D(x)"] = self._d_output(out["real_logits"])
+            metrics["train/D(G(z))"] = self._d_output(out["prior_logits"])
         if "recon_logits" in out:
             metrics["train/D(G(E(x)))"] = self._d_output(out["recon_logits"])
         for name, norm in norms.items():
