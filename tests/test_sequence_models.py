@@ -200,3 +200,22 @@ def test_sample_job_chorales_writes_midi(tmp_path):
     back = notes_to_roll(notes, 36, 88, 0.5)  # (T', 53): the same frames sound
     np.testing.assert_array_equal(back, roll[: len(back)])
     assert not roll[len(back) :].any()
+
+
+def test_rvae_gan_samples_from_its_decoder_average(tmp_path):
+    """ema_decay: the average follows the decoder's steps, is saved with the model, and ``sample`` uses it."""
+    adam = functools.partial(torch.optim.Adam, lr=1e-2)
+    torch.manual_seed(0)
+    enc, dec, disc = RecurrentEncoder(D, Z, H), RecurrentDecoder(Z, D, H), RecurrentDiscriminator(D, H)
+    model = RVAEGAN(enc, dec, disc, adam, adam, adam, ema_decay=0.9)
+    before = [p.detach().clone() for p in model.decoder_ema.module.parameters()]
+    dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
+    tiny_trainer(tmp_path, max_steps=3 * 3, limit_val_batches=1).fit(model, dm)  # 3 batches of 3 optimizers
+    averaged = list(model.decoder_ema.module.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, averaged))  # it moved with the decoder's steps
+    assert any(not torch.equal(a, p) for a, p in zip(averaged, model.decoder.parameters()))  # but is not it
+    assert any(k.startswith("decoder_ema.") for k in model.state_dict())  # saved in every checkpoint
+    with torch.no_grad():
+        for p in model.decoder_ema.module.parameters():
+            p.zero_()
+    assert torch.equal(model.sample(3), torch.full((3, T, D), 0.5))  # sigmoid(0): the average was sampled

@@ -73,6 +73,11 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)[0]  # posterior means (B, Z)
 
+    @property
+    def sampling_decoder(self) -> nn.Module:
+        """The decoder ``sample`` runs (the R-VAE-GAN's weight average when it keeps one)."""
+        return self.decoder
+
     @torch.no_grad()
     def sample(
         self, n: int, length: int | None = None, z: torch.Tensor | None = None, prior: PriorKind | None = None
@@ -81,12 +86,13 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         decoder runs autoregressively). z comes from the fitted latent density (``prior``: the configured
         kind; ``"standard"`` for N(0, I)) unless given."""
         z = self.sample_latent(n, prior) if z is None else z.to(self.device)
-        was_training = self.decoder.training
-        self.decoder.eval()
+        decoder = self.sampling_decoder
+        was_training = decoder.training
+        decoder.eval()
         try:
-            return self.decoder.generate(z, self.sample_length(length), binary=self.binary)[1]
+            return decoder.generate(z, self.sample_length(length), binary=self.binary)[1]
         finally:
-            self.decoder.train(was_training)
+            decoder.train(was_training)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output, scale_gradient
-from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.models.common import GeneratorEMA, batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
 
@@ -83,6 +83,9 @@ class RVAEGAN(RecurrentVAEModel):
             ``standard`` (see :class:`~lightning_gen.models.latent_density.LatentDensity`).
         prior_components: mixture components of the ``gmm`` prior.
         prior_max_codes: training items encoded to fit the prior.
+        ema_decay: if set, keep an exponential moving average of the decoder's weights (updated after each
+            decoder step; Yazici et al. 2019) and sample from it; the density is still fitted to the live
+            encoder's codes, and the GAN's prior samples still come from the live decoder.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class RVAEGAN(RecurrentVAEModel):
         prior: PriorKind = "gmm",
         prior_components: int = 10,
         prior_max_codes: int = 10000,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         check_vae_parts(encoder, decoder, likelihood)
@@ -136,6 +140,7 @@ class RVAEGAN(RecurrentVAEModel):
         self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
         self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
+        self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
         # The density the training's prior samples come from: a copy of ``latent_density`` taken at each epoch
         # boundary, never at the refit that ends a run stopped mid-epoch, so that a run resumed from that
         # checkpoint trains exactly as the run that did not stop (tests/test_resume.py).
@@ -151,6 +156,10 @@ class RVAEGAN(RecurrentVAEModel):
         progress = self.trainer.fit_loop.epoch_loop.batch_progress
         if progress.current.completed >= self.trainer.num_training_batches:
             self._update_training_prior()
+
+    @property
+    def sampling_decoder(self) -> nn.Module:
+        return self.decoder_ema.module if self.decoder_ema is not None else self.decoder
 
     def _update_training_prior(self) -> None:
         if self._trainer is not None and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
@@ -203,6 +212,8 @@ class RVAEGAN(RecurrentVAEModel):
         self.manual_backward(out["loss"])
         e_norm = self.finish_step(opt_e)
         g_norm = self.finish_step(opt_g)
+        if self.decoder_ema is not None:
+            self.decoder_ema.update(self.decoder)
         if logs_this_step(self):
             self.log_dict(
                 {
