@@ -7,7 +7,7 @@ import os
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 from torchvision.utils import make_grid, save_image
 
 
@@ -243,7 +243,10 @@ class LossCurves(pl.Callback):
         self.earlier_runs = [str(p) for p in state_dict.get("run_folders", []) if isinstance(p, str)]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # after the checkpoint's state is restored; before any checkpoint of this part is written
+        # after the checkpoint's state is restored; before any checkpoint of this part is written. Rank 0 only: it
+        # writes the checkpoints and the picture, and another rank's logger would guess a version number of its own
+        if not trainer.is_global_zero:
+            return
         self.folder = os.path.abspath(run_dir(trainer))
         ckpt_path = getattr(trainer, "ckpt_path", None)
         if ckpt_path and os.path.isfile(ckpt_path):  # version_N/checkpoints/x.ckpt -> version_N
@@ -293,13 +296,18 @@ class LossCurves(pl.Callback):
             return None
         image = torch.from_numpy(figure_pixels(fig)).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
         path = os.path.join(run_dir(trainer), self.filename)
-        save_image(image, path)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            save_image(image, path)
+        except (OSError, ValueError) as err:  # the run itself is done and saved: a missing picture must not fail it
+            rank_zero_warn(f"LossCurves: could not write {path}: {err}")
+            return None
         log_image(trainer, "loss_curves", image, trainer.global_step)
         self.last_path = path
         return path
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.enabled:
+        if self.enabled and not trainer.fast_dev_run:  # fast_dev_run logs nothing and writes no run folder
             self.write(trainer)
 
 

@@ -236,6 +236,11 @@ def _lead(message: str) -> str:
     network inside the model) in one line, with where class paths come from."""
     import re
 
+    if message.strip() == "Unexpected config:":  # jsonargparse's whole message for an empty `--config` file
+        return (
+            "Unexpected config: a --config file is empty (or not a YAML mapping). A config names at least the "
+            "`model:` and `data:` to train, e.g. configs/gan/digits.yaml."
+        )
     problems = re.findall(r"Problem with given class_path '([^']+)':[ \t]*\n\s*(?!Parser key)([^\n]+)", message)
     if not problems:
         return message.rstrip()
