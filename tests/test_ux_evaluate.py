@@ -115,3 +115,26 @@ def test_threads_default_is_fits_and_the_callers_setting_comes_back(monkeypatch,
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     evaluate.evaluate(args)
     assert seen[-1] == 2  # a set OMP_NUM_THREADS wins over the default, as in `fit`
+
+
+def test_training_metric_also_scores_the_test_split(tmp_path):
+    """`lightning-gen test` with the sweep's metric callback in the config logs test/discriminative_score."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gen.metrics import TrainingMetric
+    from tests.conftest import tiny_trainer
+    from tests.test_evaluate import NoiseSequenceModel, SineSequences
+
+    class WithTestSplit(SineSequences):
+        def test_dataloader(self):
+            return DataLoader(TensorDataset(self.x[80:]), batch_size=16)
+
+    class Model(NoiseSequenceModel):
+        def test_step(self, batch, batch_idx):
+            pass
+
+    metric = TrainingMetric("discriminative", num_samples=80, iterations=30, batch_size=32)
+    trainer = tiny_trainer(tmp_path, callbacks=[metric])
+    trainer.test(Model(), WithTestSplit(), verbose=False)
+    assert 0.0 <= float(trainer.callback_metrics["test/discriminative_score"]) <= 0.5
+    assert metric.split == "val" and metric.reference is None  # the validation setup is left as it was
