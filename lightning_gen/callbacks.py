@@ -1,7 +1,9 @@
-"""Callbacks that work with any logger: sample grids written to the run folder and sent to the loggers."""
+"""Callbacks that work with any logger: sample grids, sequence plots and the run's loss curves, written to the run
+folder and sent to the loggers that show images."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytorch_lightning as pl
@@ -309,6 +311,15 @@ class LossCurves(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled and not trainer.fast_dev_run:  # fast_dev_run logs nothing and writes no run folder
             self.write(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """A diverged run (the divergence guard stopped it) gets its picture too: the curves up to the divergence
+        are what to look at. Drawing never replaces the exception the run stops with."""
+        from lightning_gen.guards import DivergenceError
+
+        if self.enabled and isinstance(exception, DivergenceError) and not trainer.fast_dev_run:
+            with contextlib.suppress(Exception):
+                self.write(trainer)
 
 
 def _csv_logger(trainer: pl.Trainer):

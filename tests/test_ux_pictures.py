@@ -103,6 +103,18 @@ def test_fit_writes_loss_curves_without_a_csv_logger(tmp_path, capsys):
     assert f"loss curves: {curves.last_path}" in capsys.readouterr().err
 
 
+def test_a_diverged_run_gets_its_loss_curves(tmp_path, capsys):
+    import json
+
+    from lightning_gen.cli import main
+
+    poison = json.dumps([{"class_path": "tests.robust_helpers.PoisonAt", "init_args": {"step": 2}}])
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path, "--trainer.max_steps=3", f"--trainer.callbacks={poison}"))
+    assert exit_.value.code == 3 and "Training diverged" in capsys.readouterr().err  # the run's own error, kept
+    assert os.path.isfile(os.path.join(str(tmp_path), "lightning_logs", "version_0", "loss_curves.png"))
+
+
 @pytest.mark.slow
 def test_loss_curves_span_resumed_parts_and_test_reports_generator_metrics(tmp_path):
     root = tmp_path / "run"
