@@ -1,6 +1,8 @@
 """``lightning-gen sample CKPT --num-samples N --output FILE.npz``: samples from any checkpoint of the project.
 
-Images: ``samples`` float32 (N, C, H, W) in [0, 1], and a PNG grid beside FILE (FILE with ``.png``).
+Images: ``samples`` float32 (N, C, H, W) in [0, 1], and a PNG grid beside FILE (FILE with ``.png``). Sequences:
+``samples`` (N, T, D) in the data's scale and a line plot beside FILE; piano rolls: binary rolls, MIDI files and a
+piano-roll PNG with pitch and time axes.
 Each model family says what it makes through its ``data_kind`` attribute; ``WRITERS`` maps that kind to
 the function that writes the files.
 """
