@@ -26,6 +26,14 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from lightning_gen.lightning_internals import (
+    count_one_optimizer_step,
+    current_batch_index,
+    lightning_optimizers,
+    request_stop_after_batch,
+    stop_counting_optimizer_steps,
+)
+
 
 class DivergenceError(RuntimeError):
     """Training diverged: a loss or gradient norm was not finite, or a gradient norm exploded."""
@@ -42,8 +50,7 @@ def _trained_parts(pl_module: pl.LightningModule, optimizer=None) -> str:
 
 
 def _where(trainer: pl.Trainer) -> str:
-    batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1
-    return f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch})"
+    return f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch {current_batch_index(trainer)})"
 
 
 def _last_good_checkpoint(trainer: pl.Trainer) -> str:
@@ -154,7 +161,7 @@ class InterruptCheckpoint(pl.Callback):
         def first_ctrl_c(signum, frame) -> None:
             rank_zero_info("\nCtrl-C: stopping after this batch and saving last.ckpt (press Ctrl-C again to abort).")
             signal.signal(signal.SIGINT, previous)
-            trainer._signal_connector.received_sigterm = True  # the flag Lightning's SIGTERM handler sets
+            request_stop_after_batch(trainer)  # as Lightning's own SIGTERM handler does
 
         self._previous_sigint = previous
         signal.signal(signal.SIGINT, first_ctrl_c)
@@ -221,8 +228,8 @@ class ExactResume(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.count_batches and not pl_module.automatic_optimization:
-            for opt in trainer.strategy._lightning_optimizers:
-                _stop_counting(opt)
+            for opt in lightning_optimizers(pl_module):
+                stop_counting_optimizer_steps(opt)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         if self.seed_per_batch:
@@ -230,9 +237,7 @@ class ExactResume(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         if self.count_batches and not pl_module.automatic_optimization:
-            progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-            progress.increment_ready()
-            progress.increment_completed()
+            count_one_optimizer_step(trainer)
 
 
 def seed_batch(base_seed: int, epoch: int, batch_idx: int, rank: int) -> int:
@@ -242,36 +247,3 @@ def seed_batch(base_seed: int, epoch: int, batch_idx: int, rank: int) -> int:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return seed
-
-
-def _noop() -> None:
-    return None
-
-
-class _UncountedSteps:
-    """Mixed into a LightningOptimizer: its steps no longer advance ``optim_step_progress`` (``global_step``).
-
-    Lightning's manual-optimization loop re-assigns these two hooks before every batch; as read-only
-    properties they keep ignoring that.
-    """
-
-    @property
-    def _on_before_step(self):
-        return _noop
-
-    @_on_before_step.setter
-    def _on_before_step(self, fn) -> None:
-        pass
-
-    @property
-    def _on_after_step(self):
-        return _noop
-
-    @_on_after_step.setter
-    def _on_after_step(self, fn) -> None:
-        pass
-
-
-def _stop_counting(opt) -> None:
-    if not isinstance(opt, _UncountedSteps):
-        opt.__class__ = type("Uncounted" + type(opt).__name__, (_UncountedSteps, type(opt)), {})

@@ -23,6 +23,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger as _LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from lightning_gen.lightning_internals import (
+    wandb_generate_run_id,
+    wandb_init_kwargs,
+    wandb_netrc_api_key,
+    wandb_run_id,
+    wandb_run_started,
+)
+
 _ANNOUNCED = False  # the offline notice is printed once per process
 
 
@@ -30,9 +38,7 @@ def _api_key(base_url: str) -> str | None:
     if os.environ.get("WANDB_API_KEY"):
         return os.environ["WANDB_API_KEY"]
     try:  # the key `wandb login` wrote into ~/.netrc
-        from wandb.sdk.lib.wbauth import read_netrc_auth
-
-        return read_netrc_auth(host=base_url)
+        return wandb_netrc_api_key(base_url)
     except Exception:  # an unreadable netrc or a wandb without this helper: treat as no key
         return None
 
@@ -99,9 +105,7 @@ class WandbLogger(_LightningWandbLogger):
         # is known before W&B starts.
         run_id = kwargs.pop("id", None) or kwargs.pop("version", None) or os.environ.get("WANDB_RUN_ID")
         if run_id is None:
-            from wandb.sdk.lib.runid import generate_id
-
-            run_id = generate_id()
+            run_id = wandb_generate_run_id()
         if kwargs.get("settings") is None:
             kwargs["settings"] = {"init_timeout": 60.0}  # never wait W&B's default 90 s for a stuck start
         super().__init__(
@@ -126,14 +130,16 @@ class WandbLogger(_LightningWandbLogger):
     @property
     def save_dir(self) -> str:
         """This run's own folder: ``<root>/<project>/<run id>`` (config.yaml, samples/, checkpoints/)."""
-        return os.path.join(self.root_dir, str(self._project), str(self._id))
+        # Lightning's `WandbLogger.name` is the project; `.version` would become wandb.run's id once the run starts
+        return os.path.join(self.root_dir, str(self.name), str(wandb_run_id(self)))
 
     @property
     def experiment(self):
-        if self._experiment is None:
-            self._wandb_init["dir"] = self.root_dir
-            if self._wandb_init.get("anonymous") is None:  # Lightning passes None; wandb warns about any value
-                self._wandb_init.pop("anonymous", None)
+        if not wandb_run_started(self):
+            init = wandb_init_kwargs(self)
+            init["dir"] = self.root_dir
+            if init.get("anonymous") is None:  # Lightning passes None; wandb warns about any value
+                init.pop("anonymous", None)
             os.makedirs(self.root_dir, exist_ok=True)
             self._announce()
         return super().experiment
@@ -175,8 +181,8 @@ def attach_loggers(cli: Any, trainer: pl.Trainer) -> None:
     import yaml
 
     subcommand = getattr(cli, "subcommand", None)
-    parser = cli._parser(subcommand)
-    config = cli.config.get(str(subcommand), cli.config)
-    full = yaml.safe_load(parser.dump(config, skip_none=False, skip_check=True))
+    full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
+    if subcommand:  # the main parser dumps {subcommand: {...}, "subcommand": ...}; keep the subcommand's own
+        full = full[subcommand]
     for logger in loggers:
         logger.attach(trainer, full)

@@ -15,6 +15,8 @@ import os
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from lightning_gen.lightning_internals import batches_processed_this_epoch
+
 
 class ResumableSampler(DistributedSampler):
     """``DistributedSampler`` (order from ``seed + epoch``, one shard per rank) that can skip a prefix once.
@@ -53,7 +55,7 @@ class ResumableDataLoader(DataLoader):
             return 0
         # `processed` counts the batches of this epoch whose training step ran (the checkpoint may be written
         # in on_train_batch_end, before `completed` moves, or after the batch, e.g. on SIGTERM).
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return batches_processed_this_epoch(trainer)
 
     def state_dict(self) -> dict:
         epoch, done = self.sampler.epoch, self._batches_done()
