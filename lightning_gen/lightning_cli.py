@@ -2,8 +2,9 @@
 
 Kept apart from :mod:`lightning_gen.cli` so that ``lightning-gen --help`` and the jobs start without importing
 Lightning. Besides LightningCLI's own options it adds ``--threads`` (torch CPU threads, 1 by default), a plain
-one-line-per-epoch progress report when the output is not a terminal, a closing summary of a fit, and a clear
-message (and no new folder) when ``--ckpt_path`` names a run that already reached its limits.
+one-line-per-epoch progress report when the output is not a terminal, a closing summary of a fit with its loss
+curves (``--loss_curves.*``), generator-side metrics for ``test``, a clear message (and no new folder) when
+``--ckpt_path`` names a run that already reached its limits, and config errors printed alone (no usage block).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -234,8 +236,6 @@ class ErrorFirstParser(LightningArgumentParser):
 def _lead(message: str) -> str:
     """jsonargparse's message, led by its innermost class-path problem (nested several levels deep in it: a
     network inside the model) in one line, with where class paths come from."""
-    import re
-
     if message.strip() == "Unexpected config:":  # jsonargparse's whole message for an empty `--config` file
         return (
             "Unexpected config: a --config file is empty (or not a YAML mapping). A config names at least the "
