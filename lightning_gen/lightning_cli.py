@@ -226,7 +226,6 @@ class ErrorFirstParser(LightningArgumentParser):
         debug = os.environ.get("JSONARGPARSE_DEBUG", "").lower() not in ("", "0", "false", "no")
         if not self.exit_on_error or debug:  # jsonargparse raises an ArgumentError there: keep that
             return super().error(message, ex)
-        self._logger.error(message)
         parser = getattr(ex, "subcommand_parser", None) or self
         prog = parser.prog.replace(" [options]", "")
         sys.stderr.write(f"error: {_lead(message)}\n(`{prog} --help` lists every option)\n")
