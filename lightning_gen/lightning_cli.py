@@ -425,6 +425,7 @@ _POSITIVE_CALLBACK_ARGS = (
     "iterations",
     "repeats",
     "batch_size",
+    "max_panels",
 )
 
 

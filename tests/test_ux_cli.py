@@ -29,3 +29,11 @@ def test_an_unknown_key_is_still_named_with_exit_status_2(tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "n_critics" in err and "usage:" not in err
+
+
+def test_loss_curves_panels_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", "--loss_curves.max_panels=0"))
+    assert exit_.value.code == 2
+    assert "LossCurves(max_panels=0): max_panels must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
