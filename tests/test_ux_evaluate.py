@@ -138,3 +138,21 @@ def test_training_metric_also_scores_the_test_split(tmp_path):
     trainer.test(Model(), WithTestSplit(), verbose=False)
     assert 0.0 <= float(trainer.callback_metrics["test/discriminative_score"]) <= 0.5
     assert metric.split == "val" and metric.reference is None  # the validation setup is left as it was
+
+
+def test_generator_test_metrics_log_g_adversarial(tiny_nets, adam, tmp_path):
+    """`test` of a GAN reports G's adversarial loss beside D's test metrics (the CLI adds this callback to `test`)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gen.metrics.callback import GeneratorTestMetrics
+    from lightning_gen.models import GAN
+    from tests.conftest import tiny_trainer
+
+    g, d = tiny_nets
+    model = GAN(g, d, optimizer_g=adam, optimizer_d=adam)
+    images = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    loader = DataLoader(TensorDataset(images, torch.zeros(8)), batch_size=4)
+    trainer = tiny_trainer(tmp_path, callbacks=[GeneratorTestMetrics()])
+    metrics = trainer.test(model, loader, verbose=False)[0]
+    assert {"test/d_loss", "test/g_adversarial"} <= set(metrics) and np.isfinite(metrics["test/g_adversarial"])
+    assert metrics["test/g_adversarial"] > 0  # -log D(G(z)) of the non-saturating loss
