@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightning_gen.metrics import sequence as S
+from lightning_gen.metrics.timegan import _hidden
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +32,7 @@ def test_defaults_are_the_timegan_protocol():
     pred = inspect.signature(S.predictive_score).parameters
     assert (disc["iterations"].default, disc["batch_size"].default, disc["repeats"].default) == (2000, 128, 10)
     assert (pred["iterations"].default, pred["batch_size"].default, pred["repeats"].default) == (5000, 128, 10)
-    assert S._hidden(5) == 2 and S._hidden(1) == 1  # int(D / 2), at least one unit
+    assert _hidden(5) == 2 and _hidden(1) == 1  # int(D / 2), at least one unit
 
 
 # Small iteration counts keep these fast; 32 features give the post-hoc GRU 16 units, enough to learn in 100
@@ -147,12 +148,24 @@ def test_music_statistics_skip_empty_rolls_for_tone_statistics():
 
 def test_pitch_histogram_distance_and_comparison():
     roll = hand_made_roll()[None]
-    shifted = np.roll(roll, 8, axis=1)[:, :, ::-1].copy()  # pitches mirrored (65..72): none shared with roll
+    shifted = roll[:, :, ::-1].copy()  # pitches mirrored (columns 12-c): none of its onset pitches is in roll
     assert S.pitch_histogram_distance(roll, roll) == 0.0
     assert S.pitch_histogram_distance(roll, shifted) == pytest.approx(1.0)
     table = S.compare_music_statistics(roll, shifted, pitch_low=60)
     assert table["tone_span"] == {"generated": 7.0, "real": 7.0}
     assert table["pitch_histogram_distance"]["generated"] == pytest.approx(1.0)
+
+
+def test_note_onsets_count_a_held_note_once_and_a_repeated_one_twice():
+    roll = np.zeros((6, 2), dtype=bool)
+    roll[0:3, 0] = True  # held three steps: one onset
+    roll[1, 1] = roll[3, 1] = roll[4, 1] = True  # played, silent, played twice in a row (= held): two onsets
+    assert np.argwhere(S.note_onsets(roll)).tolist() == [[0, 0], [1, 1], [3, 1]]
+    assert S.note_onsets(np.stack([roll, roll])).sum() == 6  # (N, T, P): each roll on its own
+    held, repeated = np.zeros((1, 4, 2), np.float32), np.zeros((1, 4, 2), np.float32)
+    held[0, :, 0] = 1  # one onset at pitch 0
+    repeated[0, [0, 2], 0] = repeated[0, [0, 2], 1] = 1  # two onsets at each pitch: histogram (.5, .5)
+    assert S.pitch_histogram_distance(held, repeated) == pytest.approx(0.5)
 
 
 def test_piano_roll_bad_input():
