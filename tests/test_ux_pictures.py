@@ -137,3 +137,21 @@ def test_loss_curves_span_resumed_parts_and_test_reports_generator_metrics(tmp_p
     cli = run_lightning_cli(["test", *args[1:]])
     metrics = cli.trainer.callback_metrics
     assert {"test/d_loss", "test/g_adversarial"} <= set(metrics) and torch.isfinite(metrics["test/g_adversarial"])
+
+
+def test_sequence_plot_callback_draws_rolls_with_axes(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning_gen import callbacks
+
+    rolls = (np.random.default_rng(0).random((4, 16, 53)) > 0.8).astype(np.float32)
+    trainer = SimpleNamespace(
+        datamodule=SimpleNamespace(splits={"val": rolls}), loggers=[], default_root_dir=str(tmp_path), global_step=0
+    )
+    model = _StubSequenceModel(roll=True)
+    figures = []
+    real_figure = plotting.sequence_figure
+    monkeypatch.setattr(plotting, "sequence_figure", lambda *a, **kw: figures.append(kw) or real_figure(*a, **kw))
+    path = callbacks.SequencePlot(num_sequences=2).write(trainer, model, "final")
+    assert path == os.path.join(str(tmp_path), "samples", "sequences_final.png") and os.path.isfile(path)
+    assert figures == [{"roll": True, "pitch_low": 36, "step": 0.5}]
