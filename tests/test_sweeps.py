@@ -51,9 +51,21 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
 
 
-def test_sweep_files_found():
-    families = {os.path.basename(p).split("_")[0] for p in SWEEP_FILES}
-    assert {"gan", "vae", "rvae", "lstm"} <= families, SWEEP_FILES
+def _swept_model(sweep_file: str) -> str:
+    """The model class of the config a sweep file's command trains (its last ``--config`` that names a model)."""
+    command = [str(c) for c in load_sweep(os.path.join(REPO, sweep_file))["command"]]
+    model = None
+    for flag, value in zip(command, command[1:]):
+        if flag == "--config":
+            with open(os.path.join(REPO, value)) as f:
+                model = (yaml.safe_load(f).get("model") or {}).get("class_path", model)
+    return model
+
+
+def test_every_hybrid_family_has_a_sweep():
+    models = {_swept_model(p) for p in SWEEP_FILES}
+    hybrids = {f"lightning_gen.models.{name}" for name in ("GAN", "VAEGAN", "RVAEGAN", "LSTMGAN")}
+    assert hybrids <= models, (SWEEP_FILES, models)
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES)
