@@ -108,8 +108,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         pixel_likelihood: the pixel reconstruction's likelihood: ``gaussian`` (``0.5 * ||x - x~||^2``, unit
             variance in [-1, 1] pixel units) or ``bernoulli`` (the VAE's, pixels mapped to [0, 1]).
         feature_weight: weight of ``L_llike`` (>= 0); 0 drops the feature-wise term and D's pass for it.
-        adversarial_start: training batches before the adversarial game starts (a VAE warm start of E and G:
-            until then no fakes are drawn, D does not step and G gets only the reconstruction gradient).
+        adversarial_start: training batches of VAE warm start: until then G gets only its reconstruction
+            gradient (no adversarial one), while D already learns to tell real images from G's samples.
         loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
         gp_weight: gradient penalty weight with ``wasserstein``.
         spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018).
@@ -305,7 +305,8 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         return self.pixel_reconstruction(real, recon)
 
     def adversarial_on(self) -> bool:
-        """False during the VAE warm start (``adversarial_start`` batches; always True outside a fit)."""
+        """Whether G gets the adversarial gradient: False during the VAE warm start (``adversarial_start``
+        batches; always True outside a fit)."""
         if self.adversarial_start == 0 or self._trainer is None:
             return True
         return batches_done(self) >= self.adversarial_start
@@ -334,18 +335,19 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
         w = self.gamma / self.feature_size(real)
         recon = self.generator(scale_gradient(z, 1.0 / w))  # (B, C, H, W)
-        zero = real.new_zeros(())
+        zero = real.new_zeros(())  # the feature term when feature_weight is 0 (D's pass for it skipped)
         feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
         pixel = self.pixel_nll(real, recon)
         recon_loss = self.feature_weight * feat + self.pixel_weight * pixel
         out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel}
-        if not self.adversarial_on():  # VAE warm start: the reconstruction route only
-            return {**out, "d_loss": zero, "loss": self.kl_weight * kl + w * recon_loss}
         # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal; G runs
-        # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z
+        # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z. During the
+        # VAE warm start D learns on G's fakes but G gets nothing from the game (fakes made without a graph).
+        game = self.adversarial_on()
         codes = [z.detach(), self.noise(b)] if self.discriminate_reconstructions else [self.noise(b)]
-        fake = self.generator(torch.cat(codes))  # (kB, C, H, W): [G(z),] G(z_p)
-        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0)]))  # ((k + 1)B,)
+        with torch.set_grad_enabled(game and torch.is_grad_enabled()):
+            fake = self.generator(torch.cat(codes))  # (kB, C, H, W): [G(z),] G(z_p)
+        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0) if game else fake]))  # ((k+1)B,)
         real_logits, *fake_logits = logits.split(b)
         d_loss = sum(self.adversarial.d(real_logits, f) for f in fake_logits)
         out["d_loss"] = d_loss
@@ -365,10 +367,9 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         opt_e, opt_g, opt_d = self.optimizers()
         out = self.losses(real)
         self.manual_backward(out["loss"])
-        if "real_logits" in out:
-            train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
-        else:  # VAE warm start: D has no gradient, G only its reconstruction's
-            train_d, train_g = False, True
+        train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
+        if not self.adversarial_on():  # VAE warm start: G has only its reconstruction gradient, always taken
+            train_g = True
         norms = {
             "e": self._finish_step(opt_e),
             "g": self._finish_step(opt_g, step=train_g),
@@ -383,10 +384,14 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "pixel_recon", "d_loss")}
         if "gradient_penalty" in out:
             metrics["train/gradient_penalty"] = out["gradient_penalty"].detach()
-        metrics.update({"train/d_updated": float(train_d), "train/g_updated": float(train_g)})
-        if "real_logits" in out:
-            metrics["train/D(x)"] = self._d_output(out["real_logits"])
-            metrics["train/D(G(z))"] = self._d_output(out["prior_logits"])
+        metrics.update(
+            {
+                "train/D(x)": self._d_output(out["real_logits"]),
+                "train/D(G(z))": self._d_output(out["prior_logits"]),
+                "train/d_updated": float(train_d),
+                "train/g_updated": float(train_g),
+            }
+        )
         if "recon_logits" in out:
             metrics["train/D(G(E(x)))"] = self._d_output(out["recon_logits"])
         for name, norm in norms.items():
