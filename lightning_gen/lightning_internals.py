@@ -19,9 +19,10 @@ checks that order.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
+if TYPE_CHECKING:  # importing this module imports neither Lightning nor W&B
+    import pytorch_lightning as pl
 
 WRITTEN_FOR = {"pytorch_lightning": "2.6", "wandb": "0.31"}
 
