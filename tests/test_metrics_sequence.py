@@ -1,7 +1,5 @@
 """Sequence metrics: TimeGAN scores, RBF MMD, music statistics on a hand-made piano roll, bad input."""
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
@@ -27,12 +25,25 @@ def sines(n: int, seq_len: int = 12, dim: int = 4, seed: int = 0) -> np.ndarray:
     return S.minmax_scale((x + 1) / 2)[0]
 
 
-def test_defaults_are_the_timegan_protocol():
-    disc = inspect.signature(S.discriminative_score).parameters
-    pred = inspect.signature(S.predictive_score).parameters
-    assert (disc["iterations"].default, disc["batch_size"].default, disc["repeats"].default) == (2000, 128, 10)
-    assert (pred["iterations"].default, pred["batch_size"].default, pred["repeats"].default) == (5000, 128, 10)
-    assert _hidden(5) == 2 and _hidden(1) == 1  # int(D / 2), at least one unit
+def test_sequence_scores_runs_the_timegan_protocol_by_default(monkeypatch):
+    """``lightning-gen evaluate`` and bench_sines.py go through sequence_scores: with its defaults each score
+    runs the reference's iterations (2,000 / 5,000), batch 128 and 10 repeats, the predictor also on real data."""
+    from lightning_gen.metrics import timegan
+
+    calls = []
+
+    def record(name):
+        def score(real, fake, iterations, batch_size, repeats, seed, device):
+            calls.append((name, iterations, batch_size, repeats, fake is real))
+            return 0.0, 0.0
+
+        return score
+
+    monkeypatch.setattr(timegan, "discriminative_score", record("disc"))
+    monkeypatch.setattr(timegan, "predictive_score", record("pred"))
+    S.sequence_scores(sines(8), sines(8, seed=1))
+    assert calls == [("disc", 2000, 128, 10, False), ("pred", 5000, 128, 10, False), ("pred", 5000, 128, 10, True)]
+    assert _hidden(5) == 2 and _hidden(1) == 1  # the post-hoc GRU: int(D / 2) units, at least one
 
 
 # Small iteration counts keep these fast; 32 features give the post-hoc GRU 16 units, enough to learn in 100
