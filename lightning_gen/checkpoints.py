@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.errors import UserError
 
 #: Modules whose classes and functions a checkpoint may name (a name is allowed when it is one of these or lies
@@ -168,7 +169,7 @@ def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint", expected
         expected: the class path the caller's config builds; a checkpoint of another class is refused.
     """
     hparams = dict(ckpt.get("hyper_parameters") or {})
-    class_path = hparams.get("_class_path")
+    class_path = li.cli_class_path(hparams)
     if not isinstance(class_path, str) or not class_path.startswith("lightning_gen."):
         raise CheckpointError(
             f"{path} is not a checkpoint of a lightning_gen model written by `lightning-gen fit` (its "
@@ -227,7 +228,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", allow
 
     import lightning_gen.models  # noqa: F401  (makes the model classes importable subclasses)
 
-    hparams.pop("_instantiator", None)
+    hparams = li.without_cli_instantiator(hparams)
     try:
         model = instantiate_module(pl.LightningModule, hparams)
     except Exception as err:  # noqa: BLE001  (jsonargparse reports bad recorded arguments in many ways)

@@ -9,10 +9,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-try:  # set by LightningCLI while it instantiates the model: hparams are then the plain config dict
-    from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
-except ImportError:  # pragma: no cover - older Lightning
-    _given_hyperparameters = None
+from lightning_gen import lightning_internals as li
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -36,7 +33,7 @@ def save_plain_hyperparameters(model, frame=None) -> None:
     optimizer factories), which a ``weights_only`` load could not unpickle.
     """
     frame = frame or inspect.currentframe().f_back
-    given = _given_hyperparameters.get() if _given_hyperparameters is not None else None
+    given = li.given_hyperparameters()  # set by LightningCLI while it builds the model: the plain config
     ignore: list[str] = []
     if given is None:
         ignore = [k for k, v in frame.f_locals.items() if k not in ("self", "__class__") and not _is_plain(v)]
@@ -86,11 +83,8 @@ def logs_this_step(module) -> bool:
     value of every ``log_every_n_steps``-th batch is written: computing and logging the others is pure
     overhead (about 9% of a step of the 8x8 digits GAN, see benchmarks/README.md).
     """
-    trainer = getattr(module, "_trainer", None)
-    if trainer is None:
-        return True
-    connector = getattr(trainer, "_logger_connector", None)
-    return bool(getattr(connector, "should_update_logs", True))
+    trainer = li.attached_trainer(module)
+    return True if trainer is None else li.logger_writes_this_step(trainer)
 
 
 def batches_done(module) -> int:
@@ -100,10 +94,8 @@ def batches_done(module) -> int:
     steps in a plain Lightning Trainer (two or three per batch here) and batches under ``lightning-gen fit``
     (its ``ExactResume`` callback), while this is the same number in both.
     """
-    trainer = getattr(module, "_trainer", None)
-    if trainer is None:
-        return 0
-    return int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+    trainer = li.attached_trainer(module)
+    return 0 if trainer is None else li.batches_completed(trainer)
 
 
 def clip_grad_norm_before_step(optimizer: torch.optim.Optimizer, max_norm: float | None = None) -> torch.Tensor:

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from lightning_gen import lightning_internals as li
+
 PriorKind = Literal["gmm", "gaussian", "standard"]
 PRIOR_KINDS = ("gmm", "gaussian", "standard")
 
@@ -170,10 +172,10 @@ class LatentDensityMixin:
         finally:
             for m, mode in zip(self.modules(), modes):
                 m.training = mode
-        trainer = self._trainer
+        trainer = li.attached_trainer(self)
         if trainer is not None and trainer.world_size > 1:
             codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
-        step = int(trainer.fit_loop.epoch_loop.batch_progress.total.completed) if trainer is not None else -1
+        step = li.batches_completed(trainer) if trainer is not None else -1
         self.latent_density.fit(codes, step=step)
 
     def _code_loader(self, data, batch_size: int):
@@ -182,22 +184,22 @@ class LatentDensityMixin:
         if isinstance(data, torch.Tensor):
             return data[: self.prior_max_codes].split(batch_size)
         if data is None:
-            trainer = self._trainer
+            trainer = li.attached_trainer(self)
             loader = trainer.train_dataloader if trainer is not None else None
             data = getattr(loader, "dataset", None)
             if data is None:
                 raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
-        trainer = self._trainer
+        trainer = li.attached_trainer(self)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         data = Subset(data, range(min(len(data), self.prior_max_codes)))
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
         return DataLoader(_Features(data), batch_size=batch_size, sampler=sampler)
 
     def _refit_latent_density(self) -> None:
-        trainer = self._trainer
+        trainer = li.attached_trainer(self)
         if trainer is None or trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        done = int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+        done = li.batches_completed(trainer)
         if done > 0 and int(self.latent_density.fitted_at) != done:
             self.fit_latent_density()
 

@@ -9,6 +9,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output, scale_gradient
 from lightning_gen.models.common import GeneratorEMA, batches_done, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
@@ -153,8 +154,7 @@ class RVAEGAN(RecurrentVAEModel):
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         # Lightning also calls this hook when max_steps / max_time stop a run mid-epoch: no update then.
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        if progress.current.completed >= self.trainer.num_training_batches:
+        if li.batches_completed_this_epoch(self.trainer) >= self.trainer.num_training_batches:
             self._update_training_prior()
 
     @property
@@ -162,7 +162,8 @@ class RVAEGAN(RecurrentVAEModel):
         return self.decoder_ema.module if self.decoder_ema is not None else self.decoder
 
     def _update_training_prior(self) -> None:
-        if self._trainer is not None and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+        trainer = li.attached_trainer(self)
+        if trainer is not None and trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.training_prior.load_state_dict(self.latent_density.state_dict())
 
     # -- Lightning hooks ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.data.sequences import SequenceScale
 from lightning_gen.models.common import clip_grad_norm_before_step, logs_this_step
 
@@ -34,7 +35,7 @@ class SequenceModel(pl.LightningModule):
         self.data_dim, self.clip_grad_norm = data_dim, clip_grad_norm
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = getattr(li.attached_trainer(self), "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "data_min"):
             datamodule.setup(stage)
             self.data_info.copy_from(datamodule)
