@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"chorales_{args.model}{args.tag}")
     written = write_roll_samples(probabilities[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4)
-    written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png")
+    written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png", dm.step, label="real")
     result = {
         "command": "python benchmarks/bench_chorales.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model,

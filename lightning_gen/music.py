@@ -172,30 +172,13 @@ def midi_to_notes(path: str | os.PathLike) -> np.ndarray:
 
 
 def piano_roll_image(
-    rolls: np.ndarray, pitch_low: int, path: str | os.PathLike, titles: list[str] | None = None
+    rolls: np.ndarray, pitch_low: int, path: str | os.PathLike, step: float | None = 0.5, label: str = "sample"
 ) -> str:
-    """Save rolls (N, T, P) side by side as a PNG (time right, pitch up, one panel per roll)."""
-    import matplotlib
+    """Save rolls (N, T, P) as a PNG, up to 4 panels a row, with pitch (MIDI) and time (quarter notes, ``step``
+    quarters per frame) axes: :func:`lightning_gen.plotting.save_sequences`."""
+    from lightning_gen.plotting import save_sequences
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(rolls)
-    cols = min(n, 4)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        p = rolls[i].shape[-1]
-        extent = (0, rolls[i].shape[0], pitch_low - 0.5, pitch_low + p - 0.5)
-        ax.imshow(rolls[i].T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1, extent=extent)
-        ax.set_title(titles[i] if titles else f"sample {i}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_sequences(np.asarray(rolls), path, roll=True, pitch_low=pitch_low, step=step, label=label)
 
 
 def held_runs(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -239,5 +222,5 @@ def write_roll_samples(
     midi_dir.mkdir(parents=True, exist_ok=True)
     for i, roll in enumerate(rolls[:max_files]):
         write_midi(roll, midi_dir / f"sample_{i:03d}.mid", pitch_low, step)
-    png = piano_roll_image(rolls[:8], pitch_low, f"{stem}.png")
+    png = piano_roll_image(rolls[:8], pitch_low, f"{stem}.png", step)
     return {"samples": output, "midi": str(midi_dir), "piano roll": png}

@@ -70,11 +70,7 @@ def write_sequence_samples(model, args) -> dict[str, str]:
         from lightning_gen.music import write_roll_samples
 
         pitch_low, step = int(info.pitch_low), float(info.step)
-        written = write_roll_samples(scaled.numpy(), args.output, pitch_low, step, args.grid_size)
-        rolls = (scaled[:shown].numpy() > 0.5).astype(np.float32)  # the binary rolls the file holds
-        # drawn again with pitch and time axes (music.piano_roll_image draws the rolls without axes)
-        written["piano roll"] = save_sequences(rolls, written["piano roll"], roll=True, pitch_low=pitch_low, step=step)
-        return written
+        return write_roll_samples(scaled.numpy(), args.output, pitch_low, step, args.grid_size)
     original = model.to_original(scaled).cpu().numpy().astype(np.float32)  # (N, T, D)
     np.savez_compressed(args.output, samples=original)
     # a line per feature, one panel per sequence, as the SequencePlot callback draws them (here in the data's scale)
