@@ -39,7 +39,7 @@ def sample(model, n: int, batch_size: int = 256, **kwargs) -> torch.Tensor:
     """``model.sample`` in batches, concatenated on the CPU, in the model's own scale: images in [-1, 1] (the
     ``sample`` job maps them to [0, 1]), sequences scaled as in training (``model.to_original(x)`` gives the
     data's scale). ``kwargs`` go to ``model.sample`` (``length=`` for sequences, ``prior=`` for VAE types)."""
-    from lightning_gen.sample import draw
+    from lightning_gen.jobs.sample import draw
 
     return draw(model, n, batch_size, **kwargs)
 
@@ -60,8 +60,8 @@ def evaluate(source: str | Path, **options) -> dict:
     ``data="configs/gan/digits.yaml"``, ``data_arg=["num_sequences=64"]``, ``no_cache=True``, ... (see
     ``lightning-gen evaluate --help``). Bad options raise :class:`lightning_gen.errors.UserError`.
     """
-    from lightning_gen.evaluate import build_parser, check_args
-    from lightning_gen.evaluate import evaluate as run
+    from lightning_gen.jobs.evaluate import build_parser, check_args
+    from lightning_gen.jobs.evaluate import evaluate as run
 
     argv = [str(source)]
     for key, value in options.items():

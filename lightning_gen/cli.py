@@ -12,9 +12,9 @@ import sys
 from lightning_gen.errors import run_job
 
 JOBS = {
-    "sample": ("lightning_gen.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
-    "evaluate": ("lightning_gen.evaluate", "FID / KID / IS / PR or TimeGAN scores, MMD, music stats: JSON report"),
-    "sweep": ("lightning_gen.sweep", "run a W&B sweep file locally and offline, one process per trial"),
+    "sample": ("lightning_gen.jobs.sample", "draw samples from a checkpoint into an .npz (+ PNG grid)"),
+    "evaluate": ("lightning_gen.jobs.evaluate", "FID / KID / IS / PR or TimeGAN scores, MMD, music stats: JSON report"),
+    "sweep": ("lightning_gen.jobs.sweep", "run a W&B sweep file locally and offline, one process per trial"),
 }
 
 

@@ -1,5 +1,5 @@
 """Piano rolls and music21: parse the Bach chorales bundled with music21, convert notes <-> piano rolls,
-write MIDI files and piano-roll pictures. (Music statistics of rolls: ``lightning_gen.metrics.sequence``.)
+write MIDI files and piano-roll pictures. (Music statistics of rolls: ``lightning_gen.metrics.music``.)
 
 A note list is a float array (M, 3) of ``[midi pitch, onset, duration]`` with times in quarter notes. A
 piano roll is a binary array (T, P): frame t covers ``[t * step, (t + 1) * step)`` quarter notes and column
@@ -106,14 +106,21 @@ def notes_to_roll(
     return roll
 
 
+def note_onsets(active: np.ndarray) -> np.ndarray:
+    """Where notes start in boolean rolls (..., T, P): active at a step and not at the step before (a roll
+    cannot tell a held note from a repeated one). Same shape as ``active``."""
+    before = np.zeros_like(active)
+    before[..., 1:, :] = active[..., :-1, :]  # the previous step; nothing before step 0
+    return active & ~before
+
+
 def roll_to_notes(roll: np.ndarray, pitch_low: int, step: float = 0.5, threshold: float = 0.5) -> np.ndarray:
     """Piano roll (T, P) (binary or probabilities, active above ``threshold``) to a note list (M, 3)."""
     active = np.asarray(roll) > threshold  # (T, P)
-    padded = np.pad(active, ((1, 1), (0, 0))).astype(np.int8)  # (T + 2, P)
-    edges = np.diff(padded, axis=0)  # (T + 1, P): +1 at onsets, -1 one past the end
-    onset_t, onset_p = np.nonzero(edges == 1)
-    end_t, end_p = np.nonzero(edges == -1)
-    order_on, order_end = np.lexsort((onset_t, onset_p)), np.lexsort((end_t, end_p))  # pair runs per pitch
+    onset_t, onset_p = np.nonzero(note_onsets(active))
+    last_t, last_p = np.nonzero(note_onsets(active[::-1])[::-1])  # a note's last step: the onset of the reversed roll
+    end_t = last_t + 1  # one past the end
+    order_on, order_end = np.lexsort((onset_t, onset_p)), np.lexsort((end_t, last_p))  # pair runs per pitch
     on_t, on_p, off_t = onset_t[order_on], onset_p[order_on], end_t[order_end]
     notes = np.stack([on_p + pitch_low, on_t * step, (off_t - on_t) * step], axis=1).astype(np.float32)
     return notes[np.lexsort((notes[:, 0], notes[:, 1]))]  # by onset, then pitch

@@ -276,7 +276,7 @@ def test_sequence_checkpoint_with_elbo(tmp_path):
 def test_cli_lists_the_job():
     from lightning_gen.cli import JOBS, _usage
 
-    assert JOBS["evaluate"][0] == "lightning_gen.evaluate" and "evaluate" in _usage()
+    assert JOBS["evaluate"][0] == "lightning_gen.jobs.evaluate" and "evaluate" in _usage()
 
 
 # -- the training-time callback ---------------------------------------------------------------------

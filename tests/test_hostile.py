@@ -13,6 +13,7 @@ import torch
 from lightning_gen import evaluate, sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
+from tests.conftest import REPO
 from tests.robust_helpers import family_args, last_ckpt
 
 
@@ -104,13 +105,43 @@ def test_ckpt_path(good_ckpt, tmp_path, evil_module, how, subcommand, capsys):
     assert not (tmp_path / "run").exists()  # no run folder
 
 
-def test_classifier_checkpoint_of_evaluate(good_ckpt, tmp_path, evil_module):
-    """--classifier is read by the same loader."""
-    from lightning_gen.metrics.image import ClassifierFeatures
+def test_classifier_checkpoint_of_evaluate(good_ckpt, tmp_path, evil_module, capsys):
+    """--classifier is read by the same loader: the evaluate job loads it before the metrics see a model."""
+    import numpy as np
 
     name, marker = evil_module
+    samples = tmp_path / "digits.npz"
+    np.savez(samples, samples=np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32))  # digits' shape
+    classifier = _hostile(good_ckpt, tmp_path, name, "plain_string")
+    report = tmp_path / "r.json"
+    digits = os.path.join(REPO, "configs/gan/digits.yaml")
+    args = [str(samples), "--data", digits, "--features", "classifier", "--classifier", classifier]
+    assert evaluate.main([*args, "--no-cache", "--output", str(report)]) == 2
+    assert "asks to import" in capsys.readouterr().err
+    assert not marker.exists() and not report.exists()
+
+
+def test_classifier_checkpoint_of_the_training_metric(good_ckpt, tmp_path, evil_module):
+    """TrainingMetric's classifier goes through the audited loader too, when the fit sets up."""
+    from lightning_gen.metrics import TrainingMetric
+
+    name, marker = evil_module
+    metric = TrainingMetric("fid", classifier=_hostile(good_ckpt, tmp_path, name, "plain_string"))
     with pytest.raises(CheckpointError, match="asks to import"):
-        ClassifierFeatures(_hostile(good_ckpt, tmp_path, name, "plain_string"))
+        metric.setup(None, None, "fit")
+    assert not marker.exists()
+
+
+def test_metrics_never_read_a_checkpoint(good_ckpt, tmp_path, evil_module):
+    """The feature extractor takes a loaded model, never a path: no second loading path beside the audited one."""
+    from lightning_gen.metrics.image import ClassifierFeatures, build_extractor
+
+    name, marker = evil_module
+    path = _hostile(good_ckpt, tmp_path, name, "plain_string")
+    with pytest.raises(TypeError, match="load_model"):
+        ClassifierFeatures(path)
+    with pytest.raises(TypeError, match="load_model"):
+        build_extractor("classifier", path)
     assert not marker.exists()
 
 

@@ -3,7 +3,6 @@ flagged as not comparable, one repeat prints no spread, and the thread default i
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -11,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gen import evaluate
+from lightning_gen.jobs import evaluate
+from lightning_gen.jobs.evaluate import TimeGANSettings
 from tests.conftest import REPO
 
 SINES = os.path.join(REPO, "configs/rvae/sines.yaml")
@@ -35,11 +35,8 @@ def sines_npz(tmp_path):
     return str(path)
 
 
-def _protocol_args(**changes) -> argparse.Namespace:
-    args = evaluate.build_parser().parse_args(["x.npz"])
-    for key, value in changes.items():
-        setattr(args, key, value)
-    return args
+def _protocol_args(**changes) -> TimeGANSettings:
+    return TimeGANSettings(**changes)  # the defaults: TimeGAN's protocol
 
 
 def test_short_timegan_scores_are_flagged_and_one_repeat_has_no_spread(sines_npz, tmp_path, capsys, monkeypatch,
@@ -64,9 +61,10 @@ def test_short_timegan_scores_are_flagged_and_one_repeat_has_no_spread(sines_npz
 
 def test_table_row_spread_and_mark():
     one = {"value": 0.04, "std": 0.0, "repeats": 1, "iterations": 200, "not_comparable": ["--repeats 1"]}
-    assert evaluate._row("discriminative", one) == ("discriminative", "0.04 *", "", "n=1 (no spread); iterations=200")
+    row = evaluate.table_row("discriminative", one)
+    assert row == ("discriminative", "0.04 *", "", "n=1 (no spread); iterations=200")
     ten = {"value": 0.16, "std": 0.01, "repeats": 10, "reference_value": 0.2, "comparable_with_published": True}
-    assert evaluate._row("predictive", ten) == ("predictive", "0.16", "0.01", "reference 0.2; n=10")
+    assert evaluate.table_row("predictive", ten) == ("predictive", "0.16", "0.01", "reference 0.2; n=10")
 
 
 def test_protocol_settings_are_comparable_and_each_deviation_is_named():
@@ -103,7 +101,7 @@ def test_threads_default_is_fits_and_the_callers_setting_comes_back(monkeypatch,
     from lightning_gen.lightning_cli import DEFAULT_THREADS
 
     seen = []
-    monkeypatch.setattr(evaluate, "_evaluate", lambda args: seen.append(torch.get_num_threads()) or {})
+    monkeypatch.setattr(evaluate.job, "_evaluate", lambda args: seen.append(torch.get_num_threads()) or {})
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
     args = evaluate.build_parser().parse_args(["x.npz"])

@@ -77,16 +77,18 @@ def _sample_args(output):
 
 
 def test_sample_job_draws_sines_and_labelled_piano_rolls(tmp_path, monkeypatch):
-    from lightning_gen import sample
+    from lightning_gen import plotting
+    from lightning_gen.jobs import sample
 
     written = sample.write_sequence_samples(_StubSequenceModel(roll=False), _sample_args(tmp_path / "seq.npz"))
     assert written["plot"] == str(tmp_path / "seq.png") and os.path.isfile(written["plot"])
 
     drawn = []
-    monkeypatch.setattr(sample, "save_sequences", lambda *a, **kw: drawn.append(kw) or a[1])
+    real_save = plotting.save_sequences
+    monkeypatch.setattr(plotting, "save_sequences", lambda *a, **kw: drawn.append(kw) or real_save(*a, **kw))
     written = sample.write_sequence_samples(_StubSequenceModel(roll=True), _sample_args(tmp_path / "roll.npz"))
     assert written["piano roll"] == str(tmp_path / "roll.png") and os.path.isfile(written["piano roll"])
-    assert drawn == [{"roll": True, "pitch_low": 36, "step": 0.5}]  # redrawn with pitch and time axes
+    assert drawn == [{"roll": True, "pitch_low": 36, "step": 0.5, "label": "sample"}]  # pitch and time axes
 
 
 def _curves(cli):

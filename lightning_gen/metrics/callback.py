@@ -82,9 +82,11 @@ class TrainingMetric(pl.Callback):
         if stage not in ("fit", "test") or self.extractor is not None or self.reference is not None:
             return
         if self.metric == "fid":
+            from lightning_gen.checkpoints import load_model
             from lightning_gen.metrics.image import ClassifierFeatures
 
-            self.extractor = ClassifierFeatures(self.classifier)
+            # the audited loader, as every checkpoint read: nothing the file names is imported unless allowed
+            self.extractor = ClassifierFeatures(load_model(self.classifier), source=self.classifier)
             if self.num_samples < self.extractor.num_features:
                 raise ValueError(
                     f"FID with the classifier's {self.extractor.num_features}-dimensional features needs "
@@ -93,7 +95,7 @@ class TrainingMetric(pl.Callback):
 
     def _reference(self, trainer: pl.Trainer) -> torch.Tensor:
         if self.reference is None:
-            from lightning_gen.evaluate import reference_split
+            from lightning_gen.metrics.reference import reference_split
 
             datamodule = trainer.datamodule
             if datamodule is None:

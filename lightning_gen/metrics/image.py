@@ -193,21 +193,23 @@ class ClassifierFeatures(FeatureExtractor):
     """Penultimate features and class logits of a trained :class:`~lightning_gen.models.ImageClassifier`.
 
     Args:
-        classifier: the LightningModule, or the path of its checkpoint (written by ``lightning-gen fit``).
+        classifier: the LightningModule (or its network). A checkpoint is loaded by the caller, with the audited
+            loader :func:`lightning_gen.checkpoints.load_model`: metrics never read checkpoints themselves.
+        source: where the classifier came from (its checkpoint path), named in error messages.
     """
 
     name = "classifier"
     comparable = False
     note = NOT_COMPARABLE
 
-    def __init__(self, classifier) -> None:
+    def __init__(self, classifier, source: str | os.PathLike | None = None) -> None:
         super().__init__()
-        self.source = None
         if isinstance(classifier, (str, os.PathLike)):
-            from lightning_gen.checkpoints import load_model
-
-            self.source = os.fspath(classifier)
-            classifier = load_model(classifier)
+            raise TypeError(
+                f"ClassifierFeatures takes the classifier model, not the path {os.fspath(classifier)!r}: load it "
+                "first with lightning_gen.checkpoints.load_model (the audited checkpoint loader)."
+            )
+        self.source = None if source is None else os.fspath(source)
         network = getattr(classifier, "network", classifier)
         if not hasattr(network, "features") or not hasattr(network, "feature_dim"):
             raise ValueError(
@@ -241,8 +243,11 @@ class ClassifierFeatures(FeatureExtractor):
         return {"features": features, "logits": self.network.head(features)}
 
 
-def build_extractor(kind: str, classifier=None, inception_weights: str | None = None) -> FeatureExtractor:
-    """``inception`` or ``classifier`` (which needs ``classifier``: a module or a checkpoint path)."""
+def build_extractor(
+    kind: str, classifier=None, inception_weights: str | None = None, source: str | None = None
+) -> FeatureExtractor:
+    """``inception`` or ``classifier`` (which needs ``classifier``: the loaded classifier model; ``source``, its
+    checkpoint path, is named in error messages)."""
     if kind == "inception":
         return InceptionFeatures(inception_weights)
     if kind == "classifier":
@@ -251,7 +256,7 @@ def build_extractor(kind: str, classifier=None, inception_weights: str | None = 
                 "features=classifier needs a trained classifier checkpoint (--classifier PATH); train one with "
                 "`lightning-gen fit --config configs/classifier/<dataset>.yaml`."
             )
-        return ClassifierFeatures(classifier)
+        return ClassifierFeatures(classifier, source)
     raise ValueError(f"Unknown feature extractor {kind!r}; choose 'inception' or 'classifier'.")
 
 

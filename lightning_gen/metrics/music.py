@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lightning_gen.music import note_onsets  # one onset detector, beside the roll <-> notes conversion
+
 # Scales of C-RNN-GAN's midi_statistics.py (Mogren 2016): major, natural minor, harmonic minor.
 SCALES = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -31,14 +33,6 @@ def check_piano_rolls(rolls, name: str = "samples") -> np.ndarray:
     if lo < 0 or hi > 1:
         raise ValueError(f"{name}: piano-roll values must be in [0, 1] (binary or probabilities), found [{lo}, {hi}].")
     return arr
-
-
-def note_onsets(active: np.ndarray) -> np.ndarray:
-    """Where notes start in boolean rolls (..., T, P): active at a step and not at the step before (a roll
-    cannot tell a held note from a repeated one). Same shape as ``active``."""
-    before = np.zeros_like(active)
-    before[..., 1:, :] = active[..., :-1, :]  # the previous step; nothing before step 0
-    return active & ~before
 
 
 def roll_tones(roll: np.ndarray, pitch_low: int = 0, threshold: float = 0.5) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightning_gen.data.sequences import min_max_scale
 from lightning_gen.metrics.mmd import mmd_rbf
 
 
@@ -56,18 +57,14 @@ def check_sequences(x, name: str = "samples", dim: int | None = None, min_count:
 def minmax_scale(real, *others) -> list[np.ndarray]:
     """Scale ``real`` and every array in ``others`` with the real data's per-feature min and max.
 
-    This is TimeGAN's ``MinMaxScaler`` (reference ``utils.py``: ``(x - min) / (max - min + 1e-7)``), with the
-    generated data put through the same map so both live in the same [0, 1] space.
+    This is TimeGAN's ``MinMaxScaler`` (reference ``utils.py``: ``(x - min) / (max - min + 1e-7)``; the data
+    modules' :func:`~lightning_gen.data.sequences.min_max_scale`), with the generated data put through the same
+    map so both live in the same [0, 1] space.
     """
     real = check_sequences(real, "real")
     lo, hi = real.min(axis=(0, 1)), real.max(axis=(0, 1))  # (D,) each
     others = [check_sequences(x, f"others[{i}]", dim=real.shape[2]) for i, x in enumerate(others)]
-    return [_minmax(x, lo, hi) for x in (real, *others)]
-
-
-def _minmax(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``(x - lo) / (hi - lo + 1e-7)`` per feature, float32: TimeGAN's ``MinMaxScaler`` given its min and max."""
-    return ((x - lo) / (hi - lo + 1e-7)).astype(np.float32)
+    return [min_max_scale(x, lo, hi) for x in (real, *others)]
 
 
 # -- TimeGAN scores ---------------------------------------------------------------------------------
@@ -257,7 +254,7 @@ def scoring_space(real, fake, data_min=None, data_max=None) -> tuple[np.ndarray,
         return real, fake, "none: the data already lies in [0, 1] and is scored as it is (TimeGAN's protocol)"
     lo = real.min(axis=(0, 1)) if data_min is None else np.asarray(data_min, dtype=np.float32)
     hi = real.max(axis=(0, 1)) if data_max is None else np.asarray(data_max, dtype=np.float32)
-    scaled = [_minmax(x, lo, hi) for x in (real, fake)]
+    scaled = [min_max_scale(x, lo, hi) for x in (real, fake)]
     whose = "the real data's" if data_min is None else "the training split's"
     return scaled[0], scaled[1], f"min-max with {whose} per-feature min and max (TimeGAN's MinMaxScaler)"
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from lightning_gen.sweep.cli import main
+from lightning_gen.jobs.sweep.cli import main
 
 sys.exit(main())

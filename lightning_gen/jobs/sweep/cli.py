@@ -9,8 +9,8 @@ import sys
 
 from lightning_gen.errors import UserError, check_float, check_int
 from lightning_gen.io import atomic_write
-from lightning_gen.sweep.folder import RESULTS
-from lightning_gen.sweep.runner import LocalSweep
+from lightning_gen.jobs.sweep.folder import RESULTS
+from lightning_gen.jobs.sweep.runner import LocalSweep
 
 
 def _stop_on_sigterm(signum, frame) -> None:

@@ -10,8 +10,8 @@ import shutil
 from typing import Any
 
 from lightning_gen.io import atomic_write
+from lightning_gen.jobs.sweep.config import SweepError
 from lightning_gen.procs import live_lock, write_lock
-from lightning_gen.sweep.config import SweepError
 
 RESULTS = "results.json"
 METRICS = "metrics.jsonl"
@@ -22,7 +22,7 @@ TRIAL_NAME_RE = re.compile(r"^trial-[0-9]{4,}$")
 
 
 class SweepFolder:
-    """The records of one sweep folder; :class:`~lightning_gen.sweep.runner.LocalSweep` adds the trials.
+    """The records of one sweep folder; :class:`~lightning_gen.jobs.sweep.runner.LocalSweep` adds the trials.
 
     Expects ``path`` (the sweep file), ``config``, ``dir``, ``extra_args``, ``metric``, ``goal`` and ``trials``.
     """

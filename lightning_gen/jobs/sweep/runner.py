@@ -18,8 +18,7 @@ from typing import Any
 import yaml
 
 from lightning_gen.io import atomic_write
-from lightning_gen.procs import live_lock, start_child, write_lock
-from lightning_gen.sweep.config import (
+from lightning_gen.jobs.sweep.config import (
     SWEEPS_ROOT,
     SweepError,
     _sweeps,
@@ -28,7 +27,8 @@ from lightning_gen.sweep.config import (
     load_sweep,
     sweep_name,
 )
-from lightning_gen.sweep.folder import LOG, METRICS, RUNNER_LOCK, TRIAL_LOCK, SweepFolder, _fmt, short_key
+from lightning_gen.jobs.sweep.folder import LOG, METRICS, RUNNER_LOCK, TRIAL_LOCK, SweepFolder, _fmt, short_key
+from lightning_gen.procs import live_lock, start_child, write_lock
 
 
 def _sweep_run(record: dict[str, Any], metric: str):
@@ -129,7 +129,7 @@ class LocalSweep(SweepFolder):
     def command(self, trial: dict[str, Any]) -> list[str]:
         folder = self.trial_dir(trial)
         recorder = {
-            "class_path": "lightning_gen.sweep.TrialRecorder",
+            "class_path": "lightning_gen.jobs.sweep.TrialRecorder",
             "init_args": {"path": os.path.join(folder, METRICS)},
         }
         return (

@@ -1,0 +1,155 @@
+"""The evaluate job itself: options in, report out (and ``main``, the command line around it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import torch
+
+from lightning_gen.errors import run_job
+from lightning_gen.io import atomic_write
+from lightning_gen.jobs.evaluate.dataset import build_datamodule, data_kind_of, resolve_data_spec
+from lightning_gen.jobs.evaluate.options import (
+    DEFAULT_METRICS,
+    MODEL_METRICS,
+    SEQUENCE_METRICS,
+    EvaluateError,
+    EvaluateOptions,
+    build_parser,
+    check_args,
+)
+from lightning_gen.jobs.evaluate.protocol import mark_protocol
+from lightning_gen.jobs.evaluate.report import package_versions, print_table
+from lightning_gen.jobs.evaluate.samples import generated_samples
+from lightning_gen.jobs.evaluate.scores import image_metrics, model_metrics, sequence_metrics
+from lightning_gen.metrics.image import IMAGE_METRICS
+from lightning_gen.metrics.reference import reference_split
+
+
+def evaluate(args) -> dict:
+    """Run the job; returns the report (also written to ``args.output`` when given). ``args``:
+    :class:`EvaluateOptions`, or the namespace of :func:`build_parser`."""
+    from lightning_gen.lightning_cli import apply_threads  # the one rule of `fit --threads`
+
+    options = EvaluateOptions.of(args)
+    threads_before = torch.get_num_threads()
+    try:
+        apply_threads(options.threads)
+        return _evaluate(options)
+    finally:  # the Python API (`api.evaluate`) leaves the caller's thread setting as it was
+        torch.set_num_threads(threads_before)
+
+
+def _chosen_metrics(options: EvaluateOptions, datamodule, kind: str) -> list[str]:
+    default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
+    metrics = list(options.metrics or default)
+    allowed = (IMAGE_METRICS if kind == "image" else SEQUENCE_METRICS) + MODEL_METRICS
+    unknown = [m for m in metrics if m not in allowed]
+    if unknown:
+        raise EvaluateError(f"Unknown metric(s) {unknown} for {kind} data; choose from {list(allowed)}.")
+    return metrics
+
+
+def _load_generator(options: EvaluateOptions, kind: str, spec: dict):
+    from lightning_gen.checkpoints import load_model
+
+    model = load_model(options.source, map_location=options.device, allow_modules=options.allow)
+    if getattr(model, "data_kind", None) != kind:
+        raise EvaluateError(
+            f"{options.source} holds a {type(model).__name__} (data kind {getattr(model, 'data_kind', None)!r}), "
+            f"which does not generate {kind} data like {spec['class_path']}."
+        )
+    return model
+
+
+def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, reference, spec):
+    """The metrics of generated samples: their values, what the report says beside them, the samples and their
+    source."""
+    fake, source_info = generated_samples(
+        options.source, model, datamodule, kind, reference, options.num_samples, options.batch_size, options.seed
+    )
+    if kind == "image":
+        values, extra = image_metrics(
+            metrics, reference, fake, spec,
+            features=options.features, classifier=options.classifier, inception_weights=options.inception_weights,
+            split=options.split, seed=options.seed, cache=options.cache, batch_size=options.batch_size,
+            device=options.device,
+        )  # fmt: skip
+    else:
+        values, extra = sequence_metrics(
+            metrics, reference, fake, datamodule, options.timegan, options.seed, options.device
+        )
+    return values, extra, fake, source_info
+
+
+def _evaluate(options: EvaluateOptions) -> dict:
+    start = time.perf_counter()
+    is_ckpt = options.source.endswith(".ckpt")
+    if not is_ckpt and not os.path.exists(options.source):
+        raise EvaluateError(f"{options.source} does not exist.")
+    spec = resolve_data_spec(options.data, options.source if is_ckpt else None, options.data_arg, options.allow)
+    datamodule = build_datamodule(spec)
+    kind = data_kind_of(datamodule)
+    metrics = _chosen_metrics(options, datamodule, kind)
+    model = _load_generator(options, kind, spec) if is_ckpt else None
+    reference = reference_split(datamodule, options.split, None, options.seed)
+    split_size = len(reference)
+    reference = reference[: options.num_reference] if options.num_reference else reference
+    sample_metrics = [m for m in metrics if m not in MODEL_METRICS]
+    values: dict[str, dict] = {}
+    extra: dict = {"feature_extractor": None}
+    fake = None
+    source_info = {"kind": "checkpoint", "path": options.source}
+    if sample_metrics:
+        values, extra, fake, source_info = _sample_metrics(
+            options, sample_metrics, model, datamodule, kind, reference, spec
+        )
+    if "elbo" in metrics:
+        values.update(model_metrics(model, datamodule, options.split, options.device))
+    deviations = mark_protocol(
+        values, options.timegan, extra.get("feature_extractor"), len(reference), split_size, fake
+    )
+    report = {
+        "source": source_info,
+        "dataset": {"class_path": spec["class_path"], "init_args": spec["init_args"]},
+        "split": options.split,
+        "num_real": len(reference),
+        "num_generated": 0 if fake is None else len(fake),
+        "seed": options.seed,
+        "metrics": values,
+        **extra,
+        # True only when some metric has a published protocol and every such metric followed it
+        "comparable_with_published": deviations is not None and not deviations,
+        "not_comparable_reasons": deviations or [],
+        "versions": package_versions(),
+        "device": str(options.device),
+        "time_s": round(time.perf_counter() - start, 2),
+    }
+    if options.output:
+        with atomic_write(options.output) as f:  # an earlier report survives a failed run
+            json.dump(report, f, indent=2, default=str)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job(lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
+    options = EvaluateOptions.of(build_parser().parse_args(argv))
+    check_args(options)
+    from lightning_gen.checkpoints import CheckpointError
+    from lightning_gen.metrics.image import InceptionWeightsError
+
+    try:
+        report = evaluate(options)
+    except (EvaluateError, CheckpointError, InceptionWeightsError, ValueError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_table(report)
+    if options.output:
+        print(f"wrote report: {options.output}")
+    return 0

@@ -1,0 +1,98 @@
+"""The generated samples the evaluate job scores, in the reference's space: drawn from a checkpoint, or read
+from a samples ``.npz`` (``lightning-gen sample``) or an image folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import torch
+
+from lightning_gen.jobs.evaluate.options import EvaluateError
+
+
+def generated_samples(
+    source: str,
+    model,
+    datamodule,
+    kind: str,
+    reference: torch.Tensor,
+    num_samples: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> tuple[torch.Tensor, dict]:
+    """Generated samples in the reference's space, and how they were obtained.
+
+    ``model`` (loaded from the checkpoint ``source``) is sampled, ``num_samples`` of them (default: 10,000 images,
+    as many sequences as ``reference``) in batches of ``batch_size`` after seeding with ``seed``; without a model
+    ``source`` is a samples file or an image folder, of which the first ``num_samples`` are kept."""
+    if model is not None:
+        from lightning_gen.jobs.sample import draw
+
+        n = num_samples or (10000 if kind == "image" else len(reference))
+        torch.manual_seed(seed)
+        if kind == "image":
+            x = (draw(model, n, batch_size).clamp(-1, 1) + 1) / 2
+        else:
+            x = draw(model, n, batch_size, length=reference.shape[1])
+            if getattr(datamodule, "pitch_low", None) is not None:
+                x = (x > 0.5).float()  # binary rolls like the reference (and the sample job's files)
+            else:  # the data's original scale, like a samples file (see scores.sequence_metrics)
+                x = model.to_original(x)
+        return x, {"kind": "checkpoint", "path": source, "model": type(model).__name__, "drawn": n}
+    if os.path.isdir(source):
+        if kind != "image":
+            raise EvaluateError(f"{source} is a folder: folders hold images, but the dataset holds sequences.")
+        from lightning_gen.data.images import ImageFolderDataModule
+
+        c, h, _ = reference.shape[1:]
+        images, _, _ = ImageFolderDataModule(source, channels=c, img_size=h).load()
+        x = images.float() / 255.0
+        info = {"kind": "image folder", "path": source, "resize": f"PIL bicubic to {h}x{h}, {c} channel(s)"}
+    elif source.endswith(".npz"):
+        x, info = _from_npz(source, kind)
+    else:
+        raise EvaluateError(f"{source}: give a .ckpt, a samples .npz from `lightning-gen sample`, or an image folder.")
+    if num_samples:
+        if num_samples > len(x):
+            raise EvaluateError(f"--num-samples {num_samples}, but {source} holds only {len(x)} samples.")
+        x = x[:num_samples]
+    return x, info
+
+
+def _from_npz(path: str, kind: str) -> tuple[torch.Tensor, dict]:
+    if not os.path.isfile(path):
+        raise EvaluateError(f"{path} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "samples" not in f:
+                raise EvaluateError(
+                    f"{path} has no `samples` array (it holds {list(f.keys())}); write it with `lightning-gen sample`."
+                )
+            samples = f["samples"]
+    except EvaluateError:
+        raise
+    except Exception as err:  # noqa: BLE001  (a truncated zip, pickled objects, garbage: many exception types)
+        raise EvaluateError(f"{path} is not a readable samples .npz ({type(err).__name__}: {err}).") from None
+    if samples.ndim == 0 or len(samples) == 0:
+        raise EvaluateError(f"{path} holds no samples (`samples` has shape {samples.shape}).")
+    if not np.issubdtype(samples.dtype, np.number) or np.issubdtype(samples.dtype, np.complexfloating):
+        raise EvaluateError(f"{path}: `samples` must hold real numbers, not {samples.dtype}.")
+    info = {"kind": "samples file", "path": path, "sha256": file_sha256(path)}
+    if kind == "image":
+        return torch.from_numpy(samples), info
+    if samples.ndim != 3:
+        raise EvaluateError(f"{path}: sequences must be shaped (N, T, D), got {samples.shape}.")
+    if not np.isfinite(samples).all():
+        raise EvaluateError(f"{path}: the samples contain NaN or infinite values.")
+    # the sample job writes sequences in the data's original scale: kept so (see scores.sequence_metrics)
+    return torch.from_numpy(np.asarray(samples, dtype=np.float32)), info
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,127 @@
+"""The evaluate job's dispatch: image metrics (on cached reference features), sequence metrics (TimeGAN's scores,
+MMD, music statistics) and a checkpoint's own ELBO terms. Each returns ``{metric: {"value": ...}}``."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_gen.jobs.evaluate.cache import reference_features
+from lightning_gen.jobs.evaluate.options import EvaluateError, FeatureCache, TimeGANSettings
+from lightning_gen.metrics.image import check_images
+
+
+def feature_extractor(features: str, classifier: str | None = None, inception_weights: str | None = None):
+    """The image feature extractor ``features`` (``inception`` or ``classifier``). A ``classifier`` checkpoint is
+    read by the audited loader (:func:`lightning_gen.checkpoints.load_model`), the one path that loads one."""
+    from lightning_gen.metrics.image import build_extractor
+
+    model = None
+    if classifier is not None and features == "classifier":
+        from lightning_gen.checkpoints import load_model
+
+        model = load_model(classifier)
+    return build_extractor(features, model, inception_weights, source=classifier)
+
+
+def image_metrics(
+    metrics: list[str],
+    reference: torch.Tensor,
+    fake: torch.Tensor,
+    spec: dict,
+    *,
+    features: str | None,
+    classifier: str | None,
+    inception_weights: str | None,
+    split: str,
+    seed: int,
+    cache: FeatureCache,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[dict, dict]:
+    """FID / KID / IS / precision-recall of ``fake`` against ``reference`` on ``features`` (default: classifier
+    when a ``classifier`` checkpoint is given, else inception), with the reference features from ``cache``."""
+    from lightning_gen.metrics.image import extract_features, image_metrics_from_features
+
+    fake = check_images(fake, "generated samples", dims=tuple(reference.shape[1:]))
+    features = features or ("classifier" if classifier else "inception")
+    extractor = feature_extractor(features, classifier, inception_weights)
+    provenance = extractor.provenance()
+    if classifier:
+        provenance["checkpoint"] = classifier
+    dim = provenance["num_features"]
+    if "fid" in metrics and min(len(fake), len(reference)) < dim:
+        raise EvaluateError(
+            f"FID with {dim}-dimensional {features} features needs at least {dim} samples per set; got "
+            f"{len(fake)} generated and {len(reference)} reference. Use more samples (or another split)."
+        )
+    real_feats, cache_info = reference_features(
+        extractor, reference, spec, provenance, split, seed, cache, batch_size, device
+    )
+    fake_feats = extract_features(extractor, fake, batch_size, device)
+    values = image_metrics_from_features(real_feats, fake_feats, metrics)
+    return values, {"feature_extractor": provenance, "reference_cache": cache_info}
+
+
+def sequence_metrics(
+    metrics: list[str],
+    reference: torch.Tensor,
+    fake: torch.Tensor,
+    datamodule,
+    timegan: TimeGANSettings,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[dict, dict]:
+    """TimeGAN's scores (trained as ``timegan`` says, seeded with ``seed``), MMD and, for piano rolls, the music
+    statistics of ``fake`` against ``reference``."""
+    from lightning_gen.metrics import sequence as S
+
+    reference = S.check_sequences(reference, "reference")
+    fake = S.check_sequences(fake, "generated samples", dim=reference.shape[2])
+    if fake.shape[1] != reference.shape[1]:
+        raise EvaluateError(
+            f"Generated sequences have length {fake.shape[1]}, the reference split {reference.shape[1]}: sample "
+            f"with --length {reference.shape[1]}."
+        )
+    # One code path with benchmarks/bench_sines.py: both sets in the data's original scale, scored as they are
+    # when that lies in [0, 1] (TimeGAN's sines), else min-max scaled with the training split's range.
+    if getattr(datamodule, "scale_data", True):
+        reference = datamodule.inverse_scale(reference)
+    scores = [m for m in metrics if m != "music"]
+    out, info = S.sequence_scores(
+        reference, fake, scores, timegan.disc_iterations, timegan.pred_iterations, timegan.repeats, seed, device,
+        datamodule.data_min, datamodule.data_max,
+    )  # fmt: skip
+    if timegan.repeats == 1:  # one run has no spread: a std of 0 would read as a certain score
+        for entry in out.values():
+            entry.pop("std", None)
+            entry.pop("reference_std", None)
+    if "music" in metrics:
+        pitch_low = getattr(datamodule, "pitch_low", None)
+        if pitch_low is None:
+            raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
+        for stat, pair in S.compare_music_statistics(reference, fake, int(pitch_low)).items():
+            out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
+    return out, {"feature_extractor": None, **info}
+
+
+def model_metrics(model, datamodule, split: str, device: str | torch.device = "cpu") -> dict:
+    """The model's own ``split`` terms (``test/elbo`` ...), from Lightning's test / validate loop."""
+    if model is None:
+        raise EvaluateError("`elbo` needs a checkpoint (the model's own likelihood terms), not a samples file.")
+    if split == "train":
+        raise EvaluateError("`elbo` is computed on the val or test split.")
+    import pytorch_lightning as pl
+
+    trainer = pl.Trainer(
+        accelerator="cpu" if str(device) == "cpu" else "auto",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    run = trainer.test if split == "test" else trainer.validate
+    results = run(model, datamodule=datamodule, verbose=False)[0]
+    terms = {k: float(v) for k, v in results.items() if k.endswith(("elbo", "nll", "kl", "recon"))}
+    if not terms:
+        raise EvaluateError(f"{type(model).__name__} logs no ELBO / NLL terms on the {split} split.")
+    return {k: {"value": v} for k, v in sorted(terms.items())}

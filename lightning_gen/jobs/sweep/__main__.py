@@ -1,0 +1,7 @@
+"""``python -m lightning_gen.jobs.sweep`` (or ``lightning_gen.sweep``): the same as ``lightning-gen sweep``."""
+
+import sys
+
+from lightning_gen.jobs.sweep.cli import main
+
+sys.exit(main())
