@@ -10,4 +10,5 @@ from lightning_gen.jobs.sample import (  # noqa: F401
     prior_kwargs,
     write_image_samples,
     write_sequence_samples,
+    writer_of,
 )

@@ -121,3 +121,27 @@ def test_test_subcommand_on_checkpoint(gan_ckpt, tmp_path):
     metrics = cli.trainer.callback_metrics
     assert {"test/d_loss", "test/D(x)", "test/D(G(z))"} <= set(metrics)
     assert all(torch.isfinite(metrics[k]) for k in ("test/d_loss", "test/D(x)"))
+
+
+def test_classifier_checkpoint_is_refused_with_a_message(tmp_path, capsys):
+    """A classifier generates nothing: a clear message (not a bare KeyError), exit status 2 and no file."""
+    root = tmp_path / "classifier"
+    run_lightning_cli(
+        [
+            "fit",
+            "--config",
+            os.path.join(REPO, "configs/classifier/digits.yaml"),
+            "--trainer.max_steps=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.callbacks=[]",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    ckpt = str(root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    out = tmp_path / "s.npz"
+    assert sample.main([ckpt, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ImageClassifier (data kind 'classifier'), which does not generate samples" in err
+    assert "evaluate --classifier" in err and not out.exists()

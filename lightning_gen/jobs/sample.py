@@ -90,6 +90,18 @@ def prior_kwargs(model, args) -> dict:
 WRITERS = {"image": write_image_samples, "sequence": write_sequence_samples}
 
 
+def writer_of(model, checkpoint: str):
+    """The function that writes ``model``'s samples; a model that generates nothing (a classifier) is refused."""
+    kind = getattr(model, "data_kind", "image")
+    if kind not in WRITERS:
+        raise UserError(
+            f"{checkpoint} holds a {type(model).__name__} (data kind {kind!r}), which does not generate samples; "
+            "sample the checkpoint of a generative model (GAN, VAE, VAE-GAN, R-VAE, R-VAE-GAN, LSTM-GAN). A "
+            "classifier's checkpoint serves `lightning-gen evaluate --classifier CKPT`."
+        )
+    return WRITERS[kind]
+
+
 def check_args(args) -> None:
     """Every argument's range, before anything is loaded or written (the allowed range is in the message)."""
     check_int("--num-samples", args.num_samples, 1)
@@ -138,11 +150,11 @@ def _run(argv: list[str] | None) -> int:
         print(f"error: --prior: {type(model).__name__} has no latent prior to choose (a VAE-type model has)",
               file=sys.stderr)  # fmt: skip
         return 2
-    kind = getattr(model, "data_kind", "image")
+    write = writer_of(model, args.checkpoint)
     torch.manual_seed(args.seed)
     output = args.output
     with staged_outputs(output) as args.output:  # every file is written aside and moved into place at the end
-        written = WRITERS[kind](model, args)
+        written = write(model, args)
     for what, path in written.items():
         print(f"wrote {what}: {final_path(path, output)}")
     return 0
