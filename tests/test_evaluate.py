@@ -199,7 +199,14 @@ def test_sequence_samples_file(tmp_path):
     report = run([str(good), *common, "--metrics", "discriminative,predictive,mmd"])
     assert report["num_real"] == 40 and report["num_generated"] == 40 and report["feature_extractor"] is None
     metrics = report["metrics"]
-    assert 0 <= metrics["discriminative"]["value"] <= 0.5 and metrics["discriminative"]["repeats"] == 1
+    # the job scores the samples file against the test split, both as they are (sines lie in [0, 1]), with its flags
+    from lightning_gen.metrics.sequence import discriminative_score, mmd_rbf
+
+    raw, generated = _raw_test_sines(), make_sines(40, 8, 5, seed=7)
+    direct, _ = discriminative_score(raw, generated, iterations=10, batch_size=128, repeats=1, seed=0)
+    assert metrics["discriminative"]["value"] == pytest.approx(direct, abs=1e-6)
+    assert metrics["discriminative"]["repeats"] == 1 and metrics["discriminative"]["iterations"] == 10
+    assert metrics["mmd"]["value"] == pytest.approx(mmd_rbf(raw, generated), rel=1e-5)
     assert metrics["predictive"]["value"] > 0 and metrics["predictive"]["reference_value"] > 0
     assert run([str(noise), *common, "--metrics", "mmd"])["metrics"]["mmd"]["value"] > metrics["mmd"]["value"]
     with pytest.raises(ValueError, match=r"Unknown metric\(s\) \['fid'\] for sequence data"):
@@ -270,7 +277,10 @@ def test_sequence_checkpoint_with_elbo(tmp_path):
     )
     report = run([ckpt, "--metrics", "mmd,elbo", "--num-samples", "30", *FAST_SCORES])
     assert report["source"]["model"] == "RVAE" and report["num_generated"] == 30
-    assert np.isfinite(report["metrics"]["test/elbo"]["value"]) and report["metrics"]["mmd"]["value"] >= 0
+    terms = {k: v["value"] for k, v in report["metrics"].items() if k.startswith("test/")}
+    assert {"test/elbo", "test/recon", "test/kl"} <= set(terms) and "mmd" in report["metrics"]
+    assert np.isfinite(terms["test/elbo"]) and terms["test/kl"] >= 0
+    assert terms["test/elbo"] == pytest.approx(-(terms["test/recon"] + terms["test/kl"]), rel=1e-5)  # the ELBO's terms
 
 
 def test_cli_lists_the_job():
@@ -340,7 +350,7 @@ class SineSequences(pl.LightningDataModule):
 
 
 class NoiseSequenceModel(pl.LightningModule):
-    """A stand-in generator of uniform noise sequences (the worst possible model)."""
+    """A stand-in generator of uniform noise sequences (B, T, 4)."""
 
     data_kind = "sequence"
 
@@ -366,7 +376,14 @@ def test_discriminative_callback_logs_the_sweep_metric(tmp_path):
     trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=1, callbacks=[metric])
     trainer.fit(NoiseSequenceModel(), SineSequences())
     score = float(trainer.callback_metrics["val/discriminative_score"])
-    assert 0.0 <= score <= 0.5 and score == metric.last_value
+    assert score == metric.last_value
+    # the score of the callback's own draws against its reference (the val split), with its settings
+    from lightning_gen.metrics.sequence import discriminative_score
+
+    fake = metric._draw(trainer, trainer.lightning_module, length=metric.reference.shape[1])  # the same seeded draws
+    assert metric.reference.shape == (80, 8, 4) and fake.shape == (80, 8, 4)
+    direct, _ = discriminative_score(metric.reference.numpy(), fake.numpy(), iterations=60, repeats=1, seed=0)
+    assert score == pytest.approx(direct, abs=1e-6)
 
 
 def test_callback_bad_arguments():
