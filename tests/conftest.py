@@ -40,6 +40,49 @@ def image_npz(tmp_path):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and on a loaded 2-core machine far faster, than two. Module-scoped, so
+    that a module's fits in module-scoped fixtures run on one thread too (``pytestmark = usefixtures(...)``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fit_config(config: str, root, *extra: str) -> str:
+    """Fit a shipped config (relative to the repository) for 4 steps into ``root``; returns its ``last.ckpt``."""
+    from lightning_gen.cli import run_lightning_cli
+
+    run_lightning_cli(
+        [
+            "fit",
+            "--config",
+            os.path.join(REPO, config),
+            "--trainer.max_steps=4",
+            "--trainer.limit_val_batches=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.callbacks=[]",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false",
+            *extra,
+        ]
+    )
+    path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert path.is_file()
+    return str(path)
+
+
+class WritesFile:
+    """A pickled payload: unpickling it creates ``path`` (a marker that the payload ran)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def tiny_trainer(tmp_path, **kwargs):
     import pytorch_lightning as pl
 

@@ -12,46 +12,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gen import evaluate
-from lightning_gen.cli import run_lightning_cli
 from lightning_gen.metrics import TrainingMetric
-from tests.conftest import REPO, tiny_trainer
+from tests.conftest import REPO, fit_config, tiny_trainer
 
 DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and on a loaded 2-core machine far faster, than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def fit(config: str, root, *extra: str) -> str:
-    run_lightning_cli(
-        [
-            "fit",
-            "--config",
-            os.path.join(REPO, config),
-            "--trainer.max_steps=4",
-            "--trainer.limit_val_batches=1",
-            "--trainer.accelerator=cpu",
-            "--trainer.callbacks=[]",
-            f"--trainer.default_root_dir={root}",
-            "--trainer.enable_progress_bar=false",
-            *extra,
-        ]
-    )
-    path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    assert path.is_file()
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def classifier_ckpt(tmp_path_factory):
     """A tiny classifier trained with the shipped config (16 features: FID needs >= 16 samples)."""
-    return fit(
+    return fit_config(
         "configs/classifier/digits.yaml",
         tmp_path_factory.mktemp("classifier"),
         "--model.init_args.network.init_args.width=4",
@@ -61,7 +34,7 @@ def classifier_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gan_ckpt(tmp_path_factory):
-    return fit(
+    return fit_config(
         "configs/gan/digits.yaml",
         tmp_path_factory.mktemp("gan"),
         "--model.init_args.generator.init_args.base_channels=8",
@@ -268,7 +241,7 @@ def test_piano_rolls_get_music_statistics(tmp_path):
 
 
 def test_sequence_checkpoint_with_elbo(tmp_path):
-    ckpt = fit(
+    ckpt = fit_config(
         "configs/rvae/sines.yaml",
         tmp_path,
         "--data.init_args.num_sequences=200",

@@ -2,19 +2,11 @@
 
 import numpy as np
 import pytest
-import torch
 
 from lightning_gen.metrics import sequence as S
 from lightning_gen.metrics.timegan import _hidden
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and on a loaded 2-core machine far faster, than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sines(n: int, seq_len: int = 12, dim: int = 4, seed: int = 0) -> np.ndarray:

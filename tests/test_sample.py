@@ -10,28 +10,12 @@ import torch
 from lightning_gen import sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import run_lightning_cli
-from tests.conftest import REPO
+from tests.conftest import REPO, WritesFile, fit_config
 
 
 @pytest.fixture(scope="module")
 def gan_ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    run_lightning_cli(
-        [
-            "fit",
-            "--config",
-            os.path.join(REPO, "configs/gan/digits.yaml"),
-            "--trainer.max_steps=4",
-            "--trainer.limit_val_batches=1",
-            "--trainer.accelerator=cpu",
-            "--trainer.callbacks=[]",
-            f"--trainer.default_root_dir={root}",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    assert path.is_file()
-    return str(path)
+    return fit_config("configs/gan/digits.yaml", tmp_path_factory.mktemp("run"))
 
 
 def test_sample_contract(gan_ckpt, tmp_path):
@@ -77,18 +61,10 @@ def test_not_a_checkpoint(tmp_path):
         load_model(other)
 
 
-class _WritesFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_pickled_payload_is_refused_and_not_run(tmp_path, gan_ckpt):
     marker = tmp_path / "pwned.txt"
     ckpt = torch.load(gan_ckpt, weights_only=True)
-    ckpt["payload"] = _WritesFile(str(marker))
+    ckpt["payload"] = WritesFile(str(marker))
     evil = tmp_path / "evil.ckpt"
     torch.save(ckpt, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
     assert not marker.exists()
@@ -125,21 +101,7 @@ def test_test_subcommand_on_checkpoint(gan_ckpt, tmp_path):
 
 def test_classifier_checkpoint_is_refused_with_a_message(tmp_path, capsys):
     """A classifier generates nothing: a clear message (not a bare KeyError), exit status 2 and no file."""
-    root = tmp_path / "classifier"
-    run_lightning_cli(
-        [
-            "fit",
-            "--config",
-            os.path.join(REPO, "configs/classifier/digits.yaml"),
-            "--trainer.max_steps=1",
-            "--trainer.limit_val_batches=1",
-            "--trainer.accelerator=cpu",
-            "--trainer.callbacks=[]",
-            f"--trainer.default_root_dir={root}",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    ckpt = str(root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    ckpt = fit_config("configs/classifier/digits.yaml", tmp_path / "classifier")
     out = tmp_path / "s.npz"
     assert sample.main([ckpt, "--output", str(out)]) == 2
     err = capsys.readouterr().err
