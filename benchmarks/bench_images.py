@@ -364,6 +364,41 @@ def sample_statistics(args, classifier_ckpt: Path, sources: dict[str, Path]) -> 
     return found
 
 
+@torch.no_grad()
+def score_stage(args) -> list[dict]:
+    """``--score NPZ ...``: the FID of each sample file against the held-out split in the features of
+    ``--classifier-ckpt`` (the number ``--fid`` gets through ``lightning-gen evaluate``, without its report
+    files: for quick probes), with :func:`sample_statistics` and, for a ``reconstructions.npz`` of the
+    held-out split, the classifier's accuracy on it."""
+    from lightning_gen.checkpoints import load_model
+    from lightning_gen.metrics.image import fid_from_features
+
+    ckpt = Path(args.classifier_ckpt)
+    classifier = load_model(ckpt).cpu().eval()
+    dm = make_datamodule(args, labels=True)
+    test = split_images(dm.test_set)
+    labels = torch.stack([dm.test_set[i][1] for i in range(len(dm.test_set))])
+
+    def features(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = torch.cat([classifier.features(c * 2 - 1) for c in images.split(500)])  # [0, 1] -> [-1, 1]
+        return feats.double(), classifier.network.head(feats).argmax(1)
+
+    real_feats, _ = features(test)
+    paths = {p: Path(p) for p in args.score}
+    stats = sample_statistics(args, ckpt, paths)
+    scores = []
+    for name, path in paths.items():
+        images = torch.from_numpy(np.load(path)["samples"]).float()
+        feats, predicted = features(images)
+        row = {"samples": str(path), "n": len(images), "fid": round(fid_from_features(real_feats, feats), 3)}
+        row.update(stats[name])
+        if len(images) == len(labels):  # reconstructions of the held-out digits: do they keep the class?
+            row["accuracy"] = round(float((predicted == labels).float().mean()), 4)
+        scores.append(row)
+        print(json.dumps(row), flush=True)
+    return scores
+
+
 def fid_stage(args) -> dict:
     """FID on the classifier's features of each model's 10,000 samples against the held-out split, with
     ``lightning-gen evaluate``; plus the same score for real training images (the floor)."""
@@ -404,6 +439,52 @@ def fid_stage(args) -> dict:
     return fids
 
 
+def step_cost(args) -> dict:
+    """``--step-cost``: CPU milliseconds of one training step (forward, backward, optimizer steps) of each
+    model, on one fixed batch, the models' steps interleaved in rounds in this one process, so that the load
+    of a shared machine weighs on all alike (the per-batch figures of training runs also hold validation, data
+    loading and density refits, and runs made at different times see different loads)."""
+    models = {}
+    for name in args.models:
+        pl.seed_everything(0, workers=True)
+        config = bench_config(name, args)
+        config["trainer"].update(max_steps=1, limit_val_batches=0, logger=False)
+        path = Path(args.out) / f"step_cost_{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        cli = run_lightning_cli(["--config", str(path)], run=False)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)  # attaches trainer and optimizers (one step)
+        batch = next(iter(cli.datamodule.train_dataloader()))
+        batch = cli.datamodule.on_after_batch_transfer(batch, 0)
+        cli.model.log = cli.model.log_dict = lambda *a, **k: None  # no loop collects metrics outside a fit
+        models[name] = (cli.model, batch)
+    steps, used = 10, dict.fromkeys(models, 0.0)
+
+    def run(name: str) -> None:
+        model, batch = models[name]
+        if model.automatic_optimization:  # the VAE: one loss, one optimizer
+            opt = model.optimizers()
+            loss = model.training_step(batch, 0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            model.training_step(batch, 0)
+
+    for round_ in range(args.step_cost_rounds + 1):  # round 0 warms up
+        for name in models:
+            start = time.process_time()
+            for _ in range(steps):
+                run(name)
+            if round_ > 0:
+                used[name] += time.process_time() - start
+    ms = {k: round(1000 * v / (steps * args.step_cost_rounds), 1) for k, v in used.items()}
+    first = next(iter(ms))
+    result = {"cpu_ms_per_step": ms, f"ratio_to_{first}": {k: round(v / ms[first], 2) for k, v in ms.items()}}
+    (Path(args.out) / "step_cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist", help="mnist: MNIST t10k (--data)")
@@ -426,6 +507,10 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images"))
     p.add_argument("--fid", action="store_true", help="instead of training the models: FID of their saved samples")
     p.add_argument("--classifier-epochs", type=int, default=3, help="epochs of the FID classifier (with --fid)")
+    p.add_argument("--step-cost", action="store_true", help="instead of training: CPU ms per step of --models")
+    p.add_argument("--step-cost-rounds", type=int, default=5, help="rounds of 10 steps per model (--step-cost)")
+    p.add_argument("--score", nargs="+", help="instead of training: FID and statistics of these samples.npz files")
+    p.add_argument("--classifier-ckpt", help="with --score: the FID classifier (a --fid run's classifier/final.ckpt)")
     args = p.parse_args()
     if args.dataset == "digits" and args.config == "mnist_cpu":
         args.config = "digits"
@@ -435,6 +520,12 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.fid:
         fid_stage(args)
+        return
+    if args.score:
+        score_stage(args)
+        return
+    if args.step_cost:
+        step_cost(args)
         return
     settings = {k: v for k, v in vars(args).items() if k != "models"}
     settings["torch"] = torch.__version__
