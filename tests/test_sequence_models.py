@@ -219,3 +219,18 @@ def test_rvae_gan_samples_from_its_decoder_average(tmp_path):
         for p in model.decoder_ema.module.parameters():
             p.zero_()
     assert torch.equal(model.sample(3), torch.full((3, T, D), 0.5))  # sigmoid(0): the average was sampled
+
+
+def test_rvae_gan_warm_start_trains_no_discriminator_until_adversarial_start(tmp_path):
+    """adversarial_start=2: the first two batches are R-VAE steps (encoder and decoder only, no D step);
+    from the third on each batch steps encoder, decoder and D."""
+    adam = functools.partial(torch.optim.Adam, lr=1e-2)
+    torch.manual_seed(0)
+    enc, dec, disc = RecurrentEncoder(D, Z, H), RecurrentDecoder(Z, D, H), RecurrentDiscriminator(D, H)
+    model = RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial_start=2)
+    log = record_steps(model)
+    dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
+    tiny_trainer(tmp_path, max_steps=2 * 2 + 3, limit_val_batches=1).fit(model, dm)
+    assert log == [{"encoder"}, {"decoder"}] * 2 + [{"encoder"}, {"decoder"}, {"discriminator"}]
+    with pytest.raises(ValueError, match="adversarial_start"):
+        RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial_start=-1)

@@ -84,6 +84,12 @@ class RVAEGAN(RecurrentVAEModel):
             ``standard`` (see :class:`~lightning_gen.models.latent_density.LatentDensity`).
         prior_components: mixture components of the ``gmm`` prior.
         prior_max_codes: training items encoded to fit the prior.
+        adversarial_start: batches of warm start before the GAN joins: until then a step is the R-VAE's (one
+            encoder and one decoder pass, the data-space likelihood and the KL; no prior samples, no feature
+            term, D not trained), as C-RNN-GAN pretrains its generator by maximum likelihood (Mogren 2016) and
+            the VAE-GAN is warm-started from a VAE. A warm-start batch costs what an R-VAE batch costs (on
+            chorales a third of a full step), so a short budget trains the decoder on many more batches
+            before the adversary refines it. 0: adversarial from the first batch.
         ema_decay: if set, keep an exponential moving average of the decoder's weights (updated after each
             decoder step; Yazici et al. 2019) and sample from it; the density is still fitted to the live
             encoder's codes, and the GAN's prior samples still come from the live decoder.
@@ -111,6 +117,7 @@ class RVAEGAN(RecurrentVAEModel):
         prior: PriorKind = "gmm",
         prior_components: int = 10,
         prior_max_codes: int = 10000,
+        adversarial_start: int = 0,
         ema_decay: float | None = None,
     ) -> None:
         super().__init__()
@@ -130,6 +137,8 @@ class RVAEGAN(RecurrentVAEModel):
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
         if gamma <= 0 or sigma <= 0:
             raise ValueError(f"gamma and sigma must be > 0, got {gamma} and {sigma}.")
+        if adversarial_start < 0:
+            raise ValueError(f"adversarial_start must be >= 0 (batches), got {adversarial_start}.")
         if min(feature_recon_weight, data_recon_weight, adversarial_weight, kl_weight) < 0:
             raise ValueError("feature_recon_weight, data_recon_weight, adversarial_weight and kl_weight must be >= 0.")
         save_plain_hyperparameters(self)
@@ -140,6 +149,7 @@ class RVAEGAN(RecurrentVAEModel):
         self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
         self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
         self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
+        self.adversarial_start = adversarial_start
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
         self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
         # The density the training's prior samples come from: a copy of ``latent_density`` taken at each epoch
@@ -176,17 +186,27 @@ class RVAEGAN(RecurrentVAEModel):
 
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]  # (B, T, D) in [0, 1]
-        prior = self.encoder_decoder_step(x)
-        self.discriminator_step(x, prior)
+        adversarial = batches_done(self) >= self.adversarial_start  # after the warm start (class docstring)
+        prior = self.encoder_decoder_step(x, adversarial)
+        if adversarial:
+            self.discriminator_step(x, prior)
 
-    def encoder_decoder_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def encoder_decoder_loss(self, x: torch.Tensor, adversarial: bool = True) -> dict[str, torch.Tensor]:
         """The loss of step 1 (class docstring) and its parts: one encoder pass, one decoder pass on the
-        posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma."""
+        posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma.
+        ``adversarial=False`` (warm start): the R-VAE's loss, no prior pass and no D (``prior`` is None)."""
         b, length = x.shape[0], x.shape[1]
         mu, logvar = self.encoder(x)  # (B, Z) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
         z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
         raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, binary=self.binary)
+        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)  # (B,)
+        kl = kl_normal(mu, logvar)  # (B,)
+        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
+        if not adversarial:
+            loss = beta * kl.mean() + self.gamma * self.data_recon_weight * data_nll.mean()
+            return {"loss": loss, "feature_nll": x.new_zeros(b), "data_nll": data_nll, "kl": kl, "beta": beta,
+                    "adversarial": x.new_zeros(()), "prior": None}  # fmt: skip
         z_prior = self.training_prior.sample(b).to(self.device)  # N(0, I) until the first fit
         _, prior = self.decoder.generate(z_prior, length, binary=self.binary)  # (B, T, D)
         with frozen(self.discriminator):
@@ -196,20 +216,17 @@ class RVAEGAN(RecurrentVAEModel):
                 feature_nll = 0.5 * (recon_features - real_features.detach()).pow(2).flatten(1).sum(1)  # (B,)
             else:
                 prior_features, feature_nll = self.discriminator.features(prior), x.new_zeros(b)
-            adversarial = self.adversarial.g(self.discriminator.classify(prior_features))
-        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)  # (B,)
-        kl = kl_normal(mu, logvar)  # (B,)
-        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
+            g_loss = self.adversarial.g(self.discriminator.classify(prior_features))
         recon_loss = (self.feature_recon_weight * feature_nll + self.data_recon_weight * data_nll).mean()
-        loss = beta * kl.mean() + self.gamma * recon_loss + self.adversarial_weight * adversarial
+        loss = beta * kl.mean() + self.gamma * recon_loss + self.adversarial_weight * g_loss
         return {"loss": loss, "feature_nll": feature_nll, "data_nll": data_nll, "kl": kl, "beta": beta,
-                "adversarial": adversarial, "prior": prior}  # fmt: skip
+                "adversarial": g_loss, "prior": prior}  # fmt: skip
 
-    def encoder_decoder_step(self, x: torch.Tensor) -> torch.Tensor:
+    def encoder_decoder_step(self, x: torch.Tensor, adversarial: bool = True) -> torch.Tensor | None:
         """Step 1: one backward, then the encoder's and the decoder's optimizer step (each touches only its
-        own network's gradients); returns the prior samples (detached) for D."""
+        own network's gradients); returns the prior samples (detached) for D (None in the warm start)."""
         opt_e, opt_g, _ = self.optimizers()
-        out = self.encoder_decoder_loss(x)
+        out = self.encoder_decoder_loss(x, adversarial)
         self.manual_backward(out["loss"])
         e_norm = self.finish_step(opt_e)
         g_norm = self.finish_step(opt_g)
@@ -229,7 +246,7 @@ class RVAEGAN(RecurrentVAEModel):
                 }
             )
             self.log("g_loss", out["adversarial"].detach(), prog_bar=True, logger=False)
-        return out["prior"].detach()
+        return None if out["prior"] is None else out["prior"].detach()
 
     def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor) -> None:
         """Step 2: D learns real x against prior samples made (and detached) in step 1."""
