@@ -1,9 +1,9 @@
-"""Small pieces every model family uses: plain hyperparameters, generator EMA, gradient norms."""
+"""Small pieces every model family uses: plain hyperparameters, generator EMA, one optimizer step with its
+gradient norm and clipping, and logging only on the steps the logger writes."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -112,12 +112,31 @@ def clip_grad_norm_before_step(optimizer: torch.optim.Optimizer, max_norm: float
     return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
 
 
-def grad_norm(params: Iterable[nn.Parameter]) -> torch.Tensor:
-    """Global L2 norm of the gradients of ``params`` (parameters without gradient are skipped)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+class ManualSteps:
+    """One optimizer step for the manual-optimization models, written once: ``finish_step`` steps and zeroes
+    and returns the gradient norm; clipping (``self.clip_grad_norm``) is the one ``on_before_optimizer_step``.
+
+    The norm is measured inside ``opt.step()`` (the hook below), the only place where fp16 gradients are
+    already unscaled (Lightning #18089), and handed back by ``finish_step``: training steps read it as a return
+    value. Mix in before ``pl.LightningModule``.
+    """
+
+    clip_grad_norm: float | None
+
+    def finish_step(self, optimizer, step: bool = True) -> torch.Tensor | None:
+        """Step (unless ``step=False``: a gated update that only drops the gradients) and zero the gradients;
+        return the gradient norm when it was measured (clipping, or a step whose metrics the logger writes)."""
+        self._step_grad_norm = None
+        if step:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return self._step_grad_norm
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this inside opt.step(), after fp16 gradients are unscaled and before the update, so
+        # clipping here is right in every precision; clipping before opt.step() would clip scaled gradients.
+        if self.clip_grad_norm is not None or logs_this_step(self):
+            self._step_grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

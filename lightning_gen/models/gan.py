@@ -10,8 +10,8 @@ from torch import nn
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, mean_d_output
 from lightning_gen.models.common import (
     GeneratorEMA,
+    ManualSteps,
     apply_spectral_norm,
-    clip_grad_norm_before_step,
     has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
@@ -32,7 +32,7 @@ def check_image_shape(generator: nn.Module, dims) -> None:
         )
 
 
-class GAN(pl.LightningModule):
+class GAN(ManualSteps, pl.LightningModule):
     """A GAN trained with alternating updates (Goodfellow et al. 2014, algorithm 1).
 
     Each training batch takes one discriminator step; every ``n_critic``-th batch also takes one
@@ -128,20 +128,6 @@ class GAN(pl.LightningModule):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def _finish_step(self, optimizer, params) -> torch.Tensor | None:
-        """Step (clipping happens in ``on_before_optimizer_step``) and zero the gradients; return the gradient
-        norm when it is measured (clipping, or a step whose metrics the logger will write)."""
-        self._grad_norm = None
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return self._grad_norm
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        # Lightning calls this inside opt.step(), after fp16 gradients are unscaled and before the update, so
-        # clipping here is right in every precision; clipping before opt.step() would clip scaled gradients.
-        if self.clip_grad_norm is not None or logs_this_step(self):
-            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
-
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, C, H, W) in [-1, 1]
         self.discriminator_step(real)
@@ -151,17 +137,16 @@ class GAN(pl.LightningModule):
     def discriminator_step(self, real: torch.Tensor) -> None:
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
         opt_d = self.optimizers()[1]
-        self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0]))
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-        d_loss = self.adversarial.d(real_logits, fake_logits)
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            gp = gradient_penalty(self.discriminator, real, fake)
-            d_loss = d_loss + self.gp_weight * gp
-        self.manual_backward(d_loss)
-        d_norm = self._finish_step(opt_d, self.discriminator.parameters())
-        self.untoggle_optimizer(opt_d)
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                fake = self.generator(self.noise(real.shape[0]))
+            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+            d_loss = self.adversarial.d(real_logits, fake_logits)
+            if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+                gp = gradient_penalty(self.discriminator, real, fake)
+                d_loss = d_loss + self.gp_weight * gp
+            self.manual_backward(d_loss)
+            d_norm = self.finish_step(opt_d)
         if not logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
             return
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
@@ -179,11 +164,10 @@ class GAN(pl.LightningModule):
     def generator_step(self, batch_size: int) -> None:
         """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""
         opt_g = self.optimizers()[0]
-        self.toggle_optimizer(opt_g)
-        g_loss = self.adversarial.g(self.discriminator(self.generator(self.noise(batch_size))))
-        self.manual_backward(g_loss)
-        g_norm = self._finish_step(opt_g, self.generator.parameters())
-        self.untoggle_optimizer(opt_g)
+        with self.toggled_optimizer(opt_g):
+            g_loss = self.adversarial.g(self.discriminator(self.generator(self.noise(batch_size))))
+            self.manual_backward(g_loss)
+            g_norm = self.finish_step(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         if logs_this_step(self):

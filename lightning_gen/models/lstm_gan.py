@@ -148,11 +148,10 @@ class LSTMGAN(SequenceModel):
     def pretrain_step(self, real: torch.Tensor) -> None:
         """One maximum-likelihood update of G alone (C-RNN-GAN's pretraining): teacher-forced next-step NLL."""
         opt_g = self.optimizers()[0]
-        self.toggle_optimizer(opt_g)
-        nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real)
-        self.manual_backward(nll)
-        self.finish_step(opt_g, self.generator.parameters())
-        self.untoggle_optimizer(opt_g)
+        with self.toggled_optimizer(opt_g):
+            nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real)
+            self.manual_backward(nll)
+            self.finish_step(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         if logs_this_step(self):
@@ -166,18 +165,17 @@ class LSTMGAN(SequenceModel):
     def discriminator_step(self, real: torch.Tensor) -> None:
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
         opt_d = self.optimizers()[1]
-        self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0], real.shape[1]))
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-        d_loss = self.adversarial.d(real_logits, fake_logits)
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
-                gp = gradient_penalty(self._critic, real, fake)
-            d_loss = d_loss + self.gp_weight * gp
-        self.manual_backward(d_loss)
-        d_norm = self.finish_step(opt_d, self.discriminator.parameters())
-        self.untoggle_optimizer(opt_d)
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                fake = self.generator(self.noise(real.shape[0], real.shape[1]))
+            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+            d_loss = self.adversarial.d(real_logits, fake_logits)
+            if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
+                with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
+                    gp = gradient_penalty(self._critic, real, fake)
+                d_loss = d_loss + self.gp_weight * gp
+            self.manual_backward(d_loss)
+            d_norm = self.finish_step(opt_d)
         if not logs_this_step(self):  # only every log_every_n_steps-th value is written
             return
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
@@ -195,25 +193,25 @@ class LSTMGAN(SequenceModel):
     def generator_step(self, real: torch.Tensor) -> None:
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""
         opt_g = self.optimizers()[0]
-        self.toggle_optimizer(opt_g)
-        z = self.noise(real.shape[0], real.shape[1])
-        fake = self.generator(z)  # (B, T, D)
-        g_loss = self.adversarial.g(self.discriminator(fake))
-        terms = {}
-        if self.feature_matching > 0:
-            with torch.no_grad():
-                real_features = self.discriminator.features(real).mean((0, 1))  # (F,)
-            terms["feature_matching"] = (self.discriminator.features(fake).mean((0, 1)) - real_features).pow(2).sum()
-            g_loss = g_loss + self.feature_matching * terms["feature_matching"]
-        if self.moment_matching > 0:
-            terms["moment_matching"] = moment_loss(real, fake)
-            g_loss = g_loss + self.moment_matching * terms["moment_matching"]
-        if self.supervised > 0:  # the same noise, teacher-forced on the real batch
-            terms["supervised"] = self.generator.next_step_loss(z, real)
-            g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
-        self.manual_backward(g_loss)
-        g_norm = self.finish_step(opt_g, self.generator.parameters())
-        self.untoggle_optimizer(opt_g)
+        with self.toggled_optimizer(opt_g):
+            z = self.noise(real.shape[0], real.shape[1])
+            fake = self.generator(z)  # (B, T, D)
+            g_loss = self.adversarial.g(self.discriminator(fake))
+            terms = {}
+            if self.feature_matching > 0:
+                with torch.no_grad():
+                    real_features = self.discriminator.features(real).mean((0, 1))  # (F,)
+                fake_features = self.discriminator.features(fake).mean((0, 1))  # (F,)
+                terms["feature_matching"] = (fake_features - real_features).pow(2).sum()
+                g_loss = g_loss + self.feature_matching * terms["feature_matching"]
+            if self.moment_matching > 0:
+                terms["moment_matching"] = moment_loss(real, fake)
+                g_loss = g_loss + self.moment_matching * terms["moment_matching"]
+            if self.supervised > 0:  # the same noise, teacher-forced on the real batch
+                terms["supervised"] = self.generator.next_step_loss(z, real)
+                g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
+            self.manual_backward(g_loss)
+            g_norm = self.finish_step(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         if not logs_this_step(self):

@@ -168,13 +168,12 @@ class RVAE(RecurrentVAEModel):
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]  # (B, T, D) in [0, 1]
         opt = self.optimizers()
-        self.toggle_optimizer(opt)
-        recon, kl, _ = self.elbo_terms(x, self.teacher_forcing)
-        beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
-        loss = (recon + beta * kl).mean()
-        self.manual_backward(loss)
-        norm = self.finish_step(opt, [*self.encoder.parameters(), *self.decoder.parameters()])
-        self.untoggle_optimizer(opt)
+        with self.toggled_optimizer(opt):
+            recon, kl, _ = self.elbo_terms(x, self.teacher_forcing)
+            beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
+            loss = (recon + beta * kl).mean()
+            self.manual_backward(loss)
+            norm = self.finish_step(opt)
         if not logs_this_step(self):  # only every log_every_n_steps-th value is written
             return
         self.log_dict(

@@ -251,13 +251,12 @@ class RVAEGAN(RecurrentVAEModel):
     def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor) -> None:
         """Step 2: D learns real x against prior samples made (and detached) in step 1."""
         opt_d = self.optimizers()[2]
-        self.toggle_optimizer(opt_d)
-        logits = self.discriminator(torch.cat([x, prior]))  # (2B, ...)
-        real_logits, fake_logits = logits.split(x.shape[0])
-        d_loss = self.adversarial.d(real_logits, fake_logits)
-        self.manual_backward(d_loss)
-        d_norm = self.finish_step(opt_d)
-        self.untoggle_optimizer(opt_d)
+        with self.toggled_optimizer(opt_d):
+            logits = self.discriminator(torch.cat([x, prior]))  # (2B, ...)
+            real_logits, fake_logits = logits.split(x.shape[0])
+            d_loss = self.adversarial.d(real_logits, fake_logits)
+            self.manual_backward(d_loss)
+            d_norm = self.finish_step(opt_d)
         if logs_this_step(self):
             self.log_dict(
                 {

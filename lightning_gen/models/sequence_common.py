@@ -1,5 +1,5 @@
 """What the three sequence models (LSTM-GAN, R-VAE, R-VAE-GAN) share: the data's scale kept in the
-checkpoint, the default sample length, one optimizer step with gradient clipping, and a cheap validation
+checkpoint, the default sample length, the optimizer step of :class:`ManualSteps`, and a cheap validation
 statistic comparing generated with real sequences."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from lightning_gen import lightning_internals as li
 from lightning_gen.data.sequences import SequenceScale
-from lightning_gen.models.common import clip_grad_norm_before_step, logs_this_step
+from lightning_gen.models.common import ManualSteps
 
 
 def moment_gap(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def moment_gap(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return mean_gap + std_gap
 
 
-class SequenceModel(pl.LightningModule):
+class SequenceModel(ManualSteps, pl.LightningModule):
     """Base of the sequence models: ``data_kind = "sequence"`` (the sample job writes sequences, and MIDI
     for piano rolls), and ``data_info`` (a :class:`SequenceScale`) set from the DataModule in ``setup``, so
     that a checkpoint alone can return samples in the data's original scale at the training length."""
@@ -52,19 +52,6 @@ class SequenceModel(pl.LightningModule):
     def to_original(self, x: torch.Tensor) -> torch.Tensor:
         """Samples (B, T, D) in the model's [0, 1] scale back to the data's original scale."""
         return self.data_info.inverse(x)
-
-    def finish_step(self, optimizer, params=None) -> torch.Tensor | None:
-        """Step and zero the gradients; return the gradient norm when it was measured (clipping, or a step
-        whose metrics the logger writes). Clipping happens in ``on_before_optimizer_step``."""
-        self._grad_norm = None
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return self._grad_norm
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        # Inside opt.step(), after fp16 unscaling: clipping here is right in every precision (Lightning #18089).
-        if self.clip_grad_norm is not None or logs_this_step(self):
-            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
 
     def log_moment_gap(self, real: torch.Tensor, prefix: str) -> None:
         fake = self.sample(real.shape[0], length=real.shape[1])

@@ -21,9 +21,9 @@ from lightning_gen.losses import (
 )
 from lightning_gen.models.common import (
     GeneratorEMA,
+    ManualSteps,
     apply_spectral_norm,
     batches_done,
-    clip_grad_norm_before_step,
     has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
@@ -45,7 +45,7 @@ class _Features(nn.Module):
         return self.net.features(x) if self.depth is None else self.net.features(x, depth=self.depth)
 
 
-class VAEGAN(LatentImageAPI, pl.LightningModule):
+class VAEGAN(LatentImageAPI, ManualSteps, pl.LightningModule):
     """VAE-GAN: a VAE whose reconstruction error is measured in a GAN discriminator's features
     (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
@@ -258,21 +258,6 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
-    def _finish_step(self, optimizer, step: bool = True) -> torch.Tensor | None:
-        """Step (clipping happens in ``on_before_optimizer_step``) and zero the gradients; return the gradient
-        norm when it is measured (clipping, or a step whose metrics the logger will write). ``step=False``
-        only drops the gradients (a gated update)."""
-        self._grad_norm = None
-        if step:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return self._grad_norm
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        # inside opt.step(), after fp16 gradients are unscaled: clipping here is right in every precision
-        if self.clip_grad_norm is not None or logs_this_step(self):
-            self._grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
-
     # -- losses -------------------------------------------------------------------------------------
     def feature_reconstruction(self, real: torch.Tensor, recon: torch.Tensor, frozen_d: bool = False) -> torch.Tensor:
         """L_llike^Dis_l (Larsen et al. 2016, eq. 7): 0.5 * squared distance in D's layer l, batch mean.
@@ -371,9 +356,9 @@ class VAEGAN(LatentImageAPI, pl.LightningModule):
         if not self.adversarial_on():  # VAE warm start: G has only its reconstruction gradient, always taken
             train_g = True
         norms = {
-            "e": self._finish_step(opt_e),
-            "g": self._finish_step(opt_g, step=train_g),
-            "d": self._finish_step(opt_d, step=train_d),
+            "e": self.finish_step(opt_e),
+            "g": self.finish_step(opt_g, step=train_g),
+            "d": self.finish_step(opt_d, step=train_d),
         }
         if train_g and self.generator_ema is not None:
             self.generator_ema.update(self.generator)
