@@ -91,6 +91,24 @@ def gradient_penalty(
     return ((norm - 1.0) ** 2).mean()
 
 
+def d_loss_with_gp(
+    adversarial: AdversarialLoss,
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    gp_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's loss, plus ``gp_weight`` times :func:`gradient_penalty` of ``critic`` when the loss needs one
+    (``wasserstein``) and ``gp_weight > 0``; returns (loss, penalty or None)."""
+    d_loss = adversarial.d(real_logits, fake_logits)
+    if not (adversarial.needs_gradient_penalty and gp_weight > 0):
+        return d_loss, None
+    gp = gradient_penalty(critic, real, fake)
+    return d_loss + gp_weight * gp, gp
+
+
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014,
     appendix B): -0.5 * sum(1 + logvar - mu^2 - exp(logvar)). Returns shape (B,)."""

@@ -10,6 +10,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from lightning_gen import lightning_internals as li
+from lightning_gen.losses import AdversarialLoss, mean_d_output
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -137,6 +138,51 @@ class ManualSteps:
         # clipping here is right in every precision; clipping before opt.step() would clip scaled gradients.
         if self.clip_grad_norm is not None or logs_this_step(self):
             self._step_grad_norm = clip_grad_norm_before_step(optimizer, self.clip_grad_norm)
+
+
+class AdversarialLogs:
+    """What every adversarial model logs the same way: D's training step (loss, mean outputs, gradient norm,
+    the gradient penalty when there is one), G's loss and norm, and D on real vs generated data at
+    validation / test. Needs ``self.adversarial`` and ``self.loss_name``; call the ``log_*_step`` methods on
+    the steps :func:`logs_this_step` writes."""
+
+    adversarial: AdversarialLoss
+    loss_name: str
+
+    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
+        return mean_d_output(logits, self.loss_name)
+
+    def log_d_step(
+        self,
+        d_loss: torch.Tensor,
+        real_logits: torch.Tensor,
+        fake_logits: torch.Tensor,
+        grad_norm: torch.Tensor | None,
+        gp: torch.Tensor | None = None,
+    ) -> None:
+        if gp is not None:
+            self.log("train/gradient_penalty", gp)
+        self.log_dict(
+            {
+                "train/d_loss": d_loss.detach(),
+                "train/D(x)": self._d_output(real_logits),
+                "train/D(G(z))": self._d_output(fake_logits),
+                "train/grad_norm_d": grad_norm,
+            }
+        )
+        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+
+    def log_g_step(self, g_loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+        self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": grad_norm})
+        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
+
+    def d_metrics(self, prefix: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """D's loss and mean outputs on real vs generated data, for ``log_dict`` at validation / test."""
+        return {
+            f"{prefix}/d_loss": self.adversarial.d(real_logits, fake_logits),
+            f"{prefix}/D(x)": self._d_output(real_logits),
+            f"{prefix}/D(G(z))": self._d_output(fake_logits),
+        }
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

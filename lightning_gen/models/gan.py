@@ -7,8 +7,9 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, mean_d_output
+from lightning_gen.losses import AdversarialLossName, d_loss_with_gp, get_adversarial_loss
 from lightning_gen.models.common import (
+    AdversarialLogs,
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
@@ -32,7 +33,7 @@ def check_image_shape(generator: nn.Module, dims) -> None:
         )
 
 
-class GAN(ManualSteps, pl.LightningModule):
+class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
     """A GAN trained with alternating updates (Goodfellow et al. 2014, algorithm 1).
 
     Each training batch takes one discriminator step; every ``n_critic``-th batch also takes one
@@ -141,25 +142,13 @@ class GAN(ManualSteps, pl.LightningModule):
             with torch.no_grad():
                 fake = self.generator(self.noise(real.shape[0]))
             real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-            d_loss = self.adversarial.d(real_logits, fake_logits)
-            if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-                gp = gradient_penalty(self.discriminator, real, fake)
-                d_loss = d_loss + self.gp_weight * gp
+            d_loss, gp = d_loss_with_gp(
+                self.adversarial, real_logits, fake_logits, self.discriminator, real, fake, self.gp_weight
+            )
             self.manual_backward(d_loss)
             d_norm = self.finish_step(opt_d)
-        if not logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
-            return
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            self.log("train/gradient_penalty", gp)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss.detach(),
-                "train/D(x)": self._d_output(real_logits),
-                "train/D(G(z))": self._d_output(fake_logits),
-                "train/grad_norm_d": d_norm,
-            }
-        )
-        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+        if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
+            self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
 
     def generator_step(self, batch_size: int) -> None:
         """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""
@@ -171,24 +160,13 @@ class GAN(ManualSteps, pl.LightningModule):
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         if logs_this_step(self):
-            self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
-            self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
-
-    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        return mean_d_output(logits, self.loss_name)
+            self.log_g_step(g_loss, g_norm)
 
     def _evaluate(self, batch, prefix: str) -> None:
         real = batch[0]
         real_logits = self.discriminator(real)
         fake_logits = self.discriminator(self.sample(real.shape[0]))
-        self.log_dict(
-            {
-                f"{prefix}/d_loss": self.adversarial.d(real_logits, fake_logits),
-                f"{prefix}/D(x)": self._d_output(real_logits),
-                f"{prefix}/D(G(z))": self._d_output(fake_logits),
-            },
-            sync_dist=True,
-        )
+        self.log_dict(self.d_metrics(prefix, real_logits, fake_logits), sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

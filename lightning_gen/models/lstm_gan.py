@@ -7,8 +7,14 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, gradient_penalty, mean_d_output
-from lightning_gen.models.common import GeneratorEMA, batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.losses import AdversarialLossName, d_loss_with_gp, get_adversarial_loss
+from lightning_gen.models.common import (
+    AdversarialLogs,
+    GeneratorEMA,
+    batches_done,
+    logs_this_step,
+    save_plain_hyperparameters,
+)
 from lightning_gen.models.sequence_common import SequenceModel
 
 
@@ -22,7 +28,7 @@ def moment_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return std_gap + (fake_mean - real_mean).abs().mean()
 
 
-class LSTMGAN(SequenceModel):
+class LSTMGAN(AdversarialLogs, SequenceModel):
     """A recurrent GAN: an LSTM generator driven by noise at every step against a (bidirectional) recurrent
     discriminator, trained with alternating updates (Goodfellow et al. 2014, algorithm 1).
 
@@ -169,26 +175,14 @@ class LSTMGAN(SequenceModel):
             with torch.no_grad():
                 fake = self.generator(self.noise(real.shape[0], real.shape[1]))
             real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-            d_loss = self.adversarial.d(real_logits, fake_logits)
-            if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-                with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
-                    gp = gradient_penalty(self._critic, real, fake)
-                d_loss = d_loss + self.gp_weight * gp
+            with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward (penalty)
+                d_loss, gp = d_loss_with_gp(
+                    self.adversarial, real_logits, fake_logits, self._critic, real, fake, self.gp_weight
+                )
             self.manual_backward(d_loss)
             d_norm = self.finish_step(opt_d)
-        if not logs_this_step(self):  # only every log_every_n_steps-th value is written
-            return
-        if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            self.log("train/gradient_penalty", gp)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss.detach(),
-                "train/D(x)": self._d_output(real_logits),
-                "train/D(G(z))": self._d_output(fake_logits),
-                "train/grad_norm_d": d_norm,
-            }
-        )
-        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+        if logs_this_step(self):  # only every log_every_n_steps-th value is written
+            self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
 
     def generator_step(self, real: torch.Tensor) -> None:
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""
@@ -217,24 +211,13 @@ class LSTMGAN(SequenceModel):
         if not logs_this_step(self):
             return
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
-        self.log_dict({"train/g_loss": g_loss.detach(), "train/grad_norm_g": g_norm})
-        self.log("g_loss", g_loss.detach(), prog_bar=True, logger=False)
-
-    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        return mean_d_output(logits, self.loss_name)
+        self.log_g_step(g_loss, g_norm)
 
     def _evaluate(self, batch, prefix: str) -> None:
         real = batch[0]
         fake = self.sample(real.shape[0], length=real.shape[1])
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-        self.log_dict(
-            {
-                f"{prefix}/d_loss": self.adversarial.d(real_logits, fake_logits),
-                f"{prefix}/D(x)": self._d_output(real_logits),
-                f"{prefix}/D(G(z))": self._d_output(fake_logits),
-            },
-            sync_dist=True,
-        )
+        self.log_dict(self.d_metrics(prefix, real_logits, fake_logits), sync_dist=True)
         self.log_moment_gap(real, prefix)
 
     def validation_step(self, batch, batch_idx: int) -> None:

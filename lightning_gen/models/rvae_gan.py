@@ -10,8 +10,14 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, mean_d_output, scale_gradient
-from lightning_gen.models.common import GeneratorEMA, batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, scale_gradient
+from lightning_gen.models.common import (
+    AdversarialLogs,
+    GeneratorEMA,
+    batches_done,
+    logs_this_step,
+    save_plain_hyperparameters,
+)
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
 
@@ -30,7 +36,7 @@ def frozen(module: nn.Module):
             p.requires_grad_(state)
 
 
-class RVAEGAN(RecurrentVAEModel):
+class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     """R-VAE-GAN: a recurrent VAE whose decoder is also the generator of a GAN, three optimizers.
 
     One training step, as in Larsen et al.'s reference code (``aegan.py`` of autoencoding_beyond_pixels: one
@@ -258,18 +264,7 @@ class RVAEGAN(RecurrentVAEModel):
             self.manual_backward(d_loss)
             d_norm = self.finish_step(opt_d)
         if logs_this_step(self):
-            self.log_dict(
-                {
-                    "train/d_loss": d_loss.detach(),
-                    "train/D(x)": self._d_output(real_logits),
-                    "train/D(G(z))": self._d_output(fake_logits),
-                    "train/grad_norm_d": d_norm,
-                }
-            )
-            self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
-
-    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        return mean_d_output(logits, self.loss_name)
+            self.log_d_step(d_loss, real_logits, fake_logits, d_norm)
 
     def _evaluate(self, batch, prefix: str) -> None:
         x = batch[0]
@@ -281,9 +276,7 @@ class RVAEGAN(RecurrentVAEModel):
             {
                 f"{prefix}/data_recon": reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma).mean(),
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
-                f"{prefix}/d_loss": self.adversarial.d(real_logits, fake_logits),
-                f"{prefix}/D(x)": self._d_output(real_logits),
-                f"{prefix}/D(G(z))": self._d_output(fake_logits),
+                **self.d_metrics(prefix, real_logits, fake_logits),
             },
             sync_dist=True,
         )

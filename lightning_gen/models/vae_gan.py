@@ -16,10 +16,10 @@ from lightning_gen.losses import (
     get_adversarial_loss,
     gradient_penalty,
     kl_normal,
-    mean_d_output,
     scale_gradient,
 )
 from lightning_gen.models.common import (
+    AdversarialLogs,
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
@@ -45,7 +45,7 @@ class _Features(nn.Module):
         return self.net.features(x) if self.depth is None else self.net.features(x, depth=self.depth)
 
 
-class VAEGAN(LatentImageAPI, ManualSteps, pl.LightningModule):
+class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     """VAE-GAN: a VAE whose reconstruction error is measured in a GAN discriminator's features
     (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
@@ -384,9 +384,6 @@ class VAEGAN(LatentImageAPI, ManualSteps, pl.LightningModule):
         self.log_dict(metrics)
         self.log_dict({"d_loss": metrics["train/d_loss"], "kl": metrics["train/kl"]}, prog_bar=True, logger=False)
 
-    def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
-        return mean_d_output(logits, self.loss_name)
-
     # -- evaluation ---------------------------------------------------------------------------------
     def _evaluate(self, batch, prefix: str) -> None:
         real = batch[0]
@@ -399,9 +396,7 @@ class VAEGAN(LatentImageAPI, ManualSteps, pl.LightningModule):
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 f"{prefix}/feature_recon": self.feature_reconstruction(real, recon),
                 f"{prefix}/pixel_mse": F.mse_loss(recon, real),
-                f"{prefix}/d_loss": self.adversarial.d(real_logits, prior_logits),
-                f"{prefix}/D(x)": self._d_output(real_logits),
-                f"{prefix}/D(G(z))": self._d_output(prior_logits),
+                **self.d_metrics(prefix, real_logits, prior_logits),
             },
             sync_dist=True,
         )
