@@ -7,6 +7,7 @@ similar; those are not the published objectives and are not used.) Discriminator
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 AdversarialLossName = Literal["ns", "hinge", "wasserstein"]
+Likelihood = Literal["gaussian", "bernoulli"]
 
 
 def d_loss_ns(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -113,6 +115,46 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, summed over latent dims (Kingma & Welling 2014,
     appendix B): -0.5 * sum(1 + logvar - mu^2 - exp(logvar)). Returns shape (B,)."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients pass through
+    (Kingma & Welling 2014, sec. 2.4)."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
+    """-log N(x | mean, sigma^2 I) per sample, summed over pixels; shape (B,)."""
+    sq = ((x - mean) / sigma).pow(2).flatten(1)  # (B, C*H*W)
+    return 0.5 * sq.sum(1) + sq.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def bernoulli_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """-log Bernoulli(x01 | p) per sample, summed over pixels; shape (B,).
+
+    Images live in [-1, 1]; targets and probabilities are mapped to [0, 1] (``(v + 1) / 2``), the usual
+    continuous relaxation of binarised MNIST (the NLL is then not a normalised density, but its optimum is
+    still p = x).
+    """
+    p = ((mean + 1) / 2).clamp(1e-6, 1 - 1e-6)  # tanh output -> probability, kept off log(0)
+    target = ((x + 1) / 2).clamp(0, 1)
+    # Written out rather than F.binary_cross_entropy, which raises on a NaN input ("all elements of input
+    # should be between 0 and 1") before the divergence guard can name the step and keep the last checkpoint.
+    nll = -(target * p.log() + (1 - target) * (1 - p).log())
+    return nll.flatten(1).sum(1)
+
+
+def reconstruction_nll(x: torch.Tensor, mean: torch.Tensor, likelihood: Likelihood, sigma: float) -> torch.Tensor:
+    """-log p(x | z) per sample for the decoder's mean image ``mean`` (both (B, C, H, W) in [-1, 1])."""
+    if likelihood == "gaussian":
+        return gaussian_nll(x, mean, sigma)
+    return bernoulli_nll(x, mean)
+
+
+def kl_warmup(step: int, weight: float, warmup_steps: int) -> float:
+    """KL weight annealed linearly from 0 to ``weight`` over ``warmup_steps`` optimizer steps (Bowman et
+    al. 2016, sec. 3.1), against the posterior collapse of recurrent VAEs."""
+    return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
 
 
 class ScaleGradient(torch.autograd.Function):

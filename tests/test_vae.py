@@ -10,9 +10,8 @@ from lightning_gen import sample
 from lightning_gen.checkpoints import load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule
-from lightning_gen.losses import kl_normal
+from lightning_gen.losses import bernoulli_nll, gaussian_nll, kl_normal
 from lightning_gen.models import VAE
-from lightning_gen.models.vae import bernoulli_nll, gaussian_nll
 from lightning_gen.nets import ConvEncoder, DCGANGenerator
 from tests.conftest import REPO, tiny_trainer
 

@@ -4,6 +4,7 @@ gradient norm and clipping, and logging only on the steps the logger writes."""
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -75,6 +76,19 @@ class GeneratorEMA(nn.Module):
     @property
     def module(self) -> nn.Module:
         return self.averaged.module
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module):
+    """Put modules in eval mode (batch norm uses running statistics) and restore their modes after."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
 
 
 def logs_this_step(module) -> bool:

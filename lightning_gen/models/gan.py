@@ -13,6 +13,7 @@ from lightning_gen.models.common import (
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
+    eval_mode,
     has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
@@ -111,12 +112,8 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
     def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` images (n, C, H, W) in [-1, 1], from the EMA generator when there is one (eval mode)."""
         g = self.generator_ema.module if self.generator_ema is not None else self.generator
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(g):
             return g(self.noise(n) if z is None else z.to(self.device))
-        finally:
-            g.train(was_training)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:

@@ -12,6 +12,7 @@ from lightning_gen.models.common import (
     AdversarialLogs,
     GeneratorEMA,
     batches_done,
+    eval_mode,
     logs_this_step,
     save_plain_hyperparameters,
 )
@@ -128,12 +129,8 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         """``n`` sequences (n, length, D) in [0, 1] (the training length by default; any length works, the
         generator runs step by step), from the EMA generator when there is one."""
         g = self.generator_ema.module if self.generator_ema is not None else self.generator
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(g):
             return g(self.noise(n, self.sample_length(length)) if z is None else z.to(self.device))
-        finally:
-            g.train(was_training)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):

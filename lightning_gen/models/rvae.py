@@ -3,19 +3,15 @@ Recurrent Auto-Encoders"; Bowman et al. 2016, "Generating Sentences from a Conti
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import kl_normal
-from lightning_gen.models.common import batches_done, logs_this_step, save_plain_hyperparameters
+from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
+from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
 from lightning_gen.models.sequence_common import SequenceModel
-
-Likelihood = Literal["gaussian", "bernoulli"]
 
 
 def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> None:
@@ -35,7 +31,7 @@ def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> 
         raise ValueError("likelihood='bernoulli' needs a decoder with output='sigmoid' (its outputs are logits).")
 
 
-def reconstruction_nll(raw: torch.Tensor, x: torch.Tensor, decoder: nn.Module, likelihood: str, sigma: float):
+def sequence_nll(x: torch.Tensor, raw: torch.Tensor, decoder: nn.Module, likelihood: str, sigma: float) -> torch.Tensor:
     """-log p(x | z) per sequence (B,), summed over steps and features, up to a constant.
 
     ``bernoulli``: binary cross-entropy on the decoder's logits (piano rolls). ``gaussian``: squared error
@@ -44,12 +40,6 @@ def reconstruction_nll(raw: torch.Tensor, x: torch.Tensor, decoder: nn.Module, l
     if likelihood == "bernoulli":
         return F.binary_cross_entropy_with_logits(raw, x, reduction="none").flatten(1).sum(1)
     return (decoder.activate(raw) - x).pow(2).flatten(1).sum(1) / (2 * sigma**2)
-
-
-def kl_warmup(step: int, weight: float, warmup_steps: int) -> float:
-    """KL weight annealed linearly from 0 to ``weight`` over ``warmup_steps`` optimizer steps (Bowman et
-    al. 2016, sec. 3.1), against the posterior collapse of recurrent VAEs."""
-    return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
 
 
 class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
@@ -87,12 +77,8 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         kind; ``"standard"`` for N(0, I)) unless given."""
         z = self.sample_latent(n, prior) if z is None else z.to(self.device)
         decoder = self.sampling_decoder
-        was_training = decoder.training
-        decoder.eval()
-        try:
+        with eval_mode(decoder):
             return decoder.generate(z, self.sample_length(length), binary=self.binary)[1]
-        finally:
-            decoder.train(was_training)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
@@ -157,9 +143,9 @@ class RVAE(RecurrentVAEModel):
     def elbo_terms(self, x: torch.Tensor, teacher_forcing: float):
         """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""
         mu, logvar = self.encoder(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation, Kingma & Welling 2014
+        z = reparameterize(mu, logvar)
         raw, _ = self.decoder.generate(z, x.shape[1], x, teacher_forcing, binary=self.binary)  # (B, T, D)
-        return reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
+        return sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):

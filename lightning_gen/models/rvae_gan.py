@@ -10,7 +10,15 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.losses import AdversarialLossName, get_adversarial_loss, kl_normal, scale_gradient
+from lightning_gen.losses import (
+    AdversarialLossName,
+    Likelihood,
+    get_adversarial_loss,
+    kl_normal,
+    kl_warmup,
+    reparameterize,
+    scale_gradient,
+)
 from lightning_gen.models.common import (
     AdversarialLogs,
     GeneratorEMA,
@@ -19,7 +27,7 @@ from lightning_gen.models.common import (
     save_plain_hyperparameters,
 )
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
-from lightning_gen.models.rvae import Likelihood, RecurrentVAEModel, check_vae_parts, kl_warmup, reconstruction_nll
+from lightning_gen.models.rvae import RecurrentVAEModel, check_vae_parts, sequence_nll
 
 
 @contextmanager
@@ -203,10 +211,10 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         ``adversarial=False`` (warm start): the R-VAE's loss, no prior pass and no D (``prior`` is None)."""
         b, length = x.shape[0], x.shape[1]
         mu, logvar = self.encoder(x)  # (B, Z) each
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
+        z = reparameterize(mu, logvar)
         z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
         raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, binary=self.binary)
-        data_nll = reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma)  # (B,)
+        data_nll = sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma)  # (B,)
         kl = kl_normal(mu, logvar)  # (B,)
         beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         if not adversarial:
@@ -274,7 +282,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         real_logits, fake_logits = self.discriminator(x), self.discriminator(fake)
         self.log_dict(
             {
-                f"{prefix}/data_recon": reconstruction_nll(raw, x, self.decoder, self.likelihood, self.sigma).mean(),
+                f"{prefix}/data_recon": sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma).mean(),
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 **self.d_metrics(prefix, real_logits, fake_logits),
             },

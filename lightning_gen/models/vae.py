@@ -2,55 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from contextlib import contextmanager
-from typing import Literal
-
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import kl_normal
-from lightning_gen.models.common import batches_done, save_plain_hyperparameters
+from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
+from lightning_gen.models.common import batches_done, eval_mode, save_plain_hyperparameters
 from lightning_gen.models.gan import check_image_shape
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
-
-Likelihood = Literal["gaussian", "bernoulli"]
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients pass through
-    (Kingma & Welling 2014, sec. 2.4)."""
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-
-def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
-    """-log N(x | mean, sigma^2 I) per sample, summed over pixels; shape (B,)."""
-    sq = ((x - mean) / sigma).pow(2).flatten(1)  # (B, C*H*W)
-    return 0.5 * sq.sum(1) + sq.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
-
-
-def bernoulli_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """-log Bernoulli(x01 | p) per sample, summed over pixels; shape (B,).
-
-    Images live in [-1, 1]; targets and probabilities are mapped to [0, 1] (``(v + 1) / 2``), the usual
-    continuous relaxation of binarised MNIST (the NLL is then not a normalised density, but its optimum is
-    still p = x).
-    """
-    p = ((mean + 1) / 2).clamp(1e-6, 1 - 1e-6)  # tanh output -> probability, kept off log(0)
-    target = ((x + 1) / 2).clamp(0, 1)
-    # Written out rather than F.binary_cross_entropy, which raises on a NaN input ("all elements of input
-    # should be between 0 and 1") before the divergence guard can name the step and keep the last checkpoint.
-    nll = -(target * p.log() + (1 - target) * (1 - p).log())
-    return nll.flatten(1).sum(1)
-
-
-def reconstruction_nll(x: torch.Tensor, mean: torch.Tensor, likelihood: Likelihood, sigma: float) -> torch.Tensor:
-    """-log p(x | z) per sample for the decoder's mean image ``mean`` (both (B, C, H, W) in [-1, 1])."""
-    if likelihood == "gaussian":
-        return gaussian_nll(x, mean, sigma)
-    return bernoulli_nll(x, mean)
 
 
 def check_latent_fit(encoder: nn.Module, decoder: nn.Module) -> None:
@@ -70,19 +30,6 @@ def check_latent_fit(encoder: nn.Module, decoder: nn.Module) -> None:
             f"The encoder reads (channels, img_size) = {e_shape} but the decoder makes {d_shape}; give both "
             "networks the same `channels` and `img_size`."
         )
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module):
-    """Put modules in eval mode (batch norm uses running statistics) and restore their modes after."""
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 class LatentImageAPI(LatentDensityMixin):
@@ -237,9 +184,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
 
     def current_kl_weight(self) -> float:
         """beta at the current optimizer step (linear warm-up from 0 to ``kl_weight``)."""
-        if self.kl_warmup_steps == 0:
-            return self.kl_weight
-        return self.kl_weight * min(1.0, batches_done(self) / self.kl_warmup_steps)
+        return kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
 
     def kl_term(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The KL as it enters the loss (batch mean): with free bits, sum_j max(free_bits, E_batch[KL_j])."""

@@ -13,9 +13,11 @@ from torch import nn
 
 from lightning_gen.losses import (
     AdversarialLossName,
+    bernoulli_nll,
     get_adversarial_loss,
     gradient_penalty,
     kl_normal,
+    reparameterize,
     scale_gradient,
 )
 from lightning_gen.models.common import (
@@ -24,13 +26,14 @@ from lightning_gen.models.common import (
     ManualSteps,
     apply_spectral_norm,
     batches_done,
+    eval_mode,
     has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
 )
 from lightning_gen.models.gan import check_image_shape
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
-from lightning_gen.models.vae import LatentImageAPI, bernoulli_nll, check_latent_fit, eval_mode, reparameterize
+from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 
 
 class _Features(nn.Module):

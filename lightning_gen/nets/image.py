@@ -266,16 +266,11 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 __all__ = [
     "ConvEncoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
-    "count_parameters",
     "upsampling_plan",
 ]
