@@ -7,7 +7,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, d_loss_with_gp, get_adversarial_loss
+from lightning_gen.losses import AdversarialLoss, AdversarialLossName, d_loss_with_gp, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
     GeneratorEMA,
@@ -31,6 +31,25 @@ def check_image_shape(generator: nn.Module, dims) -> None:
             f"The data gives images of shape (C, H, W) = {(c, h, w)} but the generator makes "
             f"{(made[0], made[1], made[1])}. Set the networks' `img_size` / `channels` to match the data "
             f"(e.g. --model.generator.init_args.img_size={h}), or resize the data with --data.img_size."
+        )
+
+
+def check_critic(generator: nn.Module, discriminator: nn.Module) -> None:
+    """Raise a clear error when D reads another (channels, img_size) than G makes."""
+    g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
+    d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
+    if None not in g_shape + d_shape and g_shape != d_shape:
+        raise ValueError(
+            f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
+        )
+
+
+def check_penalty_norm(adversarial: AdversarialLoss, gp_weight: float, discriminator: nn.Module) -> None:
+    """The gradient penalty is per sample: refuse a critic with batch norm (which mixes samples)."""
+    if adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
+        raise ValueError(
+            "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
+            "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
         )
 
 
@@ -83,18 +102,9 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
             raise ValueError(f"gp_weight must be >= 0, got {gp_weight}.")
         if not hasattr(generator, "latent_dim"):
             raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")
-        g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
-        d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
-        if None not in g_shape + d_shape and g_shape != d_shape:
-            raise ValueError(
-                f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
-            )
+        check_critic(generator, discriminator)
         self.adversarial = get_adversarial_loss(loss)
-        if self.adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
-            raise ValueError(
-                "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
-                "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
-            )
+        check_penalty_norm(self.adversarial, gp_weight, discriminator)
         save_plain_hyperparameters(self)
         self.automatic_optimization = False
         self.generator = generator

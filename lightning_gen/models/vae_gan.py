@@ -27,11 +27,10 @@ from lightning_gen.models.common import (
     apply_spectral_norm,
     batches_done,
     eval_mode,
-    has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
 )
-from lightning_gen.models.gan import check_image_shape
+from lightning_gen.models.gan import check_critic, check_image_shape, check_penalty_norm
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 
@@ -176,11 +175,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         check_latent_fit(encoder, generator)
         self._check_discriminator(generator, discriminator, feature_layer)
         self.adversarial = get_adversarial_loss(loss)
-        if self.adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
-            raise ValueError(
-                "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
-                "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
-            )
+        check_penalty_norm(self.adversarial, gp_weight, discriminator)
         if equilibrium_gating and loss != "ns":
             raise ValueError(
                 f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
@@ -215,12 +210,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
 
     @staticmethod
     def _check_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
-        g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
-        d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
-        if None not in g_shape + d_shape and g_shape != d_shape:
-            raise ValueError(
-                f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
-            )
+        check_critic(generator, discriminator)
         n = getattr(discriminator, "num_feature_layers", None)
         if not callable(getattr(discriminator, "features", None)) or n is None:
             raise ValueError(
