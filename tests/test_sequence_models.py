@@ -232,5 +232,7 @@ def test_rvae_gan_warm_start_trains_no_discriminator_until_adversarial_start(tmp
     dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
     tiny_trainer(tmp_path, max_steps=2 * 2 + 3, limit_val_batches=1).fit(model, dm)
     assert log == [{"encoder"}, {"decoder"}] * 2 + [{"encoder"}, {"decoder"}, {"discriminator"}]
+    warm = model.encoder_decoder_loss(torch.rand(4, T, D), adversarial=False)
+    assert warm["prior"] is None and "adversarial" not in warm and "feature_nll" not in warm  # nothing to log
     with pytest.raises(ValueError, match="adversarial_start"):
         RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial_start=-1)

@@ -208,7 +208,8 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     def encoder_decoder_loss(self, x: torch.Tensor, adversarial: bool = True) -> dict[str, torch.Tensor]:
         """The loss of step 1 (class docstring) and its parts: one encoder pass, one decoder pass on the
         posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma.
-        ``adversarial=False`` (warm start): the R-VAE's loss, no prior pass and no D (``prior`` is None)."""
+        ``adversarial=False`` (warm start): the R-VAE's loss, no prior pass and no D (``prior`` is None, and no
+        ``feature_nll`` / ``adversarial`` entries: nothing of the GAN was computed)."""
         b, length = x.shape[0], x.shape[1]
         mu, logvar = self.encoder(x)  # (B, Z) each
         z = reparameterize(mu, logvar)
@@ -219,8 +220,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         if not adversarial:
             loss = beta * kl.mean() + self.gamma * self.data_recon_weight * data_nll.mean()
-            return {"loss": loss, "feature_nll": x.new_zeros(b), "data_nll": data_nll, "kl": kl, "beta": beta,
-                    "adversarial": x.new_zeros(()), "prior": None}  # fmt: skip
+            return {"loss": loss, "data_nll": data_nll, "kl": kl, "beta": beta, "prior": None}  # fmt: skip
         z_prior = self.training_prior.sample(b).to(self.device)  # N(0, I) until the first fit
         _, prior = self.decoder.generate(z_prior, length, binary=self.binary)  # (B, T, D)
         with frozen(self.discriminator):
@@ -247,19 +247,19 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         if self.decoder_ema is not None:
             self.decoder_ema.update(self.decoder)
         if logs_this_step(self):
-            self.log_dict(
-                {
-                    "train/loss": out["loss"].detach(),
-                    "train/feature_recon": out["feature_nll"].detach().mean(),
-                    "train/data_recon": out["data_nll"].detach().mean(),
-                    "train/kl": out["kl"].detach().mean(),
-                    "train/kl_weight": out["beta"],
-                    "train/g_adversarial": out["adversarial"].detach(),
-                    "train/grad_norm_e": e_norm,
-                    "train/grad_norm_g": g_norm,
-                }
-            )
-            self.log("g_loss", out["adversarial"].detach(), prog_bar=True, logger=False)
+            logs = {
+                "train/loss": out["loss"].detach(),
+                "train/data_recon": out["data_nll"].detach().mean(),
+                "train/kl": out["kl"].detach().mean(),
+                "train/kl_weight": out["beta"],
+                "train/grad_norm_e": e_norm,
+                "train/grad_norm_g": g_norm,
+            }
+            if adversarial:  # the warm start computes no GAN term: logging zeros would draw a false plateau
+                logs["train/feature_recon"] = out["feature_nll"].detach().mean()
+                logs["train/g_adversarial"] = out["adversarial"].detach()
+                self.log("g_loss", out["adversarial"].detach(), prog_bar=True, logger=False)
+            self.log_dict(logs)
         return None if out["prior"] is None else out["prior"].detach()
 
     def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor) -> None:
