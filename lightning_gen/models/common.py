@@ -11,7 +11,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.losses import AdversarialLoss, mean_d_output
+from lightning_gen.losses import AdversarialLoss, d_loss_with_gp, mean_d_output
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -162,9 +162,35 @@ class AdversarialLogs:
 
     adversarial: AdversarialLoss
     loss_name: str
+    gp_weight: float
 
     def _d_output(self, logits: torch.Tensor) -> torch.Tensor:
         return mean_d_output(logits, self.loss_name)
+
+    def discriminator_update(
+        self,
+        opt_d,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        critic,
+        penalty_critic=None,
+        penalty_without_cudnn: bool = False,
+    ) -> None:
+        """One D update on real vs generated data (``fake`` made without a graph through G): the adversarial
+        loss plus ``self.gp_weight`` times the gradient penalty when the loss needs one, then the step and (on
+        written steps) the logs. ``critic(x)`` gives the logits; ``penalty_critic(x)`` one value per sample for
+        the penalty (default: ``critic``); ``penalty_without_cudnn`` for recurrent critics (cuDNN RNNs have no
+        double backward)."""
+        with self.toggled_optimizer(opt_d):
+            real_logits, fake_logits = critic(real), critic(fake)
+            with torch.backends.cudnn.flags(enabled=not penalty_without_cudnn):
+                d_loss, gp = d_loss_with_gp(
+                    self.adversarial, real_logits, fake_logits, penalty_critic or critic, real, fake, self.gp_weight
+                )
+            self.manual_backward(d_loss)
+            d_norm = self.finish_step(opt_d)
+        if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
+            self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
 
     def log_d_step(
         self,
@@ -211,3 +237,36 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
 
 def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def check_image_shape(generator: nn.Module, dims) -> None:
+    """Raise a clear error when the data's (C, H, W) differ from what the generator makes."""
+    made = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
+    if dims is None or None in made:
+        return
+    c, h, w = dims
+    if (c, h, w) != (made[0], made[1], made[1]):
+        raise ValueError(
+            f"The data gives images of shape (C, H, W) = {(c, h, w)} but the generator makes "
+            f"{(made[0], made[1], made[1])}. Set the networks' `img_size` / `channels` to match the data "
+            f"(e.g. --model.generator.init_args.img_size={h}), or resize the data with --data.img_size."
+        )
+
+
+def check_critic(generator: nn.Module, discriminator: nn.Module) -> None:
+    """Raise a clear error when D reads another (channels, img_size) than G makes."""
+    g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
+    d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
+    if None not in g_shape + d_shape and g_shape != d_shape:
+        raise ValueError(
+            f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
+        )
+
+
+def check_penalty_norm(adversarial: AdversarialLoss, gp_weight: float, discriminator: nn.Module) -> None:
+    """The gradient penalty is per sample: refuse a critic with batch norm (which mixes samples)."""
+    if adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
+        raise ValueError(
+            "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
+            "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
+        )

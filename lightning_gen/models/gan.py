@@ -7,50 +7,19 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLoss, AdversarialLossName, d_loss_with_gp, get_adversarial_loss
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
+    check_critic,
+    check_image_shape,
+    check_penalty_norm,
     eval_mode,
-    has_batch_norm,
     logs_this_step,
     save_plain_hyperparameters,
 )
-
-
-def check_image_shape(generator: nn.Module, dims) -> None:
-    """Raise a clear error when the data's (C, H, W) differ from what the generator makes."""
-    made = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
-    if dims is None or None in made:
-        return
-    c, h, w = dims
-    if (c, h, w) != (made[0], made[1], made[1]):
-        raise ValueError(
-            f"The data gives images of shape (C, H, W) = {(c, h, w)} but the generator makes "
-            f"{(made[0], made[1], made[1])}. Set the networks' `img_size` / `channels` to match the data "
-            f"(e.g. --model.generator.init_args.img_size={h}), or resize the data with --data.img_size."
-        )
-
-
-def check_critic(generator: nn.Module, discriminator: nn.Module) -> None:
-    """Raise a clear error when D reads another (channels, img_size) than G makes."""
-    g_shape = (getattr(generator, "channels", None), getattr(generator, "img_size", None))
-    d_shape = (getattr(discriminator, "channels", None), getattr(discriminator, "img_size", None))
-    if None not in g_shape + d_shape and g_shape != d_shape:
-        raise ValueError(
-            f"The generator makes (channels, img_size) = {g_shape} but the discriminator expects {d_shape}."
-        )
-
-
-def check_penalty_norm(adversarial: AdversarialLoss, gp_weight: float, discriminator: nn.Module) -> None:
-    """The gradient penalty is per sample: refuse a critic with batch norm (which mixes samples)."""
-    if adversarial.needs_gradient_penalty and gp_weight > 0 and has_batch_norm(discriminator):
-        raise ValueError(
-            "The gradient penalty is per sample, and batch norm in the critic mixes samples (Gulrajani et "
-            "al. 2017, sec. 4): give the discriminator norm='layer' or norm='none' with loss=wasserstein."
-        )
 
 
 class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
@@ -144,18 +113,9 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
 
     def discriminator_step(self, real: torch.Tensor) -> None:
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
-        opt_d = self.optimizers()[1]
-        with self.toggled_optimizer(opt_d):
-            with torch.no_grad():
-                fake = self.generator(self.noise(real.shape[0]))
-            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-            d_loss, gp = d_loss_with_gp(
-                self.adversarial, real_logits, fake_logits, self.discriminator, real, fake, self.gp_weight
-            )
-            self.manual_backward(d_loss)
-            d_norm = self.finish_step(opt_d)
-        if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
-            self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
+        with torch.no_grad():
+            fake = self.generator(self.noise(real.shape[0]))
+        self.discriminator_update(self.optimizers()[1], real, fake, self.discriminator)
 
     def generator_step(self, batch_size: int) -> None:
         """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""

@@ -7,7 +7,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen.losses import AdversarialLossName, d_loss_with_gp, get_adversarial_loss
+from lightning_gen.losses import AdversarialLossName, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
     GeneratorEMA,
@@ -167,19 +167,11 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
 
     def discriminator_step(self, real: torch.Tensor) -> None:
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
-        opt_d = self.optimizers()[1]
-        with self.toggled_optimizer(opt_d):
-            with torch.no_grad():
-                fake = self.generator(self.noise(real.shape[0], real.shape[1]))
-            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
-            with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward (penalty)
-                d_loss, gp = d_loss_with_gp(
-                    self.adversarial, real_logits, fake_logits, self._critic, real, fake, self.gp_weight
-                )
-            self.manual_backward(d_loss)
-            d_norm = self.finish_step(opt_d)
-        if logs_this_step(self):  # only every log_every_n_steps-th value is written
-            self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
+        with torch.no_grad():
+            fake = self.generator(self.noise(real.shape[0], real.shape[1]))
+        self.discriminator_update(
+            self.optimizers()[1], real, fake, self.discriminator, self._critic, penalty_without_cudnn=True
+        )
 
     def generator_step(self, real: torch.Tensor) -> None:
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""

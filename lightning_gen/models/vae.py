@@ -8,8 +8,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
-from lightning_gen.models.common import batches_done, eval_mode, save_plain_hyperparameters
-from lightning_gen.models.gan import check_image_shape
+from lightning_gen.models.common import batches_done, check_image_shape, eval_mode, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
 
 

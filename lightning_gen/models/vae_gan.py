@@ -26,11 +26,13 @@ from lightning_gen.models.common import (
     ManualSteps,
     apply_spectral_norm,
     batches_done,
+    check_critic,
+    check_image_shape,
+    check_penalty_norm,
     eval_mode,
     logs_this_step,
     save_plain_hyperparameters,
 )
-from lightning_gen.models.gan import check_critic, check_image_shape, check_penalty_norm
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 
