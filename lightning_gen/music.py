@@ -36,8 +36,16 @@ def score_to_notes(score) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(-1, 3)
 
 
-def parse_chorales(names: list[str], progress: bool = True) -> list[np.ndarray]:
-    """Parse corpus chorales to note lists, showing a progress bar (tens of seconds for all 371)."""
+def score_key(score) -> tuple[int, int]:
+    """(tonic pitch class 0..11, minor 0 / 1) of a score by music21's key analysis (``analyze('key')``: the
+    Krumhansl-Schmuckler profile match on the duration-weighted pitch classes)."""
+    key = score.analyze("key")
+    return int(key.tonic.pitchClass), int(key.mode == "minor")
+
+
+def parse_chorales(names: list[str], progress: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+    """Parse corpus chorales to note lists and keys (N, 2) int64 (:func:`score_key`), showing a progress bar
+    (tens of seconds for all 371)."""
     from music21 import corpus
 
     iterator = names
@@ -45,16 +53,23 @@ def parse_chorales(names: list[str], progress: bool = True) -> list[np.ndarray]:
         from rich.progress import track
 
         iterator = track(names, description=f"Parsing {len(names)} Bach chorales (music21 corpus, once)")
-    return [score_to_notes(corpus.parse(name)) for name in iterator]
+    notes, keys = [], []
+    for name in iterator:
+        score = corpus.parse(name)
+        notes.append(score_to_notes(score))
+        keys.append(score_key(score))
+    return notes, np.asarray(keys, dtype=np.int64).reshape(-1, 2)
 
 
 def load_chorale_notes(
-    data_dir: str | os.PathLike, max_chorales: int | None = None, progress: bool = True
-) -> tuple[list[str], list[np.ndarray]]:
-    """Note lists of the first ``max_chorales`` chorales (None: all), parsed once and cached in ``data_dir``.
+    data_dir: str | os.PathLike, max_chorales: int | None = None, progress: bool = True, keys: bool = False
+) -> tuple:
+    """Names and note lists of the first ``max_chorales`` chorales (None: all), parsed once and cached in
+    ``data_dir``; with ``keys``, also their keys (N, 2): tonic pitch class and minor (0 / 1), by music21's key
+    analysis of each whole chorale (:func:`score_key`), cached with the notes.
 
     The cache is ``<data_dir>/chorales/notes_<all|N>.npz``; a cache of all chorales also serves any
-    ``max_chorales``.
+    ``max_chorales``. A cache written before keys were cached is parsed again when keys are asked for.
     """
     folder = Path(data_dir) / "chorales"
     wanted = chorale_names(max_chorales)
@@ -63,10 +78,12 @@ def load_chorale_notes(
         if path.exists():
             with np.load(path) as f:
                 names, counts, notes = list(f["names"]), f["counts"], f["notes"]
-            if names[: len(wanted)] == wanted:
+                cached_keys = f["keys"] if "keys" in f.files else None
+            if names[: len(wanted)] == wanted and (cached_keys is not None or not keys):
                 split = np.split(notes, np.cumsum(counts)[:-1])
-                return wanted, [s.copy() for s in split[: len(wanted)]]
-    parsed = parse_chorales(wanted, progress=progress)
+                found = [s.copy() for s in split[: len(wanted)]]
+                return (wanted, found, cached_keys[: len(wanted)].copy()) if keys else (wanted, found)
+    parsed, parsed_keys = parse_chorales(wanted, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"notes_{'all' if max_chorales is None else max_chorales}.npz"
     tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
@@ -75,9 +92,10 @@ def load_chorale_notes(
         names=np.asarray(wanted),
         counts=np.asarray([len(n) for n in parsed], dtype=np.int64),
         notes=np.concatenate(parsed) if parsed else np.zeros((0, 3), np.float32),
+        keys=parsed_keys,
     )
     os.replace(tmp, path)  # atomic: a half-written cache is never read
-    return wanted, parsed
+    return (wanted, parsed, parsed_keys) if keys else (wanted, parsed)
 
 
 def notes_to_roll(

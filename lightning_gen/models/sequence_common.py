@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.data.sequences import SequenceScale
+from lightning_gen.scaling import SequenceScale
 from lightning_gen.models.common import ManualSteps
 
 
