@@ -13,6 +13,18 @@ from typing import Literal
 import torch
 from torch import nn
 
+from lightning_gen.nets.conditioning import (
+    ClassHead,
+    ConditionalBatchNorm2d,
+    Conditioning,
+    LabelledSequential,
+    check_net_labels,
+    check_num_classes,
+    discriminator_head,
+    label_embedding,
+    with_label_embedding,
+)
+
 Norm = Literal["batch", "instance", "layer", "none"]
 
 
@@ -55,6 +67,21 @@ def _norm_2d(kind: Norm, num_channels: int) -> nn.Module:
     raise ValueError(f"norm={kind!r} is not one of 'batch', 'instance', 'layer', 'none'.")
 
 
+def _generator_norm(kind: Norm, num_channels: int, num_classes: int | None) -> nn.Module:
+    """Conditional batch norm in a conditional generator with batch norm, else the plain layer."""
+    if num_classes is not None and kind == "batch":
+        return ConditionalBatchNorm2d(num_channels, num_classes)
+    return _norm_2d(kind, num_channels)
+
+
+def _discriminate(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None):
+    """The shared forward of the discriminators: (logit (B,), class logits (B, K) or None)."""
+    check_net_labels(net, labels, x.shape[0])
+    phi = net.features(x)[-1].flatten(1)  # (B, F)
+    logit = net.head(phi).squeeze(1)  # (B,)
+    return (logit, None) if net.class_head is None else net.class_head(phi, logit, labels)
+
+
 class DCGANGenerator(nn.Module):
     """Maps a latent vector to an image in [-1, 1] with transposed convolutions.
 
@@ -65,6 +92,9 @@ class DCGANGenerator(nn.Module):
         base_channels: width of the last feature map; earlier maps double per upsampling.
         norm: normalisation after each transposed convolution.
         min_size: smallest feature map (see :func:`upsampling_plan`); 2 suits 8x8 images.
+        num_classes: build a class-conditional generator (``forward(z, labels)``): with ``norm="batch"`` every
+            batch norm becomes a conditional batch norm (per-class gain and bias, Miyato & Koyama 2018); with
+            another norm a ``latent_dim``-sized label embedding is concatenated to z. None: unconditional.
     """
 
     def __init__(
@@ -75,33 +105,40 @@ class DCGANGenerator(nn.Module):
         base_channels: int = 64,
         norm: Norm = "batch",
         min_size: int = 4,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         _check_channels(channels)
+        check_num_classes(num_classes)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
+        self.num_classes = num_classes
         self.start_size, n_up = upsampling_plan(img_size, min_size)
         widths = [base_channels * 2 ** (n_up - i) for i in range(n_up + 1)]  # e.g. 512, 256, 128, 64
         self.start_channels = widths[0]
-        self.project = nn.Sequential(
-            nn.Linear(latent_dim, widths[0] * self.start_size**2, bias=False),
+        self.embed = label_embedding(num_classes, latent_dim) if norm != "batch" else None
+        z_in = latent_dim + (latent_dim if self.embed is not None else 0)
+        self.project = LabelledSequential(
+            nn.Linear(z_in, widths[0] * self.start_size**2, bias=False),
             nn.Unflatten(1, (widths[0], self.start_size, self.start_size)),  # (B, C0, s0, s0)
-            _norm_2d(norm, widths[0]),
+            _generator_norm(norm, widths[0], num_classes),
             nn.ReLU(inplace=True),
         )
         blocks: list[nn.Module] = []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             blocks += [
                 nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),  # doubles H, W
-                _norm_2d(norm, c_out),
+                _generator_norm(norm, c_out, num_classes),
                 nn.ReLU(inplace=True),
             ]
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = LabelledSequential(*blocks)
         self.to_image = nn.Sequential(nn.Conv2d(widths[-1], channels, 3, padding=1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_image(self.blocks(self.project(z)))  # (B, C, H, W)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_net_labels(self, labels, z.shape[0])
+        h = self.project(with_label_embedding(z, self.embed, labels), labels)
+        return self.to_image(self.blocks(h, labels))  # (B, C, H, W)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -118,6 +155,10 @@ class DCGANDiscriminator(nn.Module):
             Wasserstein critic with gradient penalty.
         dropout: dropout after each block (0 disables).
         min_size: smallest feature map (see :func:`upsampling_plan`); 2 suits 8x8 images.
+        num_classes: build a class-conditional discriminator (``forward(x, labels)``). None: unconditional.
+        conditioning: how a conditional D uses the label (:class:`~lightning_gen.nets.conditioning.ClassHead`):
+            ``projection`` (Miyato & Koyama 2018, the default) or ``auxiliary`` (AC-GAN, Odena et al. 2017:
+            ``logits_and_classes`` also gives class logits).
     """
 
     def __init__(
@@ -128,10 +169,14 @@ class DCGANDiscriminator(nn.Module):
         norm: Norm = "batch",
         dropout: float = 0.0,
         min_size: int = 4,
+        num_classes: int | None = None,
+        conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
         _check_channels(channels)
+        check_num_classes(num_classes)
         self.img_size, self.channels = img_size, channels
+        self.num_classes, self.conditioning = num_classes, conditioning
         end_size, n_down = upsampling_plan(img_size, min_size)
         widths = [base_channels * 2**i for i in range(n_down)]  # e.g. 64, 128, 256
         blocks = []
@@ -148,6 +193,7 @@ class DCGANDiscriminator(nn.Module):
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * end_size**2, 1))  # (B, 1)
+        self.class_head: ClassHead | None = discriminator_head(widths[-1] * end_size**2, num_classes, conditioning)
 
     @property
     def num_feature_layers(self) -> int:
@@ -162,19 +208,34 @@ class DCGANDiscriminator(nn.Module):
             feats.append(x)
         return feats
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)[-1]).squeeze(1)  # (B,)
+    def logits_and_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """(logits (B,), class logits (B, num_classes) for ``conditioning="auxiliary"``, else None)."""
+        return _discriminate(self, x, labels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return _discriminate(self, x, labels)[0]  # (B,)
 
 
 class MLPGenerator(nn.Module):
-    """A small fully connected generator, for tiny tests and toy data."""
+    """A small fully connected generator, for tiny tests and toy data; with ``num_classes``, a
+    ``latent_dim``-sized label embedding is concatenated to z (Mirza & Osindero 2014)."""
 
-    def __init__(self, latent_dim: int = 16, img_size: int = 8, channels: int = 1, hidden: int = 64) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        img_size: int = 8,
+        channels: int = 1,
+        hidden: int = 64,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         _check_channels(channels)
+        check_num_classes(num_classes)
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
+        self.num_classes = num_classes
+        self.embed = label_embedding(num_classes, latent_dim)
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden),
+            nn.Linear(latent_dim * (1 if num_classes is None else 2), hidden),
             nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden),
             nn.LeakyReLU(0.2),
@@ -183,17 +244,28 @@ class MLPGenerator(nn.Module):
             nn.Unflatten(1, (channels, img_size, img_size)),  # (B, C, H, W)
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_net_labels(self, labels, z.shape[0])
+        return self.net(with_label_embedding(z, self.embed, labels))
 
 
 class MLPDiscriminator(nn.Module):
-    """A small fully connected discriminator; ``features`` gives both hidden layers."""
+    """A small fully connected discriminator; ``features`` gives both hidden layers. ``num_classes`` and
+    ``conditioning`` as :class:`DCGANDiscriminator`'s."""
 
-    def __init__(self, img_size: int = 8, channels: int = 1, hidden: int = 64) -> None:
+    def __init__(
+        self,
+        img_size: int = 8,
+        channels: int = 1,
+        hidden: int = 64,
+        num_classes: int | None = None,
+        conditioning: Conditioning = "projection",
+    ) -> None:
         super().__init__()
         _check_channels(channels)
+        check_num_classes(num_classes)
         self.img_size, self.channels = img_size, channels
+        self.num_classes, self.conditioning = num_classes, conditioning
         self.blocks = nn.ModuleList(
             [
                 nn.Sequential(nn.Flatten(), nn.Linear(channels * img_size * img_size, hidden), nn.LeakyReLU(0.2)),
@@ -201,6 +273,7 @@ class MLPDiscriminator(nn.Module):
             ]
         )
         self.head = nn.Linear(hidden, 1)
+        self.class_head: ClassHead | None = discriminator_head(hidden, num_classes, conditioning)
 
     @property
     def num_feature_layers(self) -> int:
@@ -213,8 +286,12 @@ class MLPDiscriminator(nn.Module):
             feats.append(x)
         return feats
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)[-1]).squeeze(1)  # (B,)
+    def logits_and_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """(logits (B,), class logits (B, num_classes) for ``conditioning="auxiliary"``, else None)."""
+        return _discriminate(self, x, labels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return _discriminate(self, x, labels)[0]  # (B,)
 
 
 class ConvEncoder(nn.Module):
@@ -230,6 +307,8 @@ class ConvEncoder(nn.Module):
         base_channels: width of the first feature map; later maps double per downsampling.
         norm: normalisation after every block but the first.
         min_size: smallest feature map (see :func:`upsampling_plan`); 2 suits 8x8 images.
+        num_classes: build the encoder of a conditional VAE, q(z|x, y) (Sohn et al. 2015; ``forward(x,
+            labels)``): the one-hot label joins the flattened features at the linear layer. None: unconditional.
     """
 
     def __init__(
@@ -240,12 +319,15 @@ class ConvEncoder(nn.Module):
         base_channels: int = 64,
         norm: Norm = "batch",
         min_size: int = 4,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         _check_channels(channels)
+        check_num_classes(num_classes)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
+        self.num_classes = num_classes
         end_size, n_down = upsampling_plan(img_size, min_size)
         widths = [base_channels * 2**i for i in range(n_down)]  # e.g. 64, 128, 256
         layers: list[nn.Module] = []
@@ -258,11 +340,16 @@ class ConvEncoder(nn.Module):
             ]
             c_in = c_out
         self.blocks = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * end_size**2, 2 * latent_dim))  # (B, 2Z)
+        n_in = widths[-1] * end_size**2 + (num_classes or 0)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(n_in, 2 * latent_dim))  # (B, 2Z)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(mu, logvar)``, each (B, latent_dim)."""
-        mu, logvar = self.head(self.blocks(x)).chunk(2, dim=1)  # (B, 2Z) -> 2 x (B, Z)
+        check_net_labels(self, labels, x.shape[0])
+        h = self.blocks(x).flatten(1)  # (B, F)
+        if self.num_classes is not None:
+            h = torch.cat([h, nn.functional.one_hot(labels.long(), self.num_classes).to(h.dtype)], dim=1)  # (B, F + K)
+        mu, logvar = self.head(h).chunk(2, dim=1)  # (B, 2Z) -> 2 x (B, Z)
         return mu, logvar
 
 
