@@ -112,19 +112,44 @@ def foreign_imports(obj: Any, allow: Iterable[str] = ALLOWED_MODULES) -> list[st
     return out
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The ``.ckpt`` file ``path`` names: the file itself, or for a folder its run's ``last.ckpt``.
+
+    A folder may be a run folder (``runs/classifier/digits``, the config's ``default_root_dir``: its newest
+    ``lightning_logs/version_N`` that holds ``checkpoints/last.ckpt``, N the highest), one ``version_N`` folder, or a
+    ``checkpoints`` folder. So ``--classifier runs/classifier/digits`` names the last classifier trained with
+    ``configs/classifier/digits.yaml``, whatever its version number.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"Checkpoint {path} is not a file (give the .ckpt file, e.g. checkpoints/last.ckpt).")
+    candidates = [path / "last.ckpt", path / "checkpoints" / "last.ckpt"]
+    for logs in (path / "lightning_logs", path):
+        versions = [v for v in logs.glob("version_*") if v.name[len("version_") :].isdigit()]
+        versions.sort(key=lambda v: int(v.name[len("version_") :]), reverse=True)
+        candidates += [v / "checkpoints" / "last.ckpt" for v in versions]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"{path} is a folder without a last.ckpt (looked in {path}/, {path}/checkpoints/ and "
+        f"{path}/lightning_logs/version_N/checkpoints/). Give the .ckpt file, or the run folder of a finished fit."
+    )
+
+
 def load_checkpoint(path: str | Path, allow_modules: Iterable[str] = ()) -> dict[str, Any]:
     """Read and audit a checkpoint (steps 1, 2 and 4 of the module docstring); no code runs, nothing is imported.
 
     Args:
-        path: the ``.ckpt`` file.
+        path: the ``.ckpt`` file, or a run folder (:func:`resolve_checkpoint`).
         allow_modules: modules allowed beside :data:`ALLOWED_MODULES` and ``LIGHTNING_GEN_ALLOW_MODULES``.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     allow = allowed_modules(allow_modules)
-    if not path.exists():
-        raise CheckpointError(f"Checkpoint {path} does not exist.")
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} is not a file (give the .ckpt file, e.g. checkpoints/last.ckpt).")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -216,10 +241,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", allow
     """Rebuild the LightningModule of a checkpoint from its recorded config and load its weights (all 5 checks).
 
     Args:
-        path: a ``.ckpt`` written by ``lightning-gen fit``.
+        path: a ``.ckpt`` written by ``lightning-gen fit``, or its run folder (:func:`resolve_checkpoint`).
         map_location: device of the returned model.
         allow_modules: your own network modules the checkpoint may name (also ``LIGHTNING_GEN_ALLOW_MODULES``).
     """
+    path = resolve_checkpoint(path)
     ckpt = load_checkpoint(path, allow_modules)
     hparams = model_config(ckpt, path)
     # imports happen only from here on, and only of names the audit allowed

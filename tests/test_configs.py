@@ -64,13 +64,50 @@ def test_configs_found():
     assert "configs/gan/digits.yaml" in MODEL_CONFIGS
 
 
+def fid_classifier(config: str) -> str | None:
+    """The ``classifier`` of the config's FID TrainingMetric (a run folder relative to the working folder), if any."""
+    with open(os.path.join(REPO, config)) as f:
+        callbacks = (yaml.safe_load(f).get("trainer") or {}).get("callbacks") or []
+    for callback in callbacks:
+        args = callback.get("init_args") or {}
+        if callback["class_path"].endswith("TrainingMetric") and args.get("metric", "fid") == "fid":
+            return args["classifier"]
+    return None
+
+
+def train_classifier_into(run_folder: str) -> None:
+    """Fit (4 steps, a 4-channel net) the shipped classifier config whose ``default_root_dir`` is ``run_folder``, as
+    shipped otherwise: the run lands where that config writes it, relative to the working folder."""
+    for path in glob.glob(os.path.join(REPO, "configs", "classifier", "*.yaml")):
+        with open(path) as f:
+            if yaml.safe_load(f)["trainer"]["default_root_dir"] == run_folder:
+                break
+    else:
+        raise AssertionError(f"no configs/classifier/*.yaml trains into {run_folder}")
+    run_lightning_cli(
+        ["fit", "--config", path, "--trainer.max_steps=4", "--trainer.limit_val_batches=1", "--trainer.callbacks=[]"]
+        + ["--trainer.enable_progress_bar=false", "--model.init_args.network.init_args.width=4"]
+    )
+
+
 @pytest.mark.parametrize("config", MODEL_CONFIGS)
 def test_config_fast_dev_run(config, tmp_path, monkeypatch):
+    classifier = fid_classifier(config)
+    if classifier:  # its classifier, trained by the classifier config in a fresh working folder
+        monkeypatch.chdir(tmp_path)
+        train_classifier_into(classifier)
     cli = run_lightning_cli(fit_args(config, tmp_path, *data_overrides(config, tmp_path, monkeypatch)))
     assert cli.trainer.state.finished
     assert cli.trainer.global_step > 0  # at least one optimizer step ran
     for p in cli.model.parameters():
         assert torch.isfinite(p).all()
+    if classifier:  # the metric ran on the classifier the config names (fast_dev_run computes it at once)
+        assert torch.isfinite(cli.trainer.callback_metrics["val/fid"])
+
+
+def test_a_shipped_config_computes_fid_while_training():
+    """The README's TrainingMetric example is a shipped config, run above like every other."""
+    assert any(fid_classifier(c) for c in MODEL_CONFIGS)
 
 
 def test_cpu_preset_composes(tmp_path):

@@ -68,6 +68,55 @@ def test_every_hybrid_family_has_a_sweep():
     assert hybrids <= models, (SWEEP_FILES, models)
 
 
+def _classifier_roots() -> dict[str, str]:
+    """``default_root_dir`` of each shipped classifier config -> the config: where its fits write their runs."""
+    roots = {}
+    for config in glob.glob(os.path.join(REPO, "configs", "classifier", "*.yaml")):
+        with open(config) as f:
+            roots[yaml.safe_load(f)["trainer"]["default_root_dir"]] = os.path.relpath(config, REPO)
+    return roots
+
+
+def _fid_classifiers(sweep_file: str) -> list[str]:
+    """The ``classifier`` of every TrainingMetric the sweep file's command adds."""
+    out = []
+    for arg in load_sweep(os.path.join(REPO, sweep_file))["command"]:
+        if str(arg).startswith("--trainer.callbacks+="):
+            callback = json.loads(str(arg).split("=", 1)[1])
+            if callback["class_path"].endswith("TrainingMetric") and callback["init_args"]["metric"] == "fid":
+                out.append(callback["init_args"]["classifier"])
+    return out
+
+
+def test_fid_sweeps_name_the_run_folder_the_classifier_config_writes():
+    """A sweep's FID classifier is the run folder a shipped classifier config trains into (so it holds that fit's
+    newest last.ckpt, whatever its version number), never one fixed version_N of it."""
+    roots = _classifier_roots()
+    named = {p: _fid_classifiers(p) for p in SWEEP_FILES}
+    assert sum(len(v) for v in named.values()) >= 3, named  # gan_digits, vae_gan_digits, vae_gan_mnist_cpu
+    for path, classifiers in named.items():
+        for classifier in classifiers:
+            assert classifier in roots, (path, classifier, roots)
+
+
+def test_a_run_folder_resolves_to_its_newest_last_checkpoint(tmp_path):
+    from lightning_gen.checkpoints import CheckpointError, resolve_checkpoint
+
+    root = tmp_path / "runs" / "classifier" / "digits"
+    for version in (0, 2, 10):
+        (root / "lightning_logs" / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        (root / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (root / "lightning_logs" / "version_11").mkdir()  # a run that wrote no checkpoint (yet)
+    newest = root / "lightning_logs" / "version_10" / "checkpoints" / "last.ckpt"
+    assert resolve_checkpoint(root) == newest  # 10 > 2 as numbers, not as strings; version_11 has none
+    assert resolve_checkpoint(root / "lightning_logs" / "version_2") == root.joinpath(
+        "lightning_logs", "version_2", "checkpoints", "last.ckpt"
+    )
+    assert resolve_checkpoint(newest) == newest
+    with pytest.raises(CheckpointError, match="folder without a last.ckpt"):
+        resolve_checkpoint(tmp_path / "runs")
+
+
 @pytest.mark.parametrize("path", SWEEP_FILES)
 def test_sweep_file_passes_wandb_schema(path):
     import sweeps

@@ -33,7 +33,8 @@ class TrainingMetric(pl.Callback):
             (sequences; TimeGAN's post-hoc GRU score, 0 best, 0.5 worst).
         every_n_epochs: how often (epochs ``N - 1, 2N - 1, ...``, as ModelCheckpoint's ``every_n_epochs``).
         num_samples: generated samples per evaluation, split over the ranks.
-        classifier: checkpoint of the classifier (``metric="fid"``).
+        classifier: checkpoint of the classifier (``metric="fid"``), or its run folder (``runs/classifier/digits``:
+            the newest ``version_N/checkpoints/last.ckpt`` in it: :func:`lightning_gen.checkpoints.resolve_checkpoint`).
         split: the datamodule's split the samples are compared with (``val`` by default).
         num_reference: use at most this many reference items (None: the whole split).
         seed: seed of the generated samples (rank r uses ``seed + r``) and of the discriminative score.
