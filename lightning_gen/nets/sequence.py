@@ -4,73 +4,32 @@ Every network states its sizes as constructor arguments and exposes them as attr
 ``latent_dim``, ``hidden_size``), so a model can check that its parts fit together. Generators and decoders
 are causal (step t never sees inputs after t) and run step by step when they feed back their own output,
 so they can make sequences of any length, longer than the training windows.
+
+Built with ``num_classes`` (an int >= 2), a network is class-conditional: it takes ``labels`` (B,) int64 and
+reads an embedding of the label (``label_dim`` features) beside its input at every step
+(:class:`~lightning_gen.nets.recurrent.StepLabels`). Without it (the default) nothing changes.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-Cell = Literal["gru", "lstm", "rnn"]
-Output = Literal["sigmoid", "identity"]
+from lightning_gen.nets.recurrent import (
+    Cell,
+    CPUAutocastSafeLSTM,
+    GeneratorOutput,
+    Output,
+    _activate,
+    _check_output,
+    _init_state,
+    _straight_through_bernoulli,
+    make_rnn,
+    make_step_labels,
+    with_labels,
+)
 
-
-class CPUAutocastSafeLSTM(nn.LSTM):
-    """``nn.LSTM`` that runs in float32 under CPU autocast (same parameters and state-dict keys).
-
-    torch's CPU LSTM kernel has no bf16 path under autocast ("could not create a primitive descriptor for the
-    LSTM forward propagation primitive", torch 2.14): so ``precision=bf16-mixed`` on CPU runs the LSTM itself
-    in float32. On CUDA, cuDNN's bf16 LSTM is used as usual.
-    """
-
-    def forward(self, input, hx=None):
-        if input.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):
-                hx = tuple(h.float() for h in hx) if isinstance(hx, tuple) else hx
-                return super().forward(input.float(), hx)
-        return super().forward(input, hx)
-
-
-_CELLS = {"gru": nn.GRU, "lstm": CPUAutocastSafeLSTM, "rnn": nn.RNN}
-
-
-def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False):
-    """A batch-first ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` (tanh), with a clear error for other names."""
-    if cell not in _CELLS:
-        raise ValueError(f"Unknown cell type {cell!r}: choose one of {sorted(_CELLS)}.")
-    if min(input_size, hidden_size, num_layers) < 1:
-        raise ValueError(
-            f"input_size, hidden_size and num_layers must be >= 1, got {input_size}, {hidden_size}, {num_layers}."
-        )
-    return _CELLS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
-
-
-def _activate(kind: str, x: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(x) if kind == "sigmoid" else x
-
-
-def _check_output(kind: str) -> None:
-    if kind not in ("sigmoid", "identity"):
-        raise ValueError(f"output={kind!r}: choose 'sigmoid' (data in [0, 1]) or 'identity'.")
-
-
-def _init_state(cell: str, h0: torch.Tensor):
-    """(num_layers, B, H) initial hidden state; an LSTM also gets a zero cell state."""
-    return (h0, torch.zeros_like(h0)) if cell == "lstm" else h0
-
-
-GeneratorOutput = Literal["sigmoid", "identity", "bernoulli"]
-
-
-def _straight_through_bernoulli(logits: torch.Tensor) -> torch.Tensor:
-    """Binary samples b ~ Bernoulli(sigmoid(logits)) whose gradient is that of the probabilities: the
-    straight-through estimator (Bengio, Leonard & Courville 2013, "Estimating or propagating gradients
-    through stochastic neurons", sec. 4). D sees binary rolls like the real ones, so soft values are no cue."""
-    p = torch.sigmoid(logits)
-    hard = torch.bernoulli(p.detach())
-    return hard + (p - p.detach()) if torch.is_grad_enabled() else hard  # values exactly binary either way
+__all__ = ["CPUAutocastSafeLSTM", "LSTMGenerator", "RecurrentDecoder", "RecurrentDiscriminator", "RecurrentEncoder"]
 
 
 class LSTMGenerator(nn.Module):
@@ -100,6 +59,8 @@ class LSTMGenerator(nn.Module):
             measured it collapsing to 0.01 on sines) or ``bernoulli`` (binary data such as piano rolls: a
             binary sample at every step, fed back when ``feed_previous``, straight-through gradients).
         sequence_latent_dim: size of the per-sequence latent (0: none).
+        num_classes: classes of a conditional generator (None: unconditional).
+        label_dim: size of the label embedding read at every step (conditional only).
     """
 
     def __init__(
@@ -112,6 +73,8 @@ class LSTMGenerator(nn.Module):
         feed_previous: bool = True,
         output: GeneratorOutput = "sigmoid",
         sequence_latent_dim: int = 0,
+        num_classes: int | None = None,
+        label_dim: int = 8,
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "identity", "bernoulli"):
@@ -124,7 +87,9 @@ class LSTMGenerator(nn.Module):
         self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
         self.sequence_latent_dim, self.noise_dim = sequence_latent_dim, latent_dim + sequence_latent_dim
         self.cell, self.num_layers, self.feed_previous, self.output = cell, num_layers, feed_previous, output
-        self.rnn = make_rnn(cell, self.noise_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
+        self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
+        step_input = self.noise_dim + (label_dim if num_classes else 0) + (data_dim if feed_previous else 0)
+        self.rnn = make_rnn(cell, step_input, hidden_size, num_layers)
         self.init_hidden = nn.Linear(sequence_latent_dim, hidden_size * num_layers) if sequence_latent_dim else None
         self.head = nn.Linear(hidden_size, data_dim)
 
@@ -151,32 +116,35 @@ class LSTMGenerator(nn.Module):
         if z.dim() != 3 or z.shape[-1] != self.noise_dim:
             raise ValueError(f"LSTMGenerator wants noise (B, T, {self.noise_dim}), got {tuple(z.shape)}.")
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self._check(z)
-        state = self._state(z)
+        state, inputs = self._state(z), with_labels(self, z, labels)  # (B, T, noise_dim [+ label_dim])
         if not self.feed_previous:
-            return self._emit(self.head(self.rnn(z, state)[0]))  # (B, T, D)
+            return self._emit(self.head(self.rnn(inputs, state)[0]))  # (B, T, D)
         prev = z.new_zeros(z.shape[0], 1, self.data_dim)  # (B, 1, D)
         outputs = []
         for t in range(z.shape[1]):
-            h, state = self.rnn(torch.cat([z[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
+            h, state = self.rnn(torch.cat([inputs[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
             prev = self._emit(self.head(h))  # (B, 1, D); binary samples are fed back as sampled
             outputs.append(prev)
         return torch.cat(outputs, dim=1)  # (B, T, D)
 
-    def next_step_prediction(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def next_step_prediction(
+        self, z: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Teacher-forced one-call pass: step t reads the real ``target[:, t - 1]`` (zeros at t = 0) and
         predicts step t. Returns the raw outputs (B, T, D): logits for ``bernoulli``, else pre-activation."""
         self._check(z)
         if not self.feed_previous:
             raise ValueError("next_step_prediction needs a generator with feed_previous=True (it reads x_{t-1}).")
         prev = torch.cat([target.new_zeros(target.shape[0], 1, self.data_dim), target[:, :-1]], dim=1)  # (B, T, D)
-        return self.head(self.rnn(torch.cat([z, prev], dim=-1), self._state(z))[0])  # (B, T, D)
+        inputs = torch.cat([with_labels(self, z, labels), prev], dim=-1)
+        return self.head(self.rnn(inputs, self._state(z))[0])  # (B, T, D)
 
-    def next_step_loss(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def next_step_loss(self, z: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood of real sequences under teacher forcing, per value: binary cross-entropy
         for ``bernoulli``, squared error (Gaussian, fixed variance) otherwise."""
-        raw = self.next_step_prediction(z, target)
+        raw = self.next_step_prediction(z, target, labels)
         if self.output == "bernoulli":
             return nn.functional.binary_cross_entropy_with_logits(raw, target)
         return (_activate(self.output, raw) - target).pow(2).mean()
@@ -197,6 +165,9 @@ class RecurrentDiscriminator(nn.Module):
         cell: ``gru``, ``lstm`` or ``rnn``.
         bidirectional: read the sequence both ways.
         per_step: one logit per step (True) or per sequence (False).
+        num_classes: classes of a conditional discriminator (None: unconditional): the label's embedding is
+            read beside x at every step, so D judges whether x is real *for that class*.
+        label_dim: size of the label embedding (conditional only).
     """
 
     def __init__(
@@ -207,21 +178,24 @@ class RecurrentDiscriminator(nn.Module):
         cell: Cell = "lstm",
         bidirectional: bool = True,
         per_step: bool = True,
+        num_classes: int | None = None,
+        label_dim: int = 8,
     ) -> None:
         super().__init__()
         self.data_dim, self.hidden_size, self.per_step = data_dim, hidden_size, per_step
         self.bidirectional = bidirectional
-        self.rnn = make_rnn(cell, data_dim, hidden_size, num_layers, bidirectional)
+        self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
+        self.rnn = make_rnn(cell, data_dim + (label_dim if num_classes else 0), hidden_size, num_layers, bidirectional)
         self.feature_dim = hidden_size * (2 if bidirectional else 1)
         self.head = nn.Linear(self.feature_dim, 1)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.data_dim:
             raise ValueError(f"RecurrentDiscriminator wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
-        return self.rnn(x)[0]  # (B, T, H * directions)
+        return self.rnn(with_labels(self, x, labels))[0]  # (B, T, H * directions)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classify(self.features(x, labels))
 
     def classify(self, h: torch.Tensor) -> torch.Tensor:
         """Logits from ``features(x)`` (B, T, F): a model that needs both runs the recurrent layers once."""
@@ -247,6 +221,8 @@ class RecurrentEncoder(nn.Module):
         num_layers: stacked recurrent layers.
         cell: ``gru``, ``lstm`` or ``rnn``.
         bidirectional: read the sequence both ways.
+        num_classes: classes of a conditional encoder q(z | x, y) (None: unconditional).
+        label_dim: size of the label embedding read beside x at every step (conditional only).
     """
 
     def __init__(
@@ -257,17 +233,20 @@ class RecurrentEncoder(nn.Module):
         num_layers: int = 1,
         cell: Cell = "gru",
         bidirectional: bool = True,
+        num_classes: int | None = None,
+        label_dim: int = 8,
     ) -> None:
         super().__init__()
         self.data_dim, self.latent_dim, self.hidden_size, self.cell = data_dim, latent_dim, hidden_size, cell
-        self.rnn = make_rnn(cell, data_dim, hidden_size, num_layers, bidirectional)
+        self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
+        self.rnn = make_rnn(cell, data_dim + (label_dim if num_classes else 0), hidden_size, num_layers, bidirectional)
         summary = hidden_size * num_layers * (2 if bidirectional else 1)
         self.to_stats = nn.Linear(summary, 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 3 or x.shape[-1] != self.data_dim:
             raise ValueError(f"RecurrentEncoder wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
-        _, state = self.rnn(x)
+        _, state = self.rnn(with_labels(self, x, labels))
         h = state[0] if self.cell == "lstm" else state  # (layers * directions, B, H)
         h = h.transpose(0, 1).reshape(x.shape[0], -1)  # (B, layers * directions * H)
         mu, logvar = self.to_stats(h).chunk(2, dim=-1)  # (B, Z) each
@@ -301,6 +280,9 @@ class RecurrentDecoder(nn.Module):
             the whole sequence runs in one call (several times faster on CPU), and teacher forcing does not
             apply; for smooth real-valued data such as sines (TimeVAE, Desai et al. 2021, decodes without
             feedback too).
+        num_classes: classes of a conditional decoder p(x | z, y) (None: unconditional); the label's
+            embedding is read beside z at every step.
+        label_dim: size of the label embedding (conditional only).
     """
 
     def __init__(
@@ -312,12 +294,16 @@ class RecurrentDecoder(nn.Module):
         cell: Cell = "gru",
         output: Output = "sigmoid",
         feed_previous: bool = True,
+        num_classes: int | None = None,
+        label_dim: int = 8,
     ) -> None:
         super().__init__()
         _check_output(output)
         self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
         self.cell, self.num_layers, self.output, self.feed_previous = cell, num_layers, output, feed_previous
-        self.rnn = make_rnn(cell, latent_dim + (data_dim if feed_previous else 0), hidden_size, num_layers)
+        self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
+        step_input = latent_dim + (label_dim if num_classes else 0) + (data_dim if feed_previous else 0)
+        self.rnn = make_rnn(cell, step_input, hidden_size, num_layers)
         self.init_hidden = nn.Linear(latent_dim, hidden_size * num_layers)
         self.head = nn.Linear(hidden_size, data_dim)
 
@@ -333,9 +319,14 @@ class RecurrentDecoder(nn.Module):
         return self.activate(raw)
 
     def forward(
-        self, z: torch.Tensor, length: int, target: torch.Tensor | None = None, teacher_forcing: float = 0.0
+        self,
+        z: torch.Tensor,
+        length: int,
+        target: torch.Tensor | None = None,
+        teacher_forcing: float = 0.0,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.generate(z, length, target, teacher_forcing)[0]
+        return self.generate(z, length, target, teacher_forcing, labels=labels)[0]
 
     def generate(
         self,
@@ -344,6 +335,7 @@ class RecurrentDecoder(nn.Module):
         target: torch.Tensor | None = None,
         teacher_forcing: float = 0.0,
         binary: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (B, T, D) and the decoder's own values (B, T, D): ``activate(raw)``, or Bernoulli samples
         when ``binary`` (each one fed back as the next input, unless teacher forcing replaces it)."""
@@ -354,7 +346,7 @@ class RecurrentDecoder(nn.Module):
         b = z.shape[0]
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())
-        z_step = z.unsqueeze(1)  # (B, 1, Z)
+        z_step = with_labels(self, z.unsqueeze(1), labels)  # (B, 1, Z [+ label_dim])
         if not self.feed_previous:  # z at every step: one call, no loop
             raw = self.head(self.rnn(z_step.expand(b, length, -1), state)[0])  # (B, T, D)
             return raw, self.values(raw, binary)
