@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
@@ -26,7 +24,6 @@ from lightning_gen.models.common import (
     ManualSteps,
     apply_spectral_norm,
     batches_done,
-    check_critic,
     check_image_shape,
     check_penalty_norm,
     eval_mode,
@@ -35,18 +32,12 @@ from lightning_gen.models.common import (
 )
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
-
-
-class _Features(nn.Module):
-    """``net.features`` as a module's forward, so ``torch.func.functional_call`` can run it with other
-    parameter tensors (built on the fly, never registered: the discriminator's state_dict keys stay as they were)."""
-
-    def __init__(self, net: nn.Module, depth: int | None) -> None:
-        super().__init__()
-        self.net, self.depth = net, depth
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.net.features(x) if self.depth is None else self.net.features(x, depth=self.depth)
+from lightning_gen.models.vae_gan_parts import (
+    check_feature_discriminator,
+    equilibrium_gates,
+    feature_depth,
+    feature_distance,
+)
 
 
 class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
@@ -175,7 +166,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}.")
         check_latent_fit(encoder, generator)
-        self._check_discriminator(generator, discriminator, feature_layer)
+        check_feature_discriminator(generator, discriminator, feature_layer)
         self.adversarial = get_adversarial_loss(loss)
         check_penalty_norm(self.adversarial, gp_weight, discriminator)
         if equilibrium_gating and loss != "ns":
@@ -206,24 +197,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         # run draws what an uninterrupted one drew.
         self.gan_density = LatentDensity(self.latent_dim, prior, prior_components)
         self.gan_density.register_buffer("epoch", torch.tensor(-1))
-        n = self.discriminator.num_feature_layers
-        takes_depth = "depth" in inspect.signature(self.discriminator.features).parameters
-        self._feature_depth = (feature_layer % n) + 1 if takes_depth else None  # stop D after layer l
-
-    @staticmethod
-    def _check_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
-        check_critic(generator, discriminator)
-        n = getattr(discriminator, "num_feature_layers", None)
-        if not callable(getattr(discriminator, "features", None)) or n is None:
-            raise ValueError(
-                "The discriminator must have `features(x)` (a list of hidden activations) and "
-                "`num_feature_layers` for the feature-wise reconstruction (e.g. lightning_gen.nets.DCGANDiscriminator)."
-            )
-        if not -n <= feature_layer < n:
-            raise ValueError(
-                f"feature_layer={feature_layer} is not a layer of this discriminator: it has {n} feature layers, "
-                f"so use 0..{n - 1} (or -{n}..-1 counting from the end)."
-            )
+        self._feature_depth = feature_depth(self.discriminator, feature_layer)  # stop D after layer l
 
     # -- public API (sample / reconstruct / interpolate come from LatentImageAPI) ---------------------
     def sampling_decoder(self) -> nn.Module:
@@ -257,15 +231,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     def feature_reconstruction(self, real: torch.Tensor, recon: torch.Tensor, frozen_d: bool = False) -> torch.Tensor:
         """L_llike^Dis_l (Larsen et al. 2016, eq. 7): 0.5 * squared distance in D's layer l, batch mean.
         ``frozen_d``: D's parameters are constants (the gradient reaches ``recon`` but not D)."""
-        both = torch.cat([real, recon])  # (2B, C, H, W)
-        if frozen_d:
-            params = {f"net.{name}": p.detach() for name, p in self.discriminator.named_parameters()}
-            net = _Features(self.discriminator, self._feature_depth)
-            feats = torch.func.functional_call(net, params, (both,))[self.feature_layer]
-        else:
-            feats = self.discriminator.features(both)[self.feature_layer]  # (2B, ...)
-        f_real, f_recon = feats.chunk(2)  # (B, ...) each
-        return 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
+        return feature_distance(self.discriminator, self.feature_layer, self._feature_depth, real, recon, frozen_d)
 
     def feature_size(self, real: torch.Tensor) -> int:
         """n_l, the number of features of one image in D's layer l (computed once, from one image)."""
@@ -295,15 +261,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         """(train D, train G) under equilibrium gating; both True when gating is off."""
         if not self.equilibrium_gating:
             return True, True
-        bce = torch.stack([F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean()]).detach().float()
-        trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1:  # the same decision on every rank
-            bce = trainer.strategy.reduce(bce, reduce_op="mean")
-        bce_real, bce_fake = bce.tolist()  # -log D(x), -log(1 - D(x~))
-        low, high = self.equilibrium - self.equilibrium_margin, self.equilibrium + self.equilibrium_margin
-        train_d = bce_real >= low and bce_fake >= low
-        train_g = bce_real <= high and bce_fake <= high
-        return (True, True) if not (train_d or train_g) else (train_d, train_g)
+        return equilibrium_gates(real_logits, fake_logits, self.equilibrium, self.equilibrium_margin, self._trainer)
 
     def losses(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every term of one training step from one pass through E, G (on the codes and on prior codes) and
@@ -319,7 +277,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
         pixel = self.pixel_nll(real, recon)
         recon_loss = self.feature_weight * feat + self.pixel_weight * pixel
-        out = {"kl": kl, "feature_recon": feat, "pixel_recon": pixel}
+        out = {"kl": kl, "feature_recon": feat, "recon": pixel, "e_loss": self.kl_weight * kl + recon_loss}
         # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal; G runs
         # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z. During the
         # VAE warm start D learns on G's fakes but G gets nothing from the game (fakes made without a graph).
@@ -361,7 +319,9 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
             self._log_train(out, norms, train_d, train_g)
 
     def _log_train(self, out: dict, norms: dict, train_d: bool, train_g: bool) -> None:
-        metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "pixel_recon", "d_loss")}
+        metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "recon", "e_loss", "d_loss")}
+        # G's adversarial score against D, as the other families log it (G's gradient is the zero-sum game's)
+        metrics["train/g_adversarial"] = self.adversarial.g(out["prior_logits"].detach())
         if "gradient_penalty" in out:
             metrics["train/gradient_penalty"] = out["gradient_penalty"].detach()
         metrics.update(
@@ -390,7 +350,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
             {
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 f"{prefix}/feature_recon": self.feature_reconstruction(real, recon),
-                f"{prefix}/pixel_mse": F.mse_loss(recon, real),
+                f"{prefix}/recon": self.pixel_nll(real, recon),  # data-space NLL of ``pixel_likelihood``
                 **self.d_metrics(prefix, real_logits, prior_logits),
             },
             sync_dist=True,
