@@ -252,8 +252,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", allow
     import pytorch_lightning as pl
     from pytorch_lightning.cli import instantiate_module
 
-    import lightning_gen.models  # noqa: F401  (makes the model classes importable subclasses)
-
+    # the class is imported by the path the checkpoint records (allowlisted above): this module imports no model,
+    # so the metrics' training callback may load its classifier through it without importing upward
     hparams = li.without_cli_instantiator(hparams)
     try:
         model = instantiate_module(pl.LightningModule, hparams)

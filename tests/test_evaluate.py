@@ -293,7 +293,9 @@ def test_fid_callback_every_n_epochs_and_fixed_samples(classifier_ckpt, tiny_net
     from lightning_gen.models import GAN
 
     model = GAN(*tiny_nets, optimizer_g=adam, optimizer_d=adam)
-    metric = TrainingMetric("fid", every_n_epochs=2, num_samples=32, classifier=classifier_ckpt)
+    run_folder = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(classifier_ckpt))))
+    # the classifier named by its run folder, as the sweeps and configs/gan/digits_fid.yaml name it
+    metric = TrainingMetric("fid", every_n_epochs=2, num_samples=32, classifier=run_folder)
     calls = []
     original = metric.compute_fid
     metric.compute_fid = lambda trainer, module: calls.append(trainer.current_epoch) or original(trainer, module)
@@ -357,6 +359,26 @@ def test_discriminative_callback_logs_the_sweep_metric(tmp_path):
     assert metric.reference.shape == (80, 8, 4) and fake.shape == (80, 8, 4)
     direct, _ = discriminative_score(metric.reference.numpy(), fake.numpy(), iterations=60, repeats=1, seed=0)
     assert score == pytest.approx(direct, abs=1e-6)
+
+
+def test_generator_test_metrics_cover_the_vae_gan(tmp_path):
+    """``lightning-gen test`` of a VAE-GAN reports G's adversarial score too (found by attributes, no model import)."""
+    from lightning_gen.metrics.callback import GeneratorTestMetrics
+    from lightning_gen.models import VAEGAN
+    from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(0)
+    nets = (
+        ConvEncoder(latent_dim=4, img_size=8, channels=1, base_channels=4, min_size=2),
+        DCGANGenerator(latent_dim=4, img_size=8, channels=1, base_channels=4, min_size=2),
+        DCGANDiscriminator(img_size=8, channels=1, base_channels=4, min_size=2),
+    )
+    model = VAEGAN(*nets, optimizer_e=torch.optim.Adam, optimizer_g=torch.optim.Adam, optimizer_d=torch.optim.Adam)
+    assert GeneratorTestMetrics.applies(model)
+    images = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    trainer = tiny_trainer(tmp_path, callbacks=[GeneratorTestMetrics()])
+    metrics = trainer.test(model, DataLoader(TensorDataset(images, torch.zeros(8)), batch_size=4), verbose=False)[0]
+    assert np.isfinite(metrics["test/g_adversarial"]) and metrics["test/g_adversarial"] > 0  # -log D(G(z)), ns
 
 
 def test_callback_bad_arguments():

@@ -197,14 +197,14 @@ class TrainingMetric(pl.Callback):
 
 class GeneratorTestMetrics(pl.Callback):
     """Generator-side numbers for ``lightning-gen test`` (added by the CLI to every test run), beside the model's own
-    test metrics, which for the GAN and the LSTM-GAN are all about D (``test/d_loss``, ``test/D(x)``, ...).
+    test metrics, which for the adversarial families are mostly about D (``test/d_loss``, ``test/D(x)``, ...).
 
     ``test/g_adversarial``: G's adversarial loss against the trained D on fresh samples, one per test item (the
-    ``loss``'s G term: ``-log D(G(z))`` for ``ns``, ``-D(G(z))`` for ``hinge`` / ``wasserstein``), as the R-VAE-GAN
-    logs ``train/g_adversarial``. For the GAN, LSTM-GAN and R-VAE-GAN; the VAE-GAN's G plays the zero-sum game
-    against D's loss instead, and its test metrics already hold its generator side (``test/feature_recon``,
-    ``test/pixel_mse``, ``test/kl``), as the R-VAE-GAN's (``test/data_recon``, ``test/moment_gap``) and the
-    LSTM-GAN's ``test/moment_gap`` do. A model without a discriminator logs nothing here.
+    ``loss``'s G term: ``-log D(G(z))`` for ``ns``, ``-D(G(z))`` for ``hinge`` / ``wasserstein``), the number every
+    family logs as ``train/g_adversarial`` (the VAE-GAN too, whose G trains through a gradient reversal on D's loss
+    but logs this score beside it). For any model with ``adversarial.g`` and a ``discriminator`` module, found by
+    those attributes (metrics never import the models); a conditional model (``conditional`` true) samples and is
+    judged with the test batch's labels. A model without a discriminator logs nothing here.
     """
 
     def __init__(self) -> None:
@@ -213,23 +213,21 @@ class GeneratorTestMetrics(pl.Callback):
 
     @staticmethod
     def applies(pl_module: pl.LightningModule) -> bool:
-        from lightning_gen.models import VAEGAN
-
         adversarial = getattr(pl_module, "adversarial", None)
-        return (
-            hasattr(adversarial, "g")
-            and isinstance(getattr(pl_module, "discriminator", None), torch.nn.Module)
-            and not isinstance(pl_module, VAEGAN)
-        )
+        return hasattr(adversarial, "g") and isinstance(getattr(pl_module, "discriminator", None), torch.nn.Module)
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if not self.applies(pl_module):
             return
         real = batch[0]
+        kwargs = {}
+        if getattr(pl_module, "conditional", False):  # models.conditional.Conditional: labels of this batch
+            kwargs["labels"] = pl_module.batch_labels(batch)
         if getattr(pl_module, "data_kind", "image") == "sequence":
-            fake = pl_module.sample(real.shape[0], length=real.shape[1])  # (B, T, D)
+            fake = pl_module.sample(real.shape[0], length=real.shape[1], **kwargs)  # (B, T, D)
         else:
-            fake = pl_module.sample(real.shape[0])  # (B, C, H, W)
-        g_loss = pl_module.adversarial.g(pl_module.discriminator(fake.to(real.dtype)))
+            fake = pl_module.sample(real.shape[0], **kwargs)  # (B, C, H, W)
+        logits = pl_module.discriminator(fake.to(real.dtype), **kwargs)
+        g_loss = pl_module.adversarial.g(logits[0] if isinstance(logits, tuple) else logits)
         pl_module.log("test/g_adversarial", g_loss, sync_dist=True, batch_size=real.shape[0])

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_gen.data.sequences import min_max_scale
 from lightning_gen.metrics.mmd import mmd_rbf
+from lightning_gen.scaling import min_max_scale
 
 
 # -- input checks -----------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def minmax_scale(real, *others) -> list[np.ndarray]:
     """Scale ``real`` and every array in ``others`` with the real data's per-feature min and max.
 
     This is TimeGAN's ``MinMaxScaler`` (reference ``utils.py``: ``(x - min) / (max - min + 1e-7)``; the data
-    modules' :func:`~lightning_gen.data.sequences.min_max_scale`), with the generated data put through the same
+    modules' :func:`~lightning_gen.scaling.min_max_scale`), with the generated data put through the same
     map so both live in the same [0, 1] space.
     """
     real = check_sequences(real, "real")
