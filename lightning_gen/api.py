@@ -3,6 +3,7 @@
 >>> from lightning_gen import api
 >>> model = api.load("runs/rvae/sines/lightning_logs/version_0/checkpoints/last.ckpt")
 >>> x = api.sample(model, 16)                       # (16, T, D) sequences / (16, C, H, W) images in [-1, 1]
+>>> x, y = api.sample(cond_model, 8, labels=[7] * 8, return_labels=True)   # a conditional model: eight 7s
 >>> report = api.evaluate("runs/.../last.ckpt", metrics=["mmd"], num_samples=200)
 >>> report["metrics"]["mmd"]["value"]
 
@@ -35,13 +36,23 @@ def load(path: str | Path, device: str | torch.device = "cpu", allow_modules: It
 
 
 @torch.no_grad()
-def sample(model, n: int, batch_size: int = 256, **kwargs) -> torch.Tensor:
+def sample(model, n: int, batch_size: int = 256, labels=None, return_labels: bool = False, **kwargs):
     """``model.sample`` in batches, concatenated on the CPU, in the model's own scale: images in [-1, 1] (the
     ``sample`` job maps them to [0, 1]), sequences scaled as in training (``model.to_original(x)`` gives the
-    data's scale). ``kwargs`` go to ``model.sample`` (``length=`` for sequences, ``prior=`` for VAE types)."""
+    data's scale). ``kwargs`` go to ``model.sample`` (``length=`` for sequences, ``prior=`` for VAE types).
+
+    Conditional models: ``labels`` (n ints in ``[0, num_classes)``, or one for all), default drawn from the
+    training label distribution stored in the checkpoint; ``return_labels=True`` returns ``(samples, labels)``
+    (labels None for an unconditional model). Labels given to an unconditional model raise ``ValueError``."""
     from lightning_gen.jobs.sample import draw
 
-    return draw(model, n, batch_size, **kwargs)
+    if hasattr(model, "labels_for"):
+        labels = model.labels_for(n, labels)
+        labels = None if labels is None else labels.cpu()
+    elif labels is not None:
+        raise ValueError(f"Labels were given but {type(model).__name__} is unconditional: drop the labels.")
+    x = draw(model, n, batch_size, labels, **kwargs)
+    return (x, labels) if return_labels else x
 
 
 @torch.no_grad()

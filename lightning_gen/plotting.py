@@ -114,6 +114,44 @@ def save_sequences(
     return save_figure(sequence_figure([(batch, label)], roll, pitch_low, step, max_cols=min(4, len(batch))), path)
 
 
+# -- conditional samples: one row per class ----------------------------------------------------------------------
+def class_rows(labels: np.ndarray, columns: int) -> tuple[list[int], np.ndarray]:
+    """Arrange samples by class: the sorted classes present in ``labels`` (N,), and an index array (rows, columns)
+    whose row ``r`` holds the positions of the first ``columns`` samples of class ``r`` (-1 where it has fewer)."""
+    labels = np.asarray(labels).reshape(-1)
+    classes = sorted(int(c) for c in np.unique(labels))
+    index = np.full((len(classes), max(1, columns)), -1, dtype=np.int64)
+    for r, c in enumerate(classes):
+        found = np.flatnonzero(labels == c)[: index.shape[1]]
+        index[r, : len(found)] = found
+    return classes, index
+
+
+def save_labelled_grid(grid, row_labels: Sequence[str], path: str | os.PathLike) -> str:
+    """Write an image grid ((3, H, W) in [0, 1], e.g. from ``torchvision.utils.make_grid`` with one row per entry
+    of ``row_labels`` and 1-pixel padding) as a PNG with each row's label written in a margin on its left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pixels = (np.asarray(grid.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()) * 255).round().astype(np.uint8)
+    height, width = pixels.shape[:2]
+    row_height = (height - 1) / max(1, len(row_labels))  # make_grid: padding 1 above every row and below the last
+    size = int(max(10, min(24, row_height * 0.5)))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        font = ImageFont.load_default()
+    margin = int(size * (max((len(t) for t in row_labels), default=1) * 0.7 + 1))
+    canvas = Image.new("RGB", (width + margin, height), "white")
+    canvas.paste(Image.fromarray(pixels), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, text in enumerate(row_labels):
+        centre = 1 + r * row_height + row_height / 2
+        draw.text((margin - size // 2, centre), text, fill="black", font=font, anchor="rm")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    canvas.save(path)
+    return str(path)
+
+
 # -- loss curves ------------------------------------------------------------------------------------------------
 Series = dict[str, list[tuple[float, float]]]  # metric name -> [(step, value), ...]
 

@@ -1,0 +1,255 @@
+"""Issue 14, part 3: the sample and evaluate jobs with class labels, and the conditional scores.
+
+Tiny conditional models written here (real LightningModules with the :class:`Conditional` mixin and a trivial
+generator: each class draws its own fixed pattern) test the jobs' plumbing without training; the shipped
+conditional configs are fitted end to end further down."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lightning_gen.jobs import sample
+from lightning_gen.metrics import conditional as C
+from lightning_gen.models.conditional import Conditional
+from tests.conftest import fit_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class TinyConditionalImages(Conditional, pl.LightningModule):
+    """8x8 grey images: class c is a fixed random pattern plus a little noise."""
+
+    data_kind = "image"
+
+    def __init__(self, num_classes: int = 3, size: int = 8) -> None:
+        super().__init__()
+        self.patterns = nn.Embedding(num_classes, size * size)
+        self.patterns.num_classes = num_classes
+        self.init_conditional(self.patterns)
+        self.size = size
+
+    @torch.no_grad()
+    def sample(self, n: int, labels=None) -> torch.Tensor:
+        y = self.labels_for(n, labels)
+        x = self.patterns(y).view(n, 1, self.size, self.size) + 0.05 * torch.randn(n, 1, self.size, self.size)
+        return torch.tanh(x)
+
+
+class TinyConditionalSequences(Conditional, pl.LightningModule):
+    """Sines whose frequency is the class: sequences (n, T, 2) in the model's [0, 1] scale."""
+
+    data_kind = "sequence"
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        from lightning_gen.scaling import SequenceScale
+
+        self.frequency = nn.Embedding(num_classes, 2)
+        self.frequency.num_classes = num_classes
+        self.init_conditional(self.frequency)
+        self.data_info = SequenceScale(2)
+        self.data_info.seq_len.fill_(16)
+
+    def sample_length(self, length):
+        return int(self.data_info.seq_len) if length is None else int(length)
+
+    def to_original(self, x):
+        return self.data_info.inverse(x)
+
+    @torch.no_grad()
+    def sample(self, n: int, length: int | None = None, labels=None) -> torch.Tensor:
+        y = self.labels_for(n, labels)
+        t = torch.arange(self.sample_length(length)).float()
+        freq = (y.float()[:, None] + 1) * 0.3  # (n, 1)
+        return (torch.sin(freq[:, :, None] * t[None, :, None] + torch.zeros(1, 1, 2)) + 1) / 2
+
+
+def with_counts(model, counts):
+    model.label_counts.copy_(torch.tensor(counts, dtype=torch.float32))
+    return model.eval()
+
+
+@pytest.fixture
+def image_model(monkeypatch):
+    torch.manual_seed(0)
+    model = with_counts(TinyConditionalImages(), [1.0, 1.0, 2.0])
+    monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
+    return model
+
+
+def run_sample(tmp_path, *argv: str) -> int:
+    return sample.main(["x.ckpt", "--output", str(tmp_path / "s.npz"), *argv])
+
+
+# -- sample: labels -----------------------------------------------------------------------------------------------
+def test_labels_are_written_and_drawn_as_asked(image_model, tmp_path):
+    assert run_sample(tmp_path, "--labels", "2,0,1,2") == 0
+    with np.load(tmp_path / "s.npz") as f:
+        labels, samples = f["labels"], f["samples"]
+    assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1, 2] and samples.shape == (4, 1, 8, 8)
+    patterns = (torch.tanh(image_model.patterns.weight.detach()).view(3, 1, 8, 8).numpy() + 1) / 2
+    nearest = [int(np.argmin(((patterns - s) ** 2).sum((1, 2, 3)))) for s in samples]
+    assert nearest == [2, 0, 1, 2]  # each sample is its requested class's pattern
+
+
+def test_single_label_repeated_and_per_class(image_model, tmp_path):
+    assert run_sample(tmp_path, "--labels", "1", "--num-samples", "5") == 0
+    assert np.load(tmp_path / "s.npz")["labels"].tolist() == [1] * 5
+    assert run_sample(tmp_path, "--per-class", "2") == 0
+    assert np.load(tmp_path / "s.npz")["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert run_sample(tmp_path, "--labels", "2,0", "--per-class", "3") == 0
+    assert np.load(tmp_path / "s.npz")["labels"].tolist() == [0, 0, 0, 2, 2, 2]
+
+
+def test_default_labels_follow_the_stored_distribution(image_model, tmp_path):
+    assert run_sample(tmp_path, "--num-samples", "400") == 0
+    share = np.bincount(np.load(tmp_path / "s.npz")["labels"], minlength=3) / 400
+    assert abs(share[2] - 0.5) < 0.08 and abs(share[0] - 0.25) < 0.08
+
+
+def test_labels_file_formats(image_model, tmp_path):
+    np.save(tmp_path / "l.npy", np.array([0, 2, 2]))
+    (tmp_path / "l.txt").write_text("1\n0\n2\n")
+    (tmp_path / "l.csv").write_text("2,2,1\n")
+    for name, want in (("l.npy", [0, 2, 2]), ("l.txt", [1, 0, 2]), ("l.csv", [2, 2, 1])):
+        assert run_sample(tmp_path, "--labels-file", str(tmp_path / name)) == 0
+        assert np.load(tmp_path / "s.npz")["labels"].tolist() == want
+
+
+def test_grid_has_one_row_per_class(image_model, tmp_path):
+    from PIL import Image
+
+    assert run_sample(tmp_path, "--per-class", "4", "--labels", "0,2") == 0
+    with Image.open(tmp_path / "s.png") as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float32)
+    # 8x8 images are enlarged 8x to 64x64, one white pixel between: 2 rows -> 2 * 65 + 1 pixels high
+    assert grey.shape[0] == 2 * 65 + 1
+    assert grey.shape[1] > 4 * 65 + 1  # and a margin for the row labels on the left
+    margin = grey.shape[1] - (4 * 65 + 1)
+    assert (grey[:, :margin] < 128).any()  # the labels are written there
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--labels", "0,3"], "Labels must be in [0, 3)"),
+        (["--labels", "0,1.5"], "whole numbers"),
+        (["--labels", "0,1", "--num-samples", "3"], "2 labels for --num-samples 3"),
+        (["--labels", "1", "--labels-file", "x.txt"], "not both"),
+        (["--per-class", "2", "--num-samples", "3"], "not both"),
+        (["--per-class", "0"], "--per-class must be an integer >= 1"),
+    ],
+)
+def test_bad_labels_are_refused(image_model, tmp_path, capsys, argv, message):
+    assert run_sample(tmp_path, *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_bad_labels_files_are_refused(image_model, tmp_path, capsys):
+    np.save(tmp_path / "f.npy", np.array([0.0, 1.0]))
+    (tmp_path / "bad.txt").write_text("0\nseven\n")
+    (tmp_path / "float.csv").write_text("0,1.0\n")
+    (tmp_path / "l.json").write_text("[0]")
+    np.save(tmp_path / "count.npy", np.array([0, 1]))
+    cases = [
+        ("f.npy", [], "expected an array of integers"),
+        ("bad.txt", [], "whole numbers"),
+        ("float.csv", [], "whole numbers"),
+        ("l.json", [], "give a .npy, .txt or .csv"),
+        ("nope.txt", [], "no such file"),
+        ("count.npy", ["--num-samples", "3"], "2 labels for --num-samples 3"),
+    ]
+    for name, extra, message in cases:
+        assert run_sample(tmp_path, "--labels-file", str(tmp_path / name), *extra) == 2, name
+        assert message in capsys.readouterr().err, name
+
+
+def test_no_stored_distribution_and_no_labels(monkeypatch, tmp_path, capsys):
+    model = TinyConditionalImages().eval()  # label_counts all zero: a checkpoint without a distribution
+    monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
+    assert run_sample(tmp_path) == 2
+    assert "stores no label distribution" in capsys.readouterr().err
+    assert run_sample(tmp_path, "--labels", "1") == 0
+
+
+@pytest.fixture(scope="module")
+def gan_ckpt(tmp_path_factory):
+    return fit_config("configs/gan/digits.yaml", tmp_path_factory.mktemp("gan"))
+
+
+def test_labels_to_an_unconditional_checkpoint(gan_ckpt, tmp_path, capsys):
+    for argv in (["--labels", "1"], ["--per-class", "2"]):
+        assert sample.main([gan_ckpt, "--output", str(tmp_path / "s.npz"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert "is unconditional" in err and "Traceback" not in err
+    assert sample.main([gan_ckpt, "--output", str(tmp_path / "s.npz"), "--num-samples", "3"]) == 0
+    with np.load(tmp_path / "s.npz") as f:
+        assert "labels" not in f.files and f["samples"].shape == (3, 1, 8, 8)
+
+
+# -- sample: sequences ----------------------------------------------------------------------------------------------
+def test_sequence_samples_carry_labels_and_class_rows(monkeypatch, tmp_path):
+    model = with_counts(TinyConditionalSequences(), [1.0, 1.0, 1.0])
+    monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
+    assert run_sample(tmp_path, "--per-class", "2") == 0
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["labels"].tolist() == [0, 0, 1, 1, 2, 2] and f["samples"].shape == (6, 16, 2)
+        x = f["samples"]
+    assert not np.allclose(x[0], x[2])  # classes differ
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_api_sample_with_labels(image_model):
+    from lightning_gen import api
+
+    x, y = api.sample(image_model, 4, labels=[1, 1, 0, 2], return_labels=True)
+    assert x.shape == (4, 1, 8, 8) and y.tolist() == [1, 1, 0, 2]
+    _, drawn = api.sample(image_model, 6, batch_size=4, return_labels=True)
+    assert drawn.shape == (6,) and int(drawn.max()) < 3
+    with pytest.raises(ValueError, match="Labels must be in"):
+        api.sample(image_model, 2, labels=[0, 5])
+
+
+# -- metrics -----------------------------------------------------------------------------------------------------------
+def test_class_accuracy_and_spread():
+    logits = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])] * 5
+    right = C.class_accuracy_from_logits(logits, [0, 1, 2, 0, 1, 2, 0, 1, 2, 0], splits=2)
+    assert right["value"] == 1.0 and right["std"] == 0.0 and right["per_class"] == {"0": 1.0, "1": 1.0, "2": 1.0}
+    half = C.class_accuracy_from_logits(logits, [0, 1, 2, 0, 1, 0, 1, 2, 0, 1], splits=2)
+    assert half["value"] == 0.5 and half["std"] > 0.5  # 1.0 and 0.0 on the two halves
+    with pytest.raises(ValueError, match="outside \\[0, 3\\)"):
+        C.class_accuracy_from_logits(logits, [3] * 10)
+    with pytest.raises(ValueError, match="must be integers"):
+        C.class_accuracy_from_logits(logits, np.zeros(10))
+
+
+def test_per_class_fid_separates_classes():
+    g = torch.Generator().manual_seed(0)
+    real = torch.cat([torch.randn(60, 4, generator=g), torch.randn(60, 4, generator=g) + 3])
+    labels = torch.tensor([0] * 60 + [1] * 60)
+    fake = torch.cat([torch.randn(50, 4, generator=g), torch.randn(50, 4, generator=g) + 3])
+    fake_labels = torch.tensor([0] * 50 + [1] * 50)
+    right = C.per_class_fid(real, labels, fake, fake_labels, 2)
+    wrong = C.per_class_fid(real, labels, fake, 1 - fake_labels, 2)
+    assert set(right["per_class"]) == {"0", "1"} and right["value"] < 1.0 < 30 < wrong["value"]
+    assert right["samples_per_class"] == {"0": [50, 60], "1": [50, 60]} and right["unstable"] == []
+    few = C.per_class_fid(real, labels, fake[:53], fake_labels[:53], 2)
+    assert few["unstable"] == [1]  # 3 generated samples of class 1, fewer than 4 feature dimensions
+
+
+def test_sequence_classifier_true_vs_shuffled_labels():
+    from lightning_gen.data.sines import make_band_sines
+
+    x, y = make_band_sines(1200, seq_len=24, dim=5, num_bands=3, seed=1)
+    true = C.sequence_class_accuracy(x[:800], y[:800], x[800:1000], y[800:1000], x[1000:], y[1000:])
+    shuffled = C.sequence_class_accuracy(
+        x[:800], y[:800], x[800:1000], np.random.default_rng(0).permutation(y[800:1000])
+    )
+    assert true["value"] > 0.8 and true["reference_value"] > 0.8
+    assert abs(shuffled["value"] - 1 / 3) < 0.12
