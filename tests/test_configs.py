@@ -157,3 +157,12 @@ def test_bad_n_critic_from_cli(tmp_path):
     with pytest.raises(ValueError, match="n_critic must be >= 1"):
         run_lightning_cli(fit_args("configs/gan/digits.yaml", tmp_path, "--model.init_args.n_critic=0"))
     assert not (tmp_path / "run").exists()
+
+
+def test_classifier_network_keeps_its_old_class_path(tmp_path):
+    """SmallCNN moved to nets/; configs and checkpoints written before name lightning_gen.models.classifier.SmallCNN."""
+    from lightning_gen.nets.classifier import SmallCNN
+
+    old = "--model.init_args.network.class_path=lightning_gen.models.classifier.SmallCNN"
+    cli = run_lightning_cli(fit_args("configs/classifier/digits.yaml", tmp_path, old)[1:], run=False)
+    assert type(cli.model.network) is SmallCNN and cli.model.network.img_size == 8

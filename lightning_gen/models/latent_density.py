@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from lightning_gen import lightning_internals as li
+from lightning_gen.models.common import eval_mode
 
 PriorKind = Literal["gmm", "gaussian", "standard"]
 PRIOR_KINDS = ("gmm", "gaussian", "standard")
@@ -165,13 +166,9 @@ class LatentDensityMixin:
         if self.latent_density.kind == "standard":
             return
         loader = self._code_loader(data, batch_size)
-        modes = [m.training for m in self.modules()]
-        self.eval()
-        try:
+        # every submodule's own mode restored (parents first), so a part kept in eval mode (an EMA copy) stays so
+        with eval_mode(*self.modules()):
             codes = torch.cat([self.encode_mean(x.to(self.device)).float() for x in loader])
-        finally:
-            for m, mode in zip(self.modules(), modes):
-                m.training = mode
         trainer = li.attached_trainer(self)
         if trainer is not None and trainer.world_size > 1:
             codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
