@@ -65,6 +65,17 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         pretrain_batches: batches of maximum-likelihood pretraining before the adversarial game: G alone
             minimises the teacher-forced next-step NLL, D waits (0: none; needs ``feed_previous``). C-RNN-GAN
             pretrains G for 6 epochs (Mogren 2016, sec. 4; ``--pretraining_epochs 6`` in its run scripts).
+
+    Class-conditional (a conditional GAN, Mirza & Osindero 2014) when G and D are built with ``num_classes``:
+    both read the label's embedding at every step, D judges real sequences with their labels against fakes
+    made for the same labels, and every G term (adversarial, feature and moment matching, supervised) is
+    taken with the real batch's labels.
+
+    Logs ``train/d_loss``, ``train/D(x)``, ``train/D(G(z))``, ``train/gradient_penalty``, ``train/grad_norm_d``,
+    ``train/g_loss`` (G's whole objective), ``train/g_adversarial`` and each added term
+    (``train/feature_matching``, ``train/moment_matching``, ``train/supervised``) when there are any,
+    ``train/grad_norm_g``, ``train/pretrain_nll``; ``val/`` and ``test/`` ``d_loss``, ``D(x)``, ``D(G(z))``,
+    ``moment_gap``.
     """
 
     def __init__(
@@ -108,7 +119,7 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
             raise ValueError("feature_matching needs a discriminator with a `features(x)` method.")
         self.adversarial = get_adversarial_loss(loss)
         save_plain_hyperparameters(self)
-        self.init_sequence_model(generator.data_dim, clip_grad_norm)
+        self.init_sequence_model(generator.data_dim, clip_grad_norm, generator, discriminator)
         self.generator, self.discriminator = generator, discriminator
         self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
@@ -125,12 +136,14 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         return torch.randn(n, length, self.latent_dim, device=self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None, labels=None) -> torch.Tensor:
         """``n`` sequences (n, length, D) in [0, 1] (the training length by default; any length works, the
-        generator runs step by step), from the EMA generator when there is one."""
+        generator runs step by step), from the EMA generator when there is one; of the classes ``labels`` for
+        a conditional model (one per sequence, or one for all; default: drawn from the training labels)."""
         g = self.generator_ema.module if self.generator_ema is not None else self.generator
+        y = self.labels_for(n, labels)
         with eval_mode(g):
-            return g(self.noise(n, self.sample_length(length)) if z is None else z.to(self.device))
+            return g(self.noise(n, self.sample_length(length)) if z is None else z.to(self.device), y)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -140,19 +153,19 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         ]
 
     def training_step(self, batch, batch_idx: int) -> None:
-        real = batch[0]  # (B, T, D) in [0, 1]
+        real, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
         if batches_done(self) < self.pretrain_batches:
-            self.pretrain_step(real)
+            self.pretrain_step(real, labels)
             return
-        self.discriminator_step(real)
+        self.discriminator_step(real, labels)
         if (batch_idx + 1) % self.n_critic == 0:
-            self.generator_step(real)
+            self.generator_step(real, labels)
 
-    def pretrain_step(self, real: torch.Tensor) -> None:
+    def pretrain_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """One maximum-likelihood update of G alone (C-RNN-GAN's pretraining): teacher-forced next-step NLL."""
         opt_g = self.optimizers()[0]
         with self.toggled_optimizer(opt_g):
-            nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real)
+            nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real, labels)
             self.manual_backward(nll)
             self.finish_step(opt_g)
         if self.generator_ema is not None:
@@ -160,38 +173,43 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         if logs_this_step(self):
             self.log("train/pretrain_nll", nll.detach())
 
-    def _critic(self, x: torch.Tensor) -> torch.Tensor:
+    def _critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """One critic value per sequence (B,), the mean over steps, for the per-sample gradient penalty."""
-        out = self.discriminator(x)
+        out = self.discriminator(x, labels)
         return out.flatten(1).mean(1) if out.dim() > 1 else out
 
-    def discriminator_step(self, real: torch.Tensor) -> None:
-        """One D update: real vs. fakes from a frozen G (no graph through G)."""
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """One D update: real vs. fakes from a frozen G (no graph through G), both with the real labels."""
         with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0], real.shape[1]))
+            fake = self.generator(self.noise(real.shape[0], real.shape[1]), labels)
         self.discriminator_update(
-            self.optimizers()[1], real, fake, self.discriminator, self._critic, penalty_without_cudnn=True
+            self.optimizers()[1],
+            real,
+            fake,
+            lambda x: self.discriminator(x, labels),
+            lambda x: self._critic(x, labels),
+            penalty_without_cudnn=True,
         )
 
-    def generator_step(self, real: torch.Tensor) -> None:
+    def generator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""
         opt_g = self.optimizers()[0]
         with self.toggled_optimizer(opt_g):
             z = self.noise(real.shape[0], real.shape[1])
-            fake = self.generator(z)  # (B, T, D)
-            g_loss = self.adversarial.g(self.discriminator(fake))
+            fake = self.generator(z, labels)  # (B, T, D)
+            g_loss = g_adversarial = self.adversarial.g(self.discriminator(fake, labels))
             terms = {}
             if self.feature_matching > 0:
                 with torch.no_grad():
-                    real_features = self.discriminator.features(real).mean((0, 1))  # (F,)
-                fake_features = self.discriminator.features(fake).mean((0, 1))  # (F,)
+                    real_features = self.discriminator.features(real, labels).mean((0, 1))  # (F,)
+                fake_features = self.discriminator.features(fake, labels).mean((0, 1))  # (F,)
                 terms["feature_matching"] = (fake_features - real_features).pow(2).sum()
                 g_loss = g_loss + self.feature_matching * terms["feature_matching"]
             if self.moment_matching > 0:
                 terms["moment_matching"] = moment_loss(real, fake)
                 g_loss = g_loss + self.moment_matching * terms["moment_matching"]
             if self.supervised > 0:  # the same noise, teacher-forced on the real batch
-                terms["supervised"] = self.generator.next_step_loss(z, real)
+                terms["supervised"] = self.generator.next_step_loss(z, real, labels)
                 g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
             self.manual_backward(g_loss)
             g_norm = self.finish_step(opt_g)
@@ -199,15 +217,17 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
             self.generator_ema.update(self.generator)
         if not logs_this_step(self):
             return
+        if terms:  # g_loss has more terms than the adversarial one
+            terms["g_adversarial"] = g_adversarial
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
         self.log_g_step(g_loss, g_norm)
 
     def _evaluate(self, batch, prefix: str) -> None:
-        real = batch[0]
-        fake = self.sample(real.shape[0], length=real.shape[1])
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+        real, labels = batch[0], self.batch_labels(batch)
+        fake = self.sample(real.shape[0], length=real.shape[1], labels=labels)
+        real_logits, fake_logits = self.discriminator(real, labels), self.discriminator(fake, labels)
         self.log_dict(self.d_metrics(prefix, real_logits, fake_logits), sync_dist=True)
-        self.log_moment_gap(real, prefix)
+        self.log_moment_gap(real, prefix, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

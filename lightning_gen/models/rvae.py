@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
 from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
@@ -49,6 +51,11 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
 
     Piano rolls (``likelihood="bernoulli"``) are sampled as binary rolls, one Bernoulli draw per step and
     pitch, each fed back to the decoder (:meth:`RecurrentDecoder.generate` with ``binary=True``).
+
+    Class-conditional (a conditional VAE, Sohn et al. 2015: q(z | x, y), p(x | z, y)) when the encoder and
+    decoder are built with ``num_classes``. The ex-post latent density stays a density over z alone: it is
+    fitted to the codes of the training sequences encoded with their own labels, and sampled codes are decoded
+    with the requested labels.
     """
 
     def init_recurrent_vae(self, prior: str, prior_components: int, prior_max_codes: int) -> None:
@@ -60,8 +67,37 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         """Whether the data are binary (piano rolls): values are sampled, not the decoder's means."""
         return self.likelihood == "bernoulli"
 
-    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)[0]  # posterior means (B, Z)
+    def encode_mean(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(x, labels)[0]  # posterior means (B, Z)
+
+    @torch.no_grad()
+    def fit_latent_density(self, data=None, batch_size: int = 256) -> None:
+        """:meth:`LatentDensityMixin.fit_latent_density`, whose loop hands ``encode_mean`` the inputs alone; a
+        conditional model encodes each sequence with its label, so its codes are gathered here from a labelled
+        dataset or loader (default: the trainer's training set) or a pair of tensors (x, labels): the first
+        ``prior_max_codes`` items, every rank the same density, as the mixin does."""
+        if not self.conditional or self.latent_density.kind == "standard":
+            return super().fit_latent_density(data, batch_size)
+        if isinstance(data, (tuple, list)):
+            data = TensorDataset(*data)
+        if isinstance(data, torch.Tensor):
+            raise ValueError("A conditional model encodes with labels: give fit_latent_density a pair (x, labels).")
+        trainer = li.attached_trainer(self)
+        if data is None:
+            data = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
+            if data is None:
+                raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
+        data = data.dataset if isinstance(data, DataLoader) else data
+        data = Subset(data, range(min(len(data), self.prior_max_codes)))
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
+        with eval_mode(self):
+            codes = [self.encode_mean(x.to(self.device), y.to(self.device)).float()
+                     for x, y in DataLoader(data, batch_size=batch_size, sampler=sampler)]  # fmt: skip
+        codes = torch.cat(codes)
+        if world > 1:
+            codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
+        self.latent_density.fit(codes, step=li.batches_completed(trainer) if trainer is not None else -1)
 
     @property
     def sampling_decoder(self) -> nn.Module:
@@ -70,21 +106,31 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
 
     @torch.no_grad()
     def sample(
-        self, n: int, length: int | None = None, z: torch.Tensor | None = None, prior: PriorKind | None = None
+        self,
+        n: int,
+        length: int | None = None,
+        z: torch.Tensor | None = None,
+        labels=None,
+        prior: PriorKind | None = None,
     ) -> torch.Tensor:
         """``n`` sequences (n, length, D) in [0, 1] (binary rolls for piano rolls); any length works (the
         decoder runs autoregressively). z comes from the fitted latent density (``prior``: the configured
-        kind; ``"standard"`` for N(0, I)) unless given."""
+        kind; ``"standard"`` for N(0, I)) unless given; ``labels``: the classes of a conditional model (one per
+        sequence, or one for all; default: drawn from the training labels)."""
+        y = self.labels_for(n, labels)
         z = self.sample_latent(n, prior) if z is None else z.to(self.device)
         decoder = self.sampling_decoder
         with eval_mode(decoder):
-            return decoder.generate(z, self.sample_length(length), binary=self.binary)[1]
+            return decoder.generate(z, self.sample_length(length), binary=self.binary, labels=y)[1]
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, length: int | None = None, labels=None) -> torch.Tensor:
         """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
-        mu, _ = self.encoder(x)
-        return self.decoder.generate(mu, length or x.shape[1], binary=self.binary)[1]
+        y = self.labels_for(x.shape[0], labels) if self.conditional and labels is not None else None
+        if self.conditional and y is None:
+            raise ValueError("A conditional model reconstructs sequences with their labels: give labels.")
+        mu, _ = self.encoder(x, y)
+        return self.decoder.generate(mu, length or x.shape[1], binary=self.binary, labels=y)[1]
 
 
 class RVAE(RecurrentVAEModel):
@@ -110,6 +156,10 @@ class RVAE(RecurrentVAEModel):
             after training, Ghosh et al. 2020) or ``standard`` (N(0, I)).
         prior_components: mixture components of the ``gmm`` prior (Ghosh et al. 2020: 10).
         prior_max_codes: training items encoded to fit the prior.
+
+    Class-conditional when encoder and decoder are built with ``num_classes`` (see :class:`RecurrentVAEModel`).
+    Logs ``train/loss``, ``train/recon``, ``train/kl``, ``train/kl_weight``, ``train/grad_norm``; ``val/`` and
+    ``test/`` ``recon``, ``kl``, ``elbo``, ``moment_gap``.
     """
 
     def __init__(
@@ -134,17 +184,17 @@ class RVAE(RecurrentVAEModel):
         if sigma <= 0 or kl_weight < 0:
             raise ValueError(f"sigma must be > 0 and kl_weight >= 0, got {sigma} and {kl_weight}.")
         save_plain_hyperparameters(self)
-        self.init_sequence_model(decoder.data_dim, clip_grad_norm)
+        self.init_sequence_model(decoder.data_dim, clip_grad_norm, encoder, decoder)
         self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
         self.likelihood, self.sigma, self.teacher_forcing = likelihood, sigma, teacher_forcing
         self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
 
-    def elbo_terms(self, x: torch.Tensor, teacher_forcing: float):
+    def elbo_terms(self, x: torch.Tensor, teacher_forcing: float, labels: torch.Tensor | None = None):
         """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""
-        mu, logvar = self.encoder(x)
+        mu, logvar = self.encoder(x, labels)
         z = reparameterize(mu, logvar)
-        raw, _ = self.decoder.generate(z, x.shape[1], x, teacher_forcing, binary=self.binary)  # (B, T, D)
+        raw, _ = self.decoder.generate(z, x.shape[1], x, teacher_forcing, self.binary, labels)  # (B, T, D)
         return sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
 
     # -- Lightning hooks ----------------------------------------------------------------------------
@@ -152,10 +202,10 @@ class RVAE(RecurrentVAEModel):
         return self.optimizer([*self.encoder.parameters(), *self.decoder.parameters()])
 
     def training_step(self, batch, batch_idx: int) -> None:
-        x = batch[0]  # (B, T, D) in [0, 1]
+        x, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
         opt = self.optimizers()
         with self.toggled_optimizer(opt):
-            recon, kl, _ = self.elbo_terms(x, self.teacher_forcing)
+            recon, kl, _ = self.elbo_terms(x, self.teacher_forcing, labels)
             beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
             loss = (recon + beta * kl).mean()
             self.manual_backward(loss)
@@ -174,13 +224,13 @@ class RVAE(RecurrentVAEModel):
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
 
     def _evaluate(self, batch, prefix: str) -> None:
-        x = batch[0]
-        recon, kl, _ = self.elbo_terms(x, teacher_forcing=0.0)  # free-running reconstruction
+        x, labels = batch[0], self.batch_labels(batch)
+        recon, kl, _ = self.elbo_terms(x, 0.0, labels)  # free-running reconstruction
         self.log_dict(
             {f"{prefix}/recon": recon.mean(), f"{prefix}/kl": kl.mean(), f"{prefix}/elbo": -(recon + kl).mean()},
             sync_dist=True,
         )
-        self.log_moment_gap(x, prefix)
+        self.log_moment_gap(x, prefix, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -107,6 +107,18 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         ema_decay: if set, keep an exponential moving average of the decoder's weights (updated after each
             decoder step; Yazici et al. 2019) and sample from it; the density is still fitted to the live
             encoder's codes, and the GAN's prior samples still come from the live decoder.
+
+    Class-conditional when the three networks are built with ``num_classes``: encoder q(z | x, y) and decoder
+    p(x | z, y) as in the conditional VAE (Sohn et al. 2015), D reads the label with the sequence; the
+    reconstructions and the prior samples of a batch are made for the real batch's labels, and D judges all of
+    them with those labels. The latent density stays a density over z (:class:`RecurrentVAEModel`).
+
+    Logs ``train/e_loss`` (the encoder's objective ``beta * KL + L_rec``), ``train/g_loss`` (the decoder's,
+    ``gamma * L_rec + adversarial_weight * L_G``; ``g_loss`` in the progress bar), ``train/recon`` (``L_data``),
+    ``train/feature_recon`` (``L_feat``), ``train/g_adversarial`` (``L_G``), ``train/kl``, ``train/kl_weight``,
+    ``train/grad_norm_e``, ``train/grad_norm_g`` and D's ``train/d_loss``, ``train/D(x)``, ``train/D(G(z))``,
+    ``train/grad_norm_d`` (no GAN terms during the warm start); ``val/`` and ``test/`` ``recon``, ``kl``,
+    ``d_loss``, ``D(x)``, ``D(G(z))``, ``moment_gap``.
     """
 
     def __init__(
@@ -156,13 +168,14 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         if min(feature_recon_weight, data_recon_weight, adversarial_weight, kl_weight) < 0:
             raise ValueError("feature_recon_weight, data_recon_weight, adversarial_weight and kl_weight must be >= 0.")
         save_plain_hyperparameters(self)
-        self.init_sequence_model(decoder.data_dim, clip_grad_norm)
+        self.init_sequence_model(decoder.data_dim, clip_grad_norm, encoder, decoder, discriminator)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
         self.likelihood, self.sigma, self.gamma = likelihood, sigma, gamma
         self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
         self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
         self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
+        self.gp_weight = 0.0  # no gradient penalty (wasserstein is refused above)
         self.adversarial_start = adversarial_start
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
         self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
@@ -199,48 +212,57 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         ]
 
     def training_step(self, batch, batch_idx: int) -> None:
-        x = batch[0]  # (B, T, D) in [0, 1]
+        x, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
         adversarial = batches_done(self) >= self.adversarial_start  # after the warm start (class docstring)
-        prior = self.encoder_decoder_step(x, adversarial)
+        prior = self.encoder_decoder_step(x, adversarial, labels)
         if adversarial:
-            self.discriminator_step(x, prior)
+            self.discriminator_step(x, prior, labels)
 
-    def encoder_decoder_loss(self, x: torch.Tensor, adversarial: bool = True) -> dict[str, torch.Tensor]:
+    def encoder_decoder_loss(
+        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The loss of step 1 (class docstring) and its parts: one encoder pass, one decoder pass on the
         posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma.
         ``adversarial=False`` (warm start): the R-VAE's loss, no prior pass and no D (``prior`` is None, and no
-        ``feature_nll`` / ``adversarial`` entries: nothing of the GAN was computed)."""
+        ``feature_nll`` / ``adversarial`` entries: nothing of the GAN was computed). ``e_loss`` and ``g_loss``
+        are the encoder's and the decoder's objectives, whose gradients ``loss`` gives each network."""
         b, length = x.shape[0], x.shape[1]
-        mu, logvar = self.encoder(x)  # (B, Z) each
+        mu, logvar = self.encoder(x, labels)  # (B, Z) each
         z = reparameterize(mu, logvar)
         z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
-        raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, binary=self.binary)
+        raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, self.binary, labels)
         data_nll = sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma)  # (B,)
         kl = kl_normal(mu, logvar)  # (B,)
         beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         if not adversarial:
-            loss = beta * kl.mean() + self.gamma * self.data_recon_weight * data_nll.mean()
-            return {"loss": loss, "data_nll": data_nll, "kl": kl, "beta": beta, "prior": None}  # fmt: skip
+            recon_loss = self.data_recon_weight * data_nll.mean()
+            return {"loss": beta * kl.mean() + self.gamma * recon_loss, "e_loss": beta * kl.mean() + recon_loss,
+                    "g_loss": self.gamma * recon_loss, "data_nll": data_nll, "kl": kl, "beta": beta,
+                    "prior": None}  # fmt: skip
         z_prior = self.training_prior.sample(b).to(self.device)  # N(0, I) until the first fit
-        _, prior = self.decoder.generate(z_prior, length, binary=self.binary)  # (B, T, D)
+        _, prior = self.decoder.generate(z_prior, length, binary=self.binary, labels=labels)  # (B, T, D)
         with frozen(self.discriminator):
             if self.feature_recon_weight > 0:
-                h = self.discriminator.features(torch.cat([x, recon, prior]))  # (3B, T, F)
+                three = None if labels is None else labels.repeat(3)  # x, recon and prior share the labels
+                h = self.discriminator.features(torch.cat([x, recon, prior]), three)  # (3B, T, F)
                 real_features, recon_features, prior_features = h.split(b)
                 feature_nll = 0.5 * (recon_features - real_features.detach()).pow(2).flatten(1).sum(1)  # (B,)
             else:
-                prior_features, feature_nll = self.discriminator.features(prior), x.new_zeros(b)
-            g_loss = self.adversarial.g(self.discriminator.classify(prior_features))
+                prior_features, feature_nll = self.discriminator.features(prior, labels), x.new_zeros(b)
+            g_adversarial = self.adversarial.g(self.discriminator.classify(prior_features))
         recon_loss = (self.feature_recon_weight * feature_nll + self.data_recon_weight * data_nll).mean()
-        loss = beta * kl.mean() + self.gamma * recon_loss + self.adversarial_weight * g_loss
-        return {"loss": loss, "feature_nll": feature_nll, "data_nll": data_nll, "kl": kl, "beta": beta,
-                "adversarial": g_loss, "prior": prior}  # fmt: skip
+        g_loss = self.gamma * recon_loss + self.adversarial_weight * g_adversarial
+        return {"loss": beta * kl.mean() + g_loss, "e_loss": beta * kl.mean() + recon_loss, "g_loss": g_loss,
+                "feature_nll": feature_nll, "data_nll": data_nll, "kl": kl, "beta": beta,
+                "adversarial": g_adversarial, "prior": prior}  # fmt: skip
 
-    def encoder_decoder_step(self, x: torch.Tensor, adversarial: bool = True) -> torch.Tensor | None:
+    def encoder_decoder_step(
+        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Step 1: one backward, then the encoder's and the decoder's optimizer step (each touches only its
         own network's gradients); returns the prior samples (detached) for D (None in the warm start)."""
         opt_e, opt_g, _ = self.optimizers()
-        out = self.encoder_decoder_loss(x, adversarial)
+        out = self.encoder_decoder_loss(x, adversarial, labels)
         self.manual_backward(out["loss"])
         e_norm = self.finish_step(opt_e)
         g_norm = self.finish_step(opt_g)
@@ -248,47 +270,38 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             self.decoder_ema.update(self.decoder)
         if logs_this_step(self):
             logs = {
-                "train/loss": out["loss"].detach(),
-                "train/data_recon": out["data_nll"].detach().mean(),
+                "train/e_loss": out["e_loss"].detach(),
+                "train/recon": out["data_nll"].detach().mean(),
                 "train/kl": out["kl"].detach().mean(),
                 "train/kl_weight": out["beta"],
                 "train/grad_norm_e": e_norm,
-                "train/grad_norm_g": g_norm,
             }
             if adversarial:  # the warm start computes no GAN term: logging zeros would draw a false plateau
                 logs["train/feature_recon"] = out["feature_nll"].detach().mean()
                 logs["train/g_adversarial"] = out["adversarial"].detach()
-                self.log("g_loss", out["adversarial"].detach(), prog_bar=True, logger=False)
             self.log_dict(logs)
+            self.log_g_step(out["g_loss"], g_norm)
         return None if out["prior"] is None else out["prior"].detach()
 
-    def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor) -> None:
-        """Step 2: D learns real x against prior samples made (and detached) in step 1."""
-        opt_d = self.optimizers()[2]
-        with self.toggled_optimizer(opt_d):
-            logits = self.discriminator(torch.cat([x, prior]))  # (2B, ...)
-            real_logits, fake_logits = logits.split(x.shape[0])
-            d_loss = self.adversarial.d(real_logits, fake_logits)
-            self.manual_backward(d_loss)
-            d_norm = self.finish_step(opt_d)
-        if logs_this_step(self):
-            self.log_d_step(d_loss, real_logits, fake_logits, d_norm)
+    def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Step 2: D learns real x against prior samples made (and detached) in step 1 for the same labels."""
+        self.discriminator_update(self.optimizers()[2], x, prior, lambda v: self.discriminator(v, labels))
 
     def _evaluate(self, batch, prefix: str) -> None:
-        x = batch[0]
-        mu, logvar = self.encoder(x)
-        raw = self.decoder(mu, x.shape[1])  # free-running reconstruction from the posterior mean
-        fake = self.sample(x.shape[0], length=x.shape[1])
-        real_logits, fake_logits = self.discriminator(x), self.discriminator(fake)
+        x, labels = batch[0], self.batch_labels(batch)
+        mu, logvar = self.encoder(x, labels)
+        raw = self.decoder(mu, x.shape[1], labels=labels)  # free-running reconstruction from the posterior mean
+        fake = self.sample(x.shape[0], length=x.shape[1], labels=labels)
+        real_logits, fake_logits = self.discriminator(x, labels), self.discriminator(fake, labels)
         self.log_dict(
             {
-                f"{prefix}/data_recon": sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma).mean(),
+                f"{prefix}/recon": sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma).mean(),
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 **self.d_metrics(prefix, real_logits, fake_logits),
             },
             sync_dist=True,
         )
-        self.log_moment_gap(x, prefix)
+        self.log_moment_gap(x, prefix, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
