@@ -40,19 +40,21 @@ class TinyConditionalImages(Conditional, pl.LightningModule):
 
 
 class TinyConditionalSequences(Conditional, pl.LightningModule):
-    """Sines whose frequency is the class: sequences (n, T, 2) in the model's [0, 1] scale."""
+    """TimeGAN's sines of a frequency band per class (as ``SinesDataModule(condition="frequency_band")`` makes
+    them, at the band's centre): (n, T, dim) in the data's scale, the model's scale being the identity here."""
 
     data_kind = "sequence"
 
-    def __init__(self, num_classes: int = 3) -> None:
+    def __init__(self, num_classes: int = 3, dim: int = 5) -> None:
         super().__init__()
         from lightning_gen.scaling import SequenceScale
 
-        self.frequency = nn.Embedding(num_classes, 2)
-        self.frequency.num_classes = num_classes
-        self.init_conditional(self.frequency)
-        self.data_info = SequenceScale(2)
-        self.data_info.seq_len.fill_(16)
+        self.offset = nn.Embedding(num_classes, dim)  # a net with num_classes, as the contract reads it
+        self.offset.num_classes = num_classes
+        nn.init.zeros_(self.offset.weight)
+        self.init_conditional(self.offset)
+        self.data_info = SequenceScale(dim)
+        self.data_info.seq_len.fill_(24)
 
     def sample_length(self, length):
         return int(self.data_info.seq_len) if length is None else int(length)
@@ -64,8 +66,9 @@ class TinyConditionalSequences(Conditional, pl.LightningModule):
     def sample(self, n: int, length: int | None = None, labels=None) -> torch.Tensor:
         y = self.labels_for(n, labels)
         t = torch.arange(self.sample_length(length)).float()
-        freq = (y.float()[:, None] + 1) * 0.3  # (n, 1)
-        return (torch.sin(freq[:, :, None] * t[None, :, None] + torch.zeros(1, 1, 2)) + 1) / 2
+        freq = (y.float()[:, None, None] + 0.2 + 0.6 * torch.rand(n, 1, self.offset.embedding_dim)) * 0.1 / 3
+        phase = 0.1 * torch.rand(n, 1, self.offset.embedding_dim)
+        return (torch.sin(freq * t[None, :, None] + phase) + 1) / 2 + self.offset(y)[:, None, :]
 
 
 def with_counts(model, counts):
@@ -199,7 +202,7 @@ def test_sequence_samples_carry_labels_and_class_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
     assert run_sample(tmp_path, "--per-class", "2") == 0
     with np.load(tmp_path / "s.npz") as f:
-        assert f["labels"].tolist() == [0, 0, 1, 1, 2, 2] and f["samples"].shape == (6, 16, 2)
+        assert f["labels"].tolist() == [0, 0, 1, 1, 2, 2] and f["samples"].shape == (6, 24, 5)
         x = f["samples"]
     assert not np.allclose(x[0], x[2])  # classes differ
     assert (tmp_path / "s.png").is_file()
@@ -253,3 +256,126 @@ def test_sequence_classifier_true_vs_shuffled_labels():
     )
     assert true["value"] > 0.8 and true["reference_value"] > 0.8
     assert abs(shuffled["value"] - 1 / 3) < 0.12
+
+
+# -- evaluate --------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits_classifier(tmp_path_factory):
+    """The digits classifier, fitted for 150 batches: enough to tell digits apart (about 90% held out)."""
+    return fit_config("configs/classifier/digits.yaml", tmp_path_factory.mktemp("clf"), "--trainer.max_steps=150")
+
+
+def _digits_images(split: str = "test"):
+    from lightning_gen.data import DigitsDataModule
+
+    return C.labelled_split(DigitsDataModule(batch_size=64), split, seed=0)
+
+
+def test_image_class_accuracy_right_vs_wrong_labels(digits_classifier):
+    from lightning_gen.checkpoints import load_model
+
+    classifier = load_model(digits_classifier)
+    images, labels = _digits_images()
+    right = C.image_class_accuracy(classifier, images, labels)
+    wrong = C.image_class_accuracy(classifier, images, (labels + 1) % 10)
+    assert 0.0 <= wrong["value"] < 0.3 < 0.7 < right["value"] <= 1.0
+    assert right["n"] == len(images) and right["splits"] == 10 and "std" in right
+    with pytest.raises(ValueError, match="outside \\[0, 10\\)"):
+        C.image_class_accuracy(classifier, images[:4], [0, 1, 2, 10])
+
+
+def _write_samples(tmp_path, monkeypatch, model, *argv) -> str:
+    out = tmp_path / "cond.npz"
+    monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
+    assert sample.main(["x.ckpt", "--output", str(out), *argv]) == 0
+    return str(out)
+
+
+def test_evaluate_scores_labelled_samples(digits_classifier, tmp_path):
+    """Real digits written as 'samples' with their labels: the class scores come out, and shuffled labels score
+    lower (accuracy) and further (per-class FID) than the true ones."""
+    from lightning_gen import api
+
+    images, labels = _digits_images()
+    scores = {}
+    for name, y in (("true", labels), ("shuffled", labels[torch.randperm(len(labels))])):
+        np.savez(tmp_path / f"{name}.npz", samples=images.numpy(), labels=y.numpy())
+        scores[name] = api.evaluate(
+            tmp_path / f"{name}.npz", data="configs/gan/digits.yaml", classifier=digits_classifier, no_cache=True,
+            output=str(tmp_path / f"{name}.json"),
+        )  # fmt: skip
+    true, shuffled = scores["true"], scores["shuffled"]
+    assert set(true["metrics"]) == {"fid", "class_accuracy", "class_fid"}
+    acc = true["metrics"]["class_accuracy"]
+    assert 0.0 <= acc["value"] <= 1.0 and len(acc["per_class"]) == 10
+    assert acc["classifier"]["checkpoint"] == digits_classifier and len(acc["classifier"]["weights_sha256"]) == 64
+    assert shuffled["metrics"]["class_accuracy"]["value"] < acc["value"] - 0.4
+    fid = true["metrics"]["class_fid"]
+    assert fid["value"] < 1e-6 < shuffled["metrics"]["class_fid"]["value"]  # the same images per class: FID 0
+    assert fid["unstable"] == list(range(10))  # ~18 test digits per class, 64 features: flagged
+    assert true["conditional"]["num_classes"] == 10 and sum(true["conditional"]["samples_per_class"]) == len(labels)
+    assert '"class_accuracy"' in (tmp_path / "true.json").read_text()
+
+
+def test_evaluate_conditional_model_and_unconditional_unchanged(digits_classifier, tmp_path, capsys, monkeypatch):
+    from lightning_gen.jobs.evaluate import main
+
+    torch.manual_seed(0)
+    model = with_counts(TinyConditionalImages(num_classes=10), [1.0] * 10)
+    path = _write_samples(tmp_path, monkeypatch, model, "--per-class", "12")
+    common = ["--data", "configs/gan/digits.yaml", "--classifier", digits_classifier, "--no-cache"]
+    assert main([path, *common, "--metrics", "class_accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "class_accuracy" in out and "class_accuracy per class" in out and "generated labels: 10 classes" in out
+    np.savez(tmp_path / "plain.npz", samples=np.load(path)["samples"])
+    assert main([str(tmp_path / "plain.npz"), *common, "--metrics", "class_accuracy"]) == 2
+    assert "carry no class labels" in capsys.readouterr().err
+    assert main([path, "--data", "configs/gan/digits.yaml", "--metrics", "class_fid", "--no-cache"]) == 2
+    assert "give --classifier CKPT" in capsys.readouterr().err
+
+
+def test_unconditional_report_has_no_class_scores(digits_classifier, tmp_path):
+    from lightning_gen import api
+
+    images, _ = _digits_images()
+    np.savez(tmp_path / "plain.npz", samples=images.numpy())
+    report = api.evaluate(tmp_path / "plain.npz", data="configs/gan/digits.yaml", classifier=digits_classifier,
+                          no_cache=True)  # fmt: skip
+    assert set(report["metrics"]) == {"fid"} and "conditional" not in report
+
+
+def test_evaluate_labels_in_a_samples_file_are_checked(tmp_path, capsys):
+    from lightning_gen.jobs.evaluate import main
+
+    images, labels = _digits_images()
+    np.savez(tmp_path / "bad.npz", samples=images.numpy(), labels=labels.numpy()[:-1])
+    assert main([str(tmp_path / "bad.npz"), "--data", "configs/gan/digits.yaml"]) == 2
+    assert "labels for" in capsys.readouterr().err
+    np.savez(tmp_path / "float.npz", samples=images.numpy(), labels=labels.numpy().astype(float))
+    assert main([str(tmp_path / "float.npz"), "--data", "configs/gan/digits.yaml"]) == 2
+    assert "must be integers" in capsys.readouterr().err
+
+
+def _sines_config(tmp_path) -> str:
+    path = tmp_path / "sines_bands.yaml"
+    path.write_text(
+        "data:\n  class_path: lightning_gen.data.SinesDataModule\n  init_args: {num_sequences: 900, batch_size: 32, "
+        "condition: frequency_band, num_bands: 3}\n"
+    )
+    return str(path)
+
+
+def test_evaluate_sequence_class_accuracy(tmp_path, monkeypatch):
+    """Band sines sampled per class score high under the post-hoc classifier; the same sequences under the wrong
+    labels score near zero."""
+    from lightning_gen import api
+
+    model = with_counts(TinyConditionalSequences(), [1.0, 1.0, 1.0])
+    path = _write_samples(tmp_path, monkeypatch, model, "--per-class", "40")
+    report = api.evaluate(path, data=_sines_config(tmp_path), metrics=["class_accuracy"])
+    acc = report["metrics"]["class_accuracy"]
+    assert acc["value"] > 0.8 and acc["reference_value"] > 0.8 and acc["n"] == 120
+    with np.load(path) as f:
+        np.savez(tmp_path / "wrong.npz", samples=f["samples"], labels=(f["labels"] + 1) % 3)
+    wrong = api.evaluate(tmp_path / "wrong.npz", data=_sines_config(tmp_path), metrics=["class_accuracy"])
+    assert wrong["metrics"]["class_accuracy"]["value"] < 0.2

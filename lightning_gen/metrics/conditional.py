@@ -146,7 +146,7 @@ def per_class_fid(real_features, real_labels, fake_features, fake_labels, num_cl
         metric = FrechetInceptionDistance(feature=GivenFeatures(dim))
         metric.update(real.double(), real=True)
         metric.update(fake.double(), real=False)
-        values[str(c)] = round(float(metric.compute()), 6)
+        values[str(c)] = round(max(0.0, float(metric.compute())), 6)  # >= 0; a singular covariance rounds below
         if min(len(real), len(fake)) < dim:
             unstable.append(c)
     if not values:

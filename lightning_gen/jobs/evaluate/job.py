@@ -11,6 +11,14 @@ import torch
 
 from lightning_gen.errors import run_job
 from lightning_gen.io import atomic_write
+from lightning_gen.jobs.evaluate.conditional import (
+    CONDITIONAL_METRICS,
+    check_class_request,
+    class_distribution,
+    default_class_metrics,
+    sequence_class_scores,
+    source_has_labels,
+)
 from lightning_gen.jobs.evaluate.dataset import build_datamodule, data_kind_of, resolve_data_spec
 from lightning_gen.jobs.evaluate.options import (
     DEFAULT_METRICS,
@@ -23,7 +31,7 @@ from lightning_gen.jobs.evaluate.options import (
 )
 from lightning_gen.jobs.evaluate.protocol import mark_protocol
 from lightning_gen.jobs.evaluate.report import package_versions, print_table
-from lightning_gen.jobs.evaluate.samples import generated_samples
+from lightning_gen.jobs.evaluate.samples import labelled_samples
 from lightning_gen.jobs.evaluate.scores import image_metrics, model_metrics, sequence_metrics
 from lightning_gen.metrics.image import IMAGE_METRICS
 from lightning_gen.metrics.reference import reference_split
@@ -46,7 +54,7 @@ def evaluate(args) -> dict:
 def _chosen_metrics(options: EvaluateOptions, datamodule, kind: str) -> list[str]:
     default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
     metrics = list(options.metrics or default)
-    allowed = (IMAGE_METRICS if kind == "image" else SEQUENCE_METRICS) + MODEL_METRICS
+    allowed = (IMAGE_METRICS if kind == "image" else SEQUENCE_METRICS) + CONDITIONAL_METRICS[kind] + MODEL_METRICS
     unknown = [m for m in metrics if m not in allowed]
     if unknown:
         raise EvaluateError(f"Unknown metric(s) {unknown} for {kind} data; choose from {list(allowed)}.")
@@ -65,24 +73,58 @@ def _load_generator(options: EvaluateOptions, kind: str, spec: dict):
     return model
 
 
-def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, reference, spec):
-    """The metrics of generated samples: their values, what the report says beside them, the samples and their
-    source."""
-    fake, source_info = generated_samples(
+def _class_metrics(options: EvaluateOptions, metrics, kind, datamodule, model) -> tuple[list[str], str]:
+    """The metrics with the class scores a conditional source gets by default (none without ``--metrics`` for an
+    unconditional one); explicit class scores that cannot be computed are refused. Also a note for the report."""
+    labelled = source_has_labels(options.source, model)
+    note = ""
+    if options.metrics is None:
+        extra, note = default_class_metrics(kind, labelled, datamodule, options.classifier)
+        metrics = metrics + [m for m in extra if m not in metrics]
+    check_class_request(metrics, kind, labelled, datamodule, options.classifier)
+    return metrics, note
+
+
+def _reference(options: EvaluateOptions, datamodule, kind, metrics):
+    """The reference split (first ``--num-reference`` items), its size, and its labels when a class score needs
+    them (per-class FID; the sequence classifier's held-out accuracy)."""
+    from lightning_gen.metrics.conditional import labelled_split
+
+    labels = None
+    if "class_fid" in metrics or (kind == "sequence" and "class_accuracy" in metrics):
+        reference, labels = labelled_split(datamodule, options.split, options.seed)
+    else:
+        reference = reference_split(datamodule, options.split, None, options.seed)
+    split_size, n = len(reference), options.num_reference
+    if n:
+        reference, labels = reference[:n], None if labels is None else labels[:n]
+    return reference, labels, split_size
+
+
+def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, reference, spec, reference_labels):
+    """The metrics of generated samples: their values, what the report says beside them, the samples, their labels
+    (None when unconditional) and their source."""
+    fake, labels, source_info = labelled_samples(
         options.source, model, datamodule, kind, reference, options.num_samples, options.batch_size, options.seed
     )
+    num_classes = getattr(model, "num_classes", None) if model is not None else datamodule.num_classes
     if kind == "image":
         values, extra = image_metrics(
             metrics, reference, fake, spec,
             features=options.features, classifier=options.classifier, inception_weights=options.inception_weights,
             split=options.split, seed=options.seed, cache=options.cache, batch_size=options.batch_size,
-            device=options.device,
+            device=options.device, fake_labels=labels, reference_labels=reference_labels, num_classes=num_classes,
         )  # fmt: skip
-    else:
+        return values, extra, fake, labels, source_info
+    plain = [m for m in metrics if m not in CONDITIONAL_METRICS[kind]]
+    values, extra = {}, {"feature_extractor": None}
+    if plain:
         values, extra = sequence_metrics(
-            metrics, reference, fake, datamodule, options.timegan, options.seed, options.device
+            plain, reference, fake, datamodule, options.timegan, options.seed, options.device
         )
-    return values, extra, fake, source_info
+    if "class_accuracy" in metrics:
+        values.update(sequence_class_scores(datamodule, reference, reference_labels, fake, labels, options.seed))
+    return values, extra, fake, labels, source_info
 
 
 def _evaluate(options: EvaluateOptions) -> dict:
@@ -95,17 +137,16 @@ def _evaluate(options: EvaluateOptions) -> dict:
     kind = data_kind_of(datamodule)
     metrics = _chosen_metrics(options, datamodule, kind)
     model = _load_generator(options, kind, spec) if is_ckpt else None
-    reference = reference_split(datamodule, options.split, None, options.seed)
-    split_size = len(reference)
-    reference = reference[: options.num_reference] if options.num_reference else reference
+    metrics, class_note = _class_metrics(options, metrics, kind, datamodule, model)
+    reference, reference_labels, split_size = _reference(options, datamodule, kind, metrics)
     sample_metrics = [m for m in metrics if m not in MODEL_METRICS]
     values: dict[str, dict] = {}
     extra: dict = {"feature_extractor": None}
-    fake = None
+    fake = labels = None
     source_info = {"kind": "checkpoint", "path": options.source}
     if sample_metrics:
-        values, extra, fake, source_info = _sample_metrics(
-            options, sample_metrics, model, datamodule, kind, reference, spec
+        values, extra, fake, labels, source_info = _sample_metrics(
+            options, sample_metrics, model, datamodule, kind, reference, spec, reference_labels
         )
     if "elbo" in metrics:
         values.update(model_metrics(model, datamodule, options.split, options.device))
@@ -128,6 +169,10 @@ def _evaluate(options: EvaluateOptions) -> dict:
         "device": str(options.device),
         "time_s": round(time.perf_counter() - start, 2),
     }
+    if labels is not None:  # conditional samples: which labels were scored (unconditional reports are unchanged)
+        report["conditional"] = {**class_distribution(labels, getattr(datamodule, "num_classes", None))}
+        if class_note:
+            report["conditional"]["note"] = class_note
     if options.output:
         with atomic_write(options.output) as f:  # an earlier report survives a failed run
             json.dump(report, f, indent=2, default=str)

@@ -38,9 +38,28 @@ def _spread(entry: dict) -> tuple[str, str]:
     return std, (f"n={runs}" if runs else "")
 
 
+def class_note(name: str, entry: dict) -> str:
+    """The note of a class score (issue 14): how many samples, and for per-class FID the unstable classes."""
+    if name == "class_fid":
+        counts = [pair[0] for pair in entry["samples_per_class"].values()]
+        note = f"mean of {len(entry['per_class'])} classes, {min(counts)}-{max(counts)} generated per class"
+        unstable = entry.get("unstable") or []
+        if unstable:
+            which = "all classes" if len(unstable) == len(entry["per_class"]) else f"classes {unstable}"
+            note += f"; UNSTABLE in {which}: fewer samples than its {entry['feature_dim']} features"
+        return note
+    note = f"n={entry['n']:,}, std over {entry['splits']} splits" if "std" in entry else f"n={entry['n']:,}"
+    if "reference_value" in entry:
+        note = f"real held-out {entry['reference_value']:.4g}; " + note
+    return note
+
+
 def table_row(name: str, entry: dict) -> tuple[str, str, str, str]:
     """One table row: metric, value (``*`` when not comparable with published scores), ± std, note."""
     mark = " *" if entry.get("not_comparable") else ""
+    if name in ("class_accuracy", "class_fid"):
+        std = f"{entry['std']:.4g}" if entry.get("std") is not None else ""
+        return name, f"{entry['value']:.6g}", std, class_note(name, entry)
     if name == "precision_recall":
         return name, f"P {entry['precision']:.4f}  R {entry['recall']:.4f}{mark}", "", f"k={entry['k']}"
     std, runs = _spread(entry)
@@ -51,6 +70,22 @@ def table_row(name: str, entry: dict) -> tuple[str, str, str, str]:
     if extras and "reference_value" not in entry:
         notes.append(", ".join(f"{k}={v}" for k, v in extras.items()))
     return name, f"{entry['value']:.6g}{mark}", std, "; ".join(notes)
+
+
+def _class_lines(report: dict) -> list[str]:
+    """Per-class values of the class scores, and the generated labels, for conditional samples."""
+    lines = []
+    for name in ("class_accuracy", "class_fid"):
+        entry = report["metrics"].get(name)
+        if entry and entry.get("per_class"):
+            cells = "  ".join(f"{c}: {v:.3g}" for c, v in entry["per_class"].items())
+            lines.append(f"{name} per class: {cells}")
+    cond = report.get("conditional")
+    if cond:
+        lines.append(f"generated labels: {cond['num_classes']} classes, per class {cond['samples_per_class']}")
+        if cond.get("note"):
+            lines.append(f"note: {cond['note']}")
+    return lines
 
 
 def print_table(report: dict) -> None:
@@ -78,6 +113,7 @@ def print_table(report: dict) -> None:
         lines.append(f"scaling: {report['scaling']}")
         share = report["out_of_range_share"]
         lines.append(f"generated values outside the real range: {share:.2%} (scored as they are)")
+    lines += _class_lines(report)
     reasons = report.get("not_comparable_reasons") or []
     if reasons:
         lines.append(f"* {NOT_COMPARABLE.upper()}: " + "; ".join(reasons) + ".")

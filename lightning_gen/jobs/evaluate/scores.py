@@ -37,12 +37,23 @@ def image_metrics(
     cache: FeatureCache,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    fake_labels: torch.Tensor | None = None,
+    reference_labels: torch.Tensor | None = None,
+    num_classes: int | None = None,
 ) -> tuple[dict, dict]:
     """FID / KID / IS / precision-recall of ``fake`` against ``reference`` on ``features`` (default: classifier
-    when a ``classifier`` checkpoint is given, else inception), with the reference features from ``cache``."""
-    from lightning_gen.metrics.image import extract_features, image_metrics_from_features
+    when a ``classifier`` checkpoint is given, else inception), with the reference features from ``cache``; and
+    for conditional samples (``fake_labels``) ``class_accuracy`` and ``class_fid``
+    (:mod:`lightning_gen.jobs.evaluate.conditional`)."""
+    from lightning_gen.jobs.evaluate.conditional import image_class_scores
+    from lightning_gen.metrics.image import IMAGE_METRICS, extract_features, image_metrics_from_features
 
     fake = check_images(fake, "generated samples", dims=tuple(reference.shape[1:]))
+    plain = [m for m in metrics if m in IMAGE_METRICS]
+    if plain == [] and metrics == ["class_accuracy"]:  # the classifier alone: no features, no reference
+        scores = image_class_scores(metrics, fake_labels, None, None, None, None, classifier, num_classes, fake,
+                                    batch_size, device)  # fmt: skip
+        return scores, {"feature_extractor": None}
     features = features or ("classifier" if classifier else "inception")
     extractor = feature_extractor(features, classifier, inception_weights)
     provenance = extractor.provenance()
@@ -58,7 +69,12 @@ def image_metrics(
         extractor, reference, spec, provenance, split, seed, cache, batch_size, device
     )
     fake_feats = extract_features(extractor, fake, batch_size, device)
-    values = image_metrics_from_features(real_feats, fake_feats, metrics)
+    values = image_metrics_from_features(real_feats, fake_feats, plain) if plain else {}
+    if fake_labels is not None and len(plain) < len(metrics):
+        values.update(
+            image_class_scores(metrics, fake_labels, reference_labels, fake_feats, real_feats, extractor, classifier,
+                               num_classes, fake, batch_size, device)
+        )  # fmt: skip
     return values, {"feature_extractor": provenance, "reference_cache": cache_info}
 
 
