@@ -2,7 +2,9 @@
 
 Images are held as compact tensors (uint8 where the source is 8-bit) and scaled to [-1, 1] in
 ``on_after_batch_transfer``, i.e. on the device, so CIFAR-10 costs 150 MB of host memory, not 600 MB.
-Labels are -1 where a source has none (folders without class sub-folders, unlabelled arrays).
+Labels are -1 where a source has none (folders without class sub-folders, unlabelled arrays). Every module
+says how many classes its labels have (``num_classes``, None without labels) and how often each occurs in the
+training split (``label_counts()``): what a class-conditional model checks and stores (issue 14).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class ImageDataModule(pl.LightningDataModule):
         self._loaded: tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None] | None = None
         self.train_set = self.val_set = self.test_set = None
 
+    known_classes: int | None = None  # a source with a fixed class list (MNIST, CIFAR-10, ...)
+
     # -- to implement ---------------------------------------------------------------------------
     def load(self) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """Return (images (N, C, H, W) uint8 or float in [0, 1], labels (N,) int64, optional test pair)."""
@@ -95,6 +99,26 @@ class ImageDataModule(pl.LightningDataModule):
     def dims(self) -> tuple[int, int, int]:
         """(C, H, W) of the images the model receives."""
         return tuple(self._data()[0].shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes of the labels (labels are 0 ... num_classes - 1), or None when the data has no
+        labels (every label -1). Fixed for datasets with a class list, else the largest label + 1."""
+        if self.known_classes is not None:
+            return self.known_classes
+        labels = self._data()[1]
+        labelled = labels[labels >= 0]
+        return int(labelled.max()) + 1 if len(labelled) else None
+
+    def label_counts(self) -> torch.Tensor:
+        """How many training-split images have each label: (num_classes,) int64 (empty without labels).
+        Items without a label (-1) are not counted."""
+        self.setup("fit")
+        num_classes = self.num_classes
+        if num_classes is None:
+            return torch.zeros(0, dtype=torch.int64)
+        labels = self.train_set.dataset.tensors[1][torch.as_tensor(self.train_set.indices)]
+        return torch.bincount(labels[labels >= 0], minlength=num_classes)
 
     def prepare_data(self) -> None:
         # Load (download, decode, validate) before any logger creates a run folder, so bad data fails
@@ -156,6 +180,8 @@ class ImageDataModule(pl.LightningDataModule):
 class DigitsDataModule(ImageDataModule):
     """scikit-learn's bundled 1,797 real 8x8 handwritten digits (UCI optdigits test set): no download."""
 
+    known_classes = 10
+
     def load(self):
         from sklearn.datasets import load_digits
 
@@ -195,6 +221,7 @@ def _expected_files(name: str, root: str) -> str:
 
 class _TorchvisionDataModule(ImageDataModule):
     dataset_name = ""
+    known_classes = 10  # MNIST, Fashion-MNIST and CIFAR-10 all have ten
 
     def __init__(self, *args, download: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -225,7 +252,8 @@ class CIFAR10DataModule(_TorchvisionDataModule):
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """Every image file under ``path`` (recursively). Class sub-folders, if any, become labels.
+    """Every image file under ``path`` (recursively). Class sub-folders, if any, become labels (in sorted
+    order: ``num_classes`` is their number; files directly under ``path`` get -1; no sub-folders: None).
 
     Args:
         path: folder of images.
@@ -280,7 +308,8 @@ class ArrayImageDataModule(ImageDataModule):
     Args:
         path: the file.
         key: array name inside a ``.npz`` (default: ``images``, ``x``, ``x_test`` or the only array).
-        labels_key: optional array of integer labels inside a ``.npz``.
+        labels_key: optional array of integer labels inside a ``.npz`` (0 ... K-1: ``num_classes`` is the
+            largest + 1; -1 marks an unlabelled image). Without it ``num_classes`` is None.
     """
 
     def __init__(self, path: str, key: str | None = None, labels_key: str | None = None, **kwargs) -> None:
@@ -336,5 +365,15 @@ class ArrayImageDataModule(ImageDataModule):
         if labels is None:
             labels_t = torch.full((len(images),), -1, dtype=torch.int64)
         else:
-            labels_t = torch.as_tensor(labels, dtype=torch.int64)
+            labels_t = self._check_labels(labels, len(images))
         return images, labels_t, None
+
+    def _check_labels(self, labels: np.ndarray, n: int) -> torch.Tensor:
+        if labels.shape != (n,) or not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+            raise ValueError(
+                f"{self.path}: labels {self.labels_key!r} must be integers, one per image (shape ({n},)); got "
+                f"dtype {labels.dtype} and shape {labels.shape}."
+            )
+        if n and labels.min() < -1:
+            raise ValueError(f"{self.path}: labels must be 0 ... K-1 (or -1 for none), found {int(labels.min())}.")
+        return torch.as_tensor(labels, dtype=torch.int64)

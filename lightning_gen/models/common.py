@@ -7,6 +7,7 @@ import inspect
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -175,22 +176,39 @@ class AdversarialLogs:
         critic,
         penalty_critic=None,
         penalty_without_cudnn: bool = False,
+        labels: torch.Tensor | None = None,
+        class_weight: float = 1.0,
     ) -> None:
         """One D update on real vs generated data (``fake`` made without a graph through G): the adversarial
         loss plus ``self.gp_weight`` times the gradient penalty when the loss needs one, then the step and (on
         written steps) the logs. ``critic(x)`` gives the logits; ``penalty_critic(x)`` one value per sample for
-        the penalty (default: ``critic``); ``penalty_without_cudnn`` for recurrent critics (cuDNN RNNs have no
-        double backward)."""
+        the penalty (default: ``critic``'s logits); ``penalty_without_cudnn`` for recurrent critics (cuDNN RNNs
+        have no double backward).
+
+        Conditional models bind the labels into ``critic`` (real and fakes share the real batch's labels, so the
+        penalty's interpolates have them too). An auxiliary-classifier D (AC-GAN, Odena et al. 2017, sec. 3)
+        makes ``critic(x)`` return ``(logits, class_logits)``: then ``labels`` (B,) are the classes of both real
+        and fake, and D's loss gains ``class_weight`` x the cross-entropy of the class logits on real and on
+        generated images (the paper's L_C, which D and G both maximise the log-likelihood of)."""
         with self.toggled_optimizer(opt_d):
-            real_logits, fake_logits = critic(real), critic(fake)
+            (real_logits, real_classes), (fake_logits, fake_classes) = _split(critic(real)), _split(critic(fake))
+            penalty = penalty_critic or (lambda x: _split(critic(x))[0])
             with torch.backends.cudnn.flags(enabled=not penalty_without_cudnn):
                 d_loss, gp = d_loss_with_gp(
-                    self.adversarial, real_logits, fake_logits, penalty_critic or critic, real, fake, self.gp_weight
+                    self.adversarial, real_logits, fake_logits, penalty, real, fake, self.gp_weight
                 )
+            class_loss = None
+            if real_classes is not None:
+                if labels is None:
+                    raise ValueError("An auxiliary-classifier discriminator needs the labels of real and fake.")
+                class_loss = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, labels)
+                d_loss = d_loss + class_weight * class_loss
             self.manual_backward(d_loss)
             d_norm = self.finish_step(opt_d)
         if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
             self.log_d_step(d_loss, real_logits, fake_logits, d_norm, gp)
+            if class_loss is not None:
+                self.log("train/d_class_loss", class_loss.detach())
 
     def log_d_step(
         self,
@@ -223,6 +241,11 @@ class AdversarialLogs:
             f"{prefix}/D(x)": self._d_output(real_logits),
             f"{prefix}/D(G(z))": self._d_output(fake_logits),
         }
+
+
+def _split(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A critic's output as (logits, class logits or None)."""
+    return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

@@ -34,11 +34,17 @@ def net_num_classes(*nets: nn.Module | None) -> int | None:
     return value
 
 
+def call_with_labels(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None):
+    """``net(x)`` for an unconditional model (so networks without a ``labels`` keyword still work), else
+    ``net(x, labels=labels)``."""
+    return net(x) if labels is None else net(x, labels=labels)
+
+
 class Conditional:
     """Mix into a LightningModule (before ``pl.LightningModule``); call :meth:`init_conditional` in
     ``__init__`` after ``super().__init__()`` and :meth:`store_label_distribution` from ``setup``."""
 
-    num_classes: int | None
+    num_classes: int | None = None  # until init_conditional: unconditional
 
     def init_conditional(self, *nets: nn.Module | None) -> None:
         self.num_classes = net_num_classes(*nets)

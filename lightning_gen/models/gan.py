@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
@@ -20,9 +21,10 @@ from lightning_gen.models.common import (
     logs_this_step,
     save_plain_hyperparameters,
 )
+from lightning_gen.models.conditional import Conditional, call_with_labels
 
 
-class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
+class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
     """A GAN trained with alternating updates (Goodfellow et al. 2014, algorithm 1).
 
     Each training batch takes one discriminator step; every ``n_critic``-th batch also takes one
@@ -34,6 +36,14 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
     - ``hinge``: Lim & Ye 2017; Miyato et al. 2018, eqs. 16-17.
     - ``wasserstein``: WGAN critic E[D(G(z))] - E[D(x)] plus ``gp_weight`` times the gradient penalty
       (Gulrajani et al. 2017, eq. 3; n_critic = 5 and Adam(1e-4, betas=(0, 0.9)) in that paper).
+
+    Class-conditional when both networks are built with ``num_classes`` (``lightning_gen.models.conditional``):
+    G makes an image of the given class, D judges (image, class) pairs, with a projection head (Miyato &
+    Koyama 2018) or an auxiliary classifier (AC-GAN, Odena et al. 2017; the discriminator's
+    ``conditioning``), under every loss above. The fakes of the D and G steps get the real batch's labels, so
+    the class mix is the data's; an auxiliary classifier adds ``class_weight`` x the cross-entropy of its class
+    logits on real and fake to D's loss and on fake to G's. ``sample(n, labels=...)`` draws the classes from
+    the training label distribution when none are given.
 
     Args:
         generator: maps (B, latent_dim) noise to (B, C, H, W) images in [-1, 1]; must have ``latent_dim``.
@@ -47,6 +57,7 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
         ema_decay: if set, keep an exponential moving average of G (updated after each G step); ``sample``
             then uses it.
         clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
+        class_weight: weight of the auxiliary classifier's cross-entropy (AC-GAN discriminators only).
     """
 
     data_kind = "image"
@@ -63,12 +74,16 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
         spectral_norm: bool = False,
         ema_decay: float | None = None,
         clip_grad_norm: float | None = None,
+        class_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        self.init_conditional(generator, discriminator)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got {gp_weight}.")
+        if class_weight < 0:
+            raise ValueError(f"class_weight must be >= 0, got {class_weight}.")
         if not hasattr(generator, "latent_dim"):
             raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")
         check_critic(generator, discriminator)
@@ -82,22 +97,28 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic, self.gp_weight, self.clip_grad_norm = n_critic, gp_weight, clip_grad_norm
         self.latent_dim, self.loss_name = generator.latent_dim, loss
+        self.class_weight = class_weight
+        self.auxiliary = self.conditional and getattr(discriminator, "conditioning", None) == "auxiliary"
 
     # -- public API ---------------------------------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [-1, 1], from the EMA generator when there is one (eval mode)."""
+    def sample(self, n: int, z: torch.Tensor | None = None, labels=None) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [-1, 1], from the EMA generator when there is one (eval mode). A
+        conditional model makes them of the classes ``labels`` (one per image, or one for all; default: drawn
+        from the training label distribution)."""
+        labels = self.labels_for(n, labels)
         g = self.generator_ema.module if self.generator_ema is not None else self.generator
         with eval_mode(g):
-            return g(self.noise(n) if z is None else z.to(self.device))
+            return call_with_labels(g, self.noise(n) if z is None else z.to(self.device), labels)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         check_image_shape(self.generator, getattr(datamodule, "dims", None))
+        self.store_label_distribution(datamodule)
 
     def configure_optimizers(self):
         return [
@@ -107,33 +128,52 @@ class GAN(AdversarialLogs, ManualSteps, pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, C, H, W) in [-1, 1]
-        self.discriminator_step(real)
+        labels = self.batch_labels(batch)  # (B,) or None; the fakes get the same classes
+        given = () if labels is None else (labels,)  # unconditional: the steps' signatures as before
+        self.discriminator_step(real, *given)
         if (batch_idx + 1) % self.n_critic == 0:
-            self.generator_step(real.shape[0])
+            self.generator_step(real.shape[0], *given)
 
-    def discriminator_step(self, real: torch.Tensor) -> None:
+    def critic(self, labels: torch.Tensor | None):
+        """D as a function of images with the labels bound: logits, or (logits, class logits) for AC-GAN."""
+        if self.auxiliary:
+            return lambda x: self.discriminator.logits_and_classes(x, labels=labels)
+        return lambda x: call_with_labels(self.discriminator, x, labels)
+
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
         with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0]))
-        self.discriminator_update(self.optimizers()[1], real, fake, self.discriminator)
+            fake = call_with_labels(self.generator, self.noise(real.shape[0]), labels)
+        self.discriminator_update(
+            self.optimizers()[1], real, fake, self.critic(labels), labels=labels, class_weight=self.class_weight
+        )
 
-    def generator_step(self, batch_size: int) -> None:
+    def generator_step(self, batch_size: int, labels: torch.Tensor | None = None) -> None:
         """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""
         opt_g = self.optimizers()[0]
         with self.toggled_optimizer(opt_g):
-            g_loss = self.adversarial.g(self.discriminator(self.generator(self.noise(batch_size))))
+            out = self.critic(labels)(call_with_labels(self.generator, self.noise(batch_size), labels))
+            adversarial = self.adversarial.g(out[0] if self.auxiliary else out)
+            class_loss = F.cross_entropy(out[1], labels) if self.auxiliary else None
+            g_loss = adversarial if class_loss is None else adversarial + self.class_weight * class_loss
             self.manual_backward(g_loss)
             g_norm = self.finish_step(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         if logs_this_step(self):
             self.log_g_step(g_loss, g_norm)
+            if class_loss is not None:
+                self.log_dict({"train/g_adversarial": adversarial.detach(), "train/g_class_loss": class_loss.detach()})
 
     def _evaluate(self, batch, prefix: str) -> None:
-        real = batch[0]
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(self.sample(real.shape[0]))
-        self.log_dict(self.d_metrics(prefix, real_logits, fake_logits), sync_dist=True)
+        real, labels = batch[0], self.batch_labels(batch)
+        critic = self.critic(labels)
+        real_out, fake_out = critic(real), critic(self.sample(real.shape[0], labels=labels))
+        if self.auxiliary:  # the classifier's accuracy on real images of the split
+            accuracy = (real_out[1].argmax(1) == labels).float().mean()
+            self.log(f"{prefix}/accuracy", accuracy, sync_dist=True)
+            real_out, fake_out = real_out[0], fake_out[0]
+        self.log_dict(self.d_metrics(prefix, real_out, fake_out), sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
+from torch.utils.data import DataLoader
 
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
 from lightning_gen.models.common import batches_done, check_image_shape, eval_mode, save_plain_hyperparameters
+from lightning_gen.models.conditional import Conditional, call_with_labels
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
+
+
+class LabelledImages(NamedTuple):
+    """A batch of images with their labels, as the latent density's code loader hands it to ``encode_mean``
+    for a conditional model (whose encoder needs the labels)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device) -> LabelledImages:
+        return LabelledImages(self.images.to(device), self.labels.to(device))
 
 
 def check_latent_fit(encoder: nn.Module, decoder: nn.Module) -> None:
@@ -38,6 +53,14 @@ class LatentImageAPI(LatentDensityMixin):
     decoder used for pictures: the EMA copy when there is one) and ``init_latent_density`` called in
     ``__init__`` (``sample`` draws codes from the ex-post density of the training codes, Ghosh et al. 2020).
     All run in eval mode without gradients.
+
+    A conditional model (one that mixes in :class:`~lightning_gen.models.conditional.Conditional` with
+    networks built with ``num_classes``; Sohn et al. 2015's CVAE) encodes q(z|x, y) and decodes p(x|z, y):
+    ``sample`` takes ``labels`` (default: drawn from the training label distribution), ``encode`` /
+    ``reconstruct`` need the images' labels. The ex-post density stays one density over z for all classes:
+    the KL term pulls q(z|x, y) towards the label-free N(0, I) while the decoder is given y, so the codes are
+    trained to carry what the label does not (style, thickness, slant) and their aggregate does not depend on
+    y; the codes are encoded with their images' labels, and any class can be decoded from any code.
     """
 
     encoder: nn.Module
@@ -46,20 +69,45 @@ class LatentImageAPI(LatentDensityMixin):
     def sampling_decoder(self) -> nn.Module:
         raise NotImplementedError
 
+    def _labels_for(self, n: int, labels) -> torch.Tensor | None:
+        """Labels for n decodings (drawn when a conditional model gets none); None when unconditional."""
+        if isinstance(self, Conditional):
+            return self.labels_for(n, labels)
+        if labels is not None:
+            raise ValueError("Labels were given but this model is unconditional: drop the labels.")
+        return None
+
+    def _image_labels(self, x: torch.Tensor, labels) -> torch.Tensor | None:
+        """The labels of the images ``x`` (required by a conditional model: they cannot be drawn)."""
+        if getattr(self, "num_classes", None) is not None and labels is None:
+            raise ValueError(
+                f"This model is conditional (num_classes={self.num_classes}): give the images' labels "
+                "(`labels=`, one per image) to encode or reconstruct them."
+            )
+        return self._labels_for(x.shape[0], labels)
+
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None, prior: PriorKind | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, z: torch.Tensor | None = None, prior: PriorKind | None = None, labels=None
+    ) -> torch.Tensor:
         """``n`` images (n, C, H, W) in [-1, 1] decoded from codes of the model's prior (the fitted ex-post
-        density unless ``prior="standard"``; ``prior`` overrides the configured kind) or from the given ``z``."""
+        density unless ``prior="standard"``; ``prior`` overrides the configured kind) or from the given ``z``;
+        of the classes ``labels`` for a conditional model."""
+        labels = self._labels_for(n, labels)
         dec = self.sampling_decoder()
         z = self.sample_latent(n, prior) if z is None else z.to(self.device)
         with eval_mode(dec):
-            return dec(z)
+            return call_with_labels(dec, z, labels)
 
-    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_mean(self, x: torch.Tensor | LabelledImages) -> torch.Tensor:
         """Posterior means (B, latent_dim): the codes the latent density is fitted to."""
+        if isinstance(x, LabelledImages):
+            return self.encoder(x.images, labels=x.labels)[0]
         return self.encoder(x)[0]
 
     def _code_loader(self, data, batch_size: int):
+        if getattr(self, "num_classes", None) is not None:
+            return self._labelled_code_loader(data, batch_size)
         loader = super()._code_loader(data, batch_size)
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if data is not None or datamodule is None:
@@ -68,42 +116,74 @@ class LatentImageAPI(LatentDensityMixin):
         # to [-1, 1] on the device in on_after_batch_transfer: the codes must be of scaled images too.
         return (datamodule.on_after_batch_transfer((x.to(self.device), None), 0)[0] for x in loader)
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar) of q(z|x) for images (B, C, H, W) in [-1, 1]."""
-        with eval_mode(self.encoder):
-            return self.encoder(x.to(self.device))
+    def _labelled_code_loader(self, data, batch_size: int):
+        """(images, labels) batches for a conditional model's codes: the same items, order and DDP shards as
+        the unconditional loader, with the labels kept."""
+        if isinstance(data, torch.Tensor):
+            raise ValueError(
+                "A conditional model encodes with labels: give fit_latent_density a DataLoader or dataset of "
+                "(image, label) pairs, not a tensor of images."
+            )
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        scale = data is None and datamodule is not None  # the training set's raw images, as the other loader
+        if not isinstance(data, DataLoader):
+            plain = super()._code_loader(data, batch_size)  # DataLoader over the images only
+            data = DataLoader(plain.dataset.dataset, batch_size=batch_size, sampler=plain.sampler)
+        for batch in data:
+            x, y = batch[0], batch[1]
+            if scale:
+                x, y = datamodule.on_after_batch_transfer((x.to(self.device), y.to(self.device)), 0)
+            yield LabelledImages(x, self.check_labels(y, x.shape[0]))
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean of each image: (B, C, H, W) -> (B, C, H, W) in [-1, 1]."""
-        mu, _ = self.encode(x)
+    def encode(self, x: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x) (q(z|x, y) with the images' ``labels``) for images (B, C, H, W) in [-1, 1]."""
+        labels = self._image_labels(x, labels)
+        with eval_mode(self.encoder):
+            return call_with_labels(self.encoder, x.to(self.device), labels)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, labels=None) -> torch.Tensor:
+        """Decode the posterior mean of each image: (B, C, H, W) -> (B, C, H, W) in [-1, 1] (conditional
+        models: with the images' ``labels``)."""
+        labels = self._image_labels(x, labels)
+        mu, _ = self.encode(x, labels)
         dec = self.sampling_decoder()
         with eval_mode(dec):
-            return dec(mu)
+            return call_with_labels(dec, mu, labels)
 
     @torch.no_grad()
-    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    def interpolate(
+        self, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8, labels_a=None, labels_b=None
+    ) -> torch.Tensor:
         """Decode ``steps`` evenly spaced points on the line between the posterior means of ``x_a`` and
         ``x_b`` (both (B, C, H, W), or one (C, H, W) image each). Returns (B, steps, C, H, W), endpoints
-        included (the first and last images are the reconstructions of x_a and x_b)."""
+        included (the first and last images are the reconstructions of x_a and x_b). A conditional model
+        needs the images' labels; the first half of the line is decoded with ``labels_a``, the rest with
+        ``labels_b``."""
         if steps < 2:
             raise ValueError(f"steps must be >= 2 (the two endpoints at least), got {steps}.")
         if x_a.dim() == 3:
             x_a, x_b = x_a.unsqueeze(0), x_b.unsqueeze(0)  # (1, C, H, W)
         if x_a.shape != x_b.shape:
             raise ValueError(f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}.")
-        mu_a, _ = self.encode(x_a)
-        mu_b, _ = self.encode(x_b)  # (B, Z)
+        b = x_a.shape[0]
+        labels_a, labels_b = self._image_labels(x_a, labels_a), self._image_labels(x_b, labels_b)
+        mu_a, _ = self.encode(x_a, labels_a)
+        mu_b, _ = self.encode(x_b, labels_b)  # (B, Z)
         t = torch.linspace(0, 1, steps, device=mu_a.device).view(1, steps, 1)  # (1, S, 1)
         z = mu_a.unsqueeze(1) + t * (mu_b - mu_a).unsqueeze(1)  # (B, S, Z)
+        labels = None
+        if labels_a is not None:
+            second = (torch.arange(steps, device=mu_a.device) >= steps / 2).view(1, steps)  # (1, S)
+            labels = torch.where(second, labels_b.view(b, 1), labels_a.view(b, 1)).flatten()  # (B*S,)
         dec = self.sampling_decoder()
         with eval_mode(dec):
-            images = dec(z.flatten(0, 1))  # (B*S, C, H, W)
-        return images.view(x_a.shape[0], steps, *images.shape[1:])  # (B, S, C, H, W)
+            images = call_with_labels(dec, z.flatten(0, 1), labels)  # (B*S, C, H, W)
+        return images.view(b, steps, *images.shape[1:])  # (B, S, C, H, W)
 
 
-class VAE(LatentImageAPI, pl.LightningModule):
+class VAE(Conditional, LatentImageAPI, pl.LightningModule):
     """Variational autoencoder (Kingma & Welling 2014) on images in [-1, 1].
 
     Minimises the negative ELBO ``E_q[-log p(x|z)] + beta_t * KL(q(z|x) || N(0, I))`` with one Adam-style
@@ -119,6 +199,10 @@ class VAE(LatentImageAPI, pl.LightningModule):
 
     Logged for ``train``, ``val`` and ``test``: ``elbo`` (nats per image, the true bound with beta = 1 and
     no free bits), ``kl``, ``recon`` (the reconstruction NLL); plus ``train/loss`` and ``train/kl_weight``.
+
+    Conditional VAE (Sohn et al. 2015, sec. 4) when encoder and decoder are built with ``num_classes``: the
+    batch's labels go into q(z|x, y) and p(x|z, y), the prior stays N(0, I) (the ELBO of their eq. 4 with
+    p(z|y) = p(z)); ``sample(n, labels=...)`` decodes the given classes (see :class:`LatentImageAPI`).
 
     Args:
         encoder: image (B, C, H, W) -> (mu, logvar), each (B, latent_dim); must have ``latent_dim``.
@@ -152,6 +236,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
         prior_max_codes: int = 10000,
     ) -> None:
         super().__init__()
+        self.init_conditional(encoder, decoder)
         check_latent_fit(encoder, decoder)
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
@@ -177,6 +262,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         check_image_shape(self.decoder, getattr(datamodule, "dims", None))
+        self.store_label_distribution(datamodule)
 
     def configure_optimizers(self):
         return self.optimizer(self.parameters())
@@ -192,16 +278,16 @@ class VAE(LatentImageAPI, pl.LightningModule):
         per_dim = kl_normal(mu.reshape(-1, 1), logvar.reshape(-1, 1)).view_as(mu)  # (B, Z): KL of each dim
         return per_dim.mean(0).clamp(min=self.free_bits).sum()
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One pass: posterior statistics, a reparameterised sample, its decoding and the per-image terms."""
-        mu, logvar = self.encoder(x)  # (B, Z) each
-        recon = self.decoder(reparameterize(mu, logvar))  # (B, C, H, W)
+        mu, logvar = call_with_labels(self.encoder, x, labels)  # (B, Z) each
+        recon = call_with_labels(self.decoder, reparameterize(mu, logvar), labels)  # (B, C, H, W)
         nll = reconstruction_nll(x, recon, self.likelihood, self.sigma)  # (B,)
         kl = kl_normal(mu, logvar)  # (B,)
         return {"mu": mu, "logvar": logvar, "recon": recon, "nll": nll, "kl": kl}
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        out = self(batch[0])
+        out = self(batch[0], self.batch_labels(batch))
         beta = self.current_kl_weight()
         loss = out["nll"].mean() + beta * self.kl_term(out["mu"], out["logvar"])
         self._log_terms(out, "train")
@@ -217,7 +303,7 @@ class VAE(LatentImageAPI, pl.LightningModule):
         )
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._log_terms(self(batch[0]), "val")
+        self._log_terms(self(batch[0], self.batch_labels(batch)), "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._log_terms(self(batch[0]), "test")
+        self._log_terms(self(batch[0], self.batch_labels(batch)), "test")
