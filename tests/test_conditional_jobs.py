@@ -379,3 +379,18 @@ def test_evaluate_sequence_class_accuracy(tmp_path, monkeypatch):
         np.savez(tmp_path / "wrong.npz", samples=f["samples"], labels=(f["labels"] + 1) % 3)
     wrong = api.evaluate(tmp_path / "wrong.npz", data=_sines_config(tmp_path), metrics=["class_accuracy"])
     assert wrong["metrics"]["class_accuracy"]["value"] < 0.2
+
+
+# -- end to end: the shipped conditional configs -------------------------------------------------------------------
+def test_conditional_lstm_gan_sample_and_evaluate(tmp_path):
+    from lightning_gen import api
+
+    ckpt = fit_config("configs/lstm_gan/sines_cond.yaml", tmp_path / "run", "--data.init_args.num_sequences=300")
+    out = tmp_path / "s.npz"
+    assert sample.main([ckpt, "--per-class", "2", "--output", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["labels"].tolist() == [0, 0, 1, 1, 2, 2] and f["samples"].shape == (6, 24, 5)
+    assert (tmp_path / "s.png").is_file()
+    report = api.evaluate(ckpt, metrics=["class_accuracy"], data_arg=["num_sequences=300"])
+    entry = report["metrics"]["class_accuracy"]
+    assert 0.0 <= entry["value"] <= 1.0 and entry["reference_value"] > 0.8 and entry["n"] == 30

@@ -112,7 +112,10 @@ def image_class_scores(
             logits = extract_features(domain, fake, batch_size, device)["logits"]
         entry = C.class_accuracy_from_logits(logits, fake_labels)
         provenance = domain.provenance()
-        entry["classifier"] = {"checkpoint": classifier, "weights_sha256": provenance["weights_sha256"]}
+        from lightning_gen.checkpoints import resolve_checkpoint  # a run folder names its newest last.ckpt
+
+        where = str(resolve_checkpoint(classifier))
+        entry["classifier"] = {"checkpoint": where, "weights_sha256": provenance["weights_sha256"]}
         out["class_accuracy"] = entry
     if "class_fid" in metrics:
         k = num_classes or int(max(fake_labels.max(), reference_labels.max())) + 1
