@@ -19,7 +19,7 @@ JOBS = {
 
 
 #: names that live in :mod:`lightning_gen.lightning_cli` (imported on first use, so ``--help`` stays fast)
-_LAZY = ("GenCLI", "log_effective_batch_size", "apply_threads", "_reserve_run_folder")
+_LAZY = ("GenCLI", "log_effective_batch_size", "apply_threads")
 
 
 def __getattr__(name: str):
