@@ -50,6 +50,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def restore_threads():
+    """For tests that set torch's thread count themselves (``--threads``, ``apply_threads``): the count is put back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def fit_config(config: str, root, *extra: str) -> str:
     """Fit a shipped config (relative to the repository) for 4 steps into ``root``; returns its ``last.ckpt``."""
     from lightning_gen.cli import run_lightning_cli

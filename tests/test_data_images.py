@@ -33,21 +33,30 @@ def test_resize_option():
     assert _first_batch(dm)[0].shape == (4, 1, 16, 16)
 
 
-@pytest.mark.parametrize("layout", ["NHW-uint8", "NCHW-float", "npy"])
-def test_array_file_layouts(tmp_path, layout):
+@pytest.mark.parametrize("layout, channels", [("NHW-uint8", 1), ("NCHW-float", 3), ("npy", 1)])
+def test_array_file_layouts(tmp_path, layout, channels):
     rng = np.random.default_rng(0)
     if layout == "NHW-uint8":
         path = tmp_path / "a.npz"
-        np.savez(path, x=rng.integers(0, 256, (20, 8, 8), dtype=np.uint8))
+        data = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
+        np.savez(path, x=data)
+        scaled = data[:, None] / 127.5 - 1  # (N, 1, H, W): a grey channel added
     elif layout == "NCHW-float":
         path = tmp_path / "a.npz"
-        np.savez(path, images=rng.random((20, 3, 8, 8), dtype=np.float32), labels=np.arange(20))
+        data = rng.random((20, 3, 8, 8), dtype=np.float32)
+        np.savez(path, images=data, labels=np.arange(20))
+        scaled = data * 2 - 1
     else:
         path = tmp_path / "a.npy"
-        np.save(path, rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8))
-    x, _ = _first_batch(ArrayImageDataModule(str(path), batch_size=4, labels_key=None))
-    assert x.shape[0] == 4 and x.shape[-2:] == (8, 8)
-    assert -1 <= x.min() and x.max() <= 1
+        data = rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
+        np.save(path, data)
+        scaled = data / 127.5 - 1
+    dm = ArrayImageDataModule(str(path), batch_size=4, labels_key=None)
+    x, _ = _first_batch(dm)
+    assert x.shape == (4, channels, 8, 8) and dm.dims == (channels, 8, 8)  # the channels the file holds
+    # every image of the batch is one of the file's, scaled to [-1, 1] (none mixed up across channels)
+    flat = torch.as_tensor(scaled, dtype=torch.float32).flatten(1)
+    assert all(torch.isclose(flat, image.flatten()[None], atol=1e-5).all(1).any() for image in x)
 
 
 def test_array_file_wrong_shape_says_expected(tmp_path):

@@ -15,13 +15,6 @@ from tests.conftest import REPO
 EXAMPLES = os.path.join(REPO, "examples")
 
 
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow  # about 30 s on a busy 2-core machine (two fits' worth of work: train, sample, evaluate)
 def test_examples_train_then_use_checkpoint(tmp_path, capsys, restore_threads):
     train = runpy.run_path(os.path.join(EXAMPLES, "train_tiny.py"))["train"]
