@@ -44,7 +44,7 @@ def quiet_lightning() -> None:
             log.addFilter(_DropTips())
 
 
-def _is_terminal() -> bool:
+def is_terminal() -> bool:
     try:
         return sys.stdout.isatty()
     except (AttributeError, ValueError):

@@ -22,7 +22,7 @@ from lightning_gen.callbacks import LossCurves
 from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config
 from lightning_gen.errors import UserError
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
-from lightning_gen.lightning_cli.console import EpochLineProgressBar, QuietRichProgressBar, _is_terminal, fit_summary
+from lightning_gen.lightning_cli.console import EpochLineProgressBar, QuietRichProgressBar, fit_summary, is_terminal
 from lightning_gen.lightning_cli.parser import ErrorFirstParser
 from lightning_gen.lightning_cli.run_folder import checkpoint_progress, finished_run_message, reserve_run_folder
 from lightning_gen.lightning_cli.threads import apply_threads
@@ -166,9 +166,9 @@ class GenCLI(LightningCLI):
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             # a live rich bar on a terminal; one plain line per epoch in a log file or pipe (no control codes)
-            extra = [QuietRichProgressBar()] if _is_terminal() else [EpochLineProgressBar()]
+            extra = [QuietRichProgressBar()] if is_terminal() else [EpochLineProgressBar()]
             wants_summary = trainer_config.get("enable_model_summary") is not False
-            if not _is_terminal() and wants_summary and not any(isinstance(c, ModelSummary) for c in callbacks):
+            if not is_terminal() and wants_summary and not any(isinstance(c, ModelSummary) for c in callbacks):
                 extra.append(ModelSummary())  # Lightning's default is the rich table: box drawing in a log file
         if getattr(self, "subcommand", None) == "test":
             from lightning_gen.metrics.callback import GeneratorTestMetrics
