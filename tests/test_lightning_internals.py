@@ -277,7 +277,7 @@ def test_split_cli_hparams(cli_hparams):
 
 def test_parse_arguments_runs_just_before_lightning_reads_ckpt_path(tmp_path, monkeypatch):
     """The public replacement of overriding ``LightningCLI._parse_ckpt_path``: ``parse_arguments`` ends right
-    before LightningCLI loads ``--ckpt_path``, so an override of it can audit the file first."""
+    before LightningCLI loads ``--ckpt_path``, so an override of it can audit the file first (``GenCLI`` does)."""
     events: list[str] = []
 
     class Stop(Exception):
