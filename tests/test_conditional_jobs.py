@@ -208,6 +208,17 @@ def test_sequence_samples_carry_labels_and_class_rows(monkeypatch, tmp_path):
     assert (tmp_path / "s.png").is_file()
 
 
+def test_piano_roll_samples_carry_labels(monkeypatch, tmp_path):
+    model = with_counts(TinyConditionalSequences(dim=12), [1.0, 1.0, 1.0])
+    model.data_info.pitch_low.fill_(60)  # a piano-roll model: binary rolls, MIDI files, labels beside them
+    monkeypatch.setattr(sample, "load_model", lambda *a, **k: model)
+    assert run_sample(tmp_path, "--labels", "2,0", "--per-class", "2") == 0
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["labels"].tolist() == [0, 0, 2, 2] and set(f.files) >= {"samples", "probabilities", "pitch_low"}
+        assert set(np.unique(f["samples"])) <= {0.0, 1.0} and f["samples"].shape == (4, 24, 12)
+    assert (tmp_path / "s.png").is_file() and len(list((tmp_path / "s_midi").glob("*.mid"))) == 4
+
+
 def test_api_sample_with_labels(image_model):
     from lightning_gen import api
 
