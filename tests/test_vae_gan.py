@@ -400,3 +400,76 @@ def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
     point = torch.full((3, 4), 2.0)
     assert torch.allclose(fresh.sample(3), fresh.sample(3, z=point))
     assert not torch.allclose(fresh.sample(3, prior="standard"), fresh.sample(3, z=point))
+
+
+# -- conditional VAE-GAN (issue 14) -------------------------------------------------------------------------
+K = 3
+
+
+def cond_vaegan(**kwargs) -> VAEGAN:
+    torch.manual_seed(0)
+    small = dict(img_size=8, channels=1, base_channels=4, min_size=2, num_classes=K)
+    enc, gen = ConvEncoder(latent_dim=4, **small), DCGANGenerator(latent_dim=4, **small)
+    return VAEGAN(enc, gen, DCGANDiscriminator(**small), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam,
+                  prior="gaussian", **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def labelled_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "labelled.npz"
+    np.savez(path, images=rng.integers(0, 256, size=(24, 8, 8), dtype=np.uint8), labels=np.arange(24) % K)
+    return str(path)
+
+
+def test_conditional_vaegan_trains_with_labels_and_they_change_its_outputs(tmp_path, labelled_npz):
+    model = cond_vaegan(equilibrium_gating=False, discriminate_reconstructions=True)
+    calls = []  # the labels every network call of a training step gets
+    for name in ("encoder", "generator", "discriminator"):
+        getattr(model, name).register_forward_pre_hook(
+            lambda m, args, kwargs, name=name: calls.append((name, kwargs.get("labels"))), with_kwargs=True
+        )
+    before = snapshot(model)
+    dm = ArrayImageDataModule(labelled_npz, labels_key="labels", batch_size=4)
+    tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(model, dm)
+    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+    assert model.label_counts.tolist() == [float(c) for c in dm.label_counts()]  # the training mix, stored
+    assert model.label_counts.sum() > 0
+    assert {n for n, _ in calls} == {"encoder", "generator", "discriminator"}
+    assert all(y is not None and y.dtype == torch.int64 for _, y in calls)  # no network call without labels
+    for m in model.generator.modules():  # trained class tables differ; fresh ones are all equal
+        if isinstance(m, torch.nn.Embedding):
+            torch.nn.init.normal_(m.weight)
+    z = torch.randn(1, 4).expand(K, 4)
+    out = model.sample(K, z=z, labels=torch.arange(K))
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[1], out[2])
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert not torch.allclose(model.reconstruct(x, labels=[0, 0]), model.reconstruct(x, labels=[1, 1]))
+    assert model.sample(5).shape == (5, 1, 8, 8)  # labels drawn from the stored mix
+
+
+def test_conditional_vaegan_refuses_bad_labels(tmp_path, image_npz):
+    model = cond_vaegan()
+    model.label_counts.fill_(1.0)
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        model.sample(2, labels=[0, 7])
+    with pytest.raises(ValueError, match="integers"):
+        model.sample(2, labels=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="give the images' labels"):
+        model.reconstruct(torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="unconditional"):
+        tiny_vaegan().sample(2, labels=[0, 1])
+    with pytest.raises(ValueError, match="gives no labels"):  # conditional model, unlabelled data
+        fit_one_batch(tmp_path, cond_vaegan(), image_npz)
+    enc, gen, disc = nets()
+    with pytest.raises(ValueError, match="disagree on num_classes"):  # one conditional net among plain ones
+        VAEGAN(enc, gen, DCGANDiscriminator(img_size=8, base_channels=4, min_size=2, num_classes=K))
+
+
+def test_conditional_vaegan_stop_and_resume_is_exact(tmp_path, monkeypatch):
+    import tests.robust_helpers as robust_helpers
+    import tests.test_resume as test_resume
+
+    spec = ("configs/vae_gan/digits_cond.yaml", robust_helpers.FAMILIES["vae_gan"][1])
+    monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_cond", spec)
+    test_resume.test_stop_and_resume_is_exact("vae_gan_cond", tmp_path)

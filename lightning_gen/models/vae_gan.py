@@ -30,6 +30,7 @@ from lightning_gen.models.common import (
     logs_this_step,
     save_plain_hyperparameters,
 )
+from lightning_gen.models.conditional import Conditional, call_with_labels
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 from lightning_gen.models.vae_gan_parts import (
@@ -40,7 +41,7 @@ from lightning_gen.models.vae_gan_parts import (
 )
 
 
-class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
+class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     """VAE-GAN: a VAE whose reconstruction error is measured in a GAN discriminator's features
     (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
@@ -83,6 +84,12 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     skipped while one of them is above ``equilibrium + margin`` (G far behind); if both would be skipped,
     both run. E always steps. Under DDP the cross-entropies are averaged over ranks first, so every rank
     takes the same decision.
+
+    Conditional (issue 14) when the three networks are built with ``num_classes``: the batch's labels go into
+    E (q(z|x, y)), G (p(x|z, y), reconstructions and fakes alike: the fakes take the real batch's labels, as
+    the conditional GAN's) and D (a projection discriminator, Miyato & Koyama 2018); the feature-wise
+    reconstruction reads D's label-free hidden layers. ``sample(n, labels=...)`` decodes the given classes
+    (drawn from the training label mix when none are given), ``reconstruct`` / ``encode`` need the labels.
 
     Sampling (``sample``) decodes codes from the ex-post latent density (``prior``, see
     :mod:`lightning_gen.models.latent_density`); training uses N(0, I), the prior the KL pulls towards.
@@ -153,6 +160,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         gan_prior: Literal["density", "standard"] = "density",
     ) -> None:
         super().__init__()
+        self.init_conditional(encoder, generator, discriminator)
         if gan_prior not in ("density", "standard"):
             raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
         if pixel_likelihood not in ("gaussian", "bernoulli"):
@@ -219,6 +227,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         check_image_shape(self.generator, getattr(datamodule, "dims", None))
+        self.store_label_distribution(datamodule)
 
     def configure_optimizers(self):
         return [
@@ -263,16 +272,16 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
             return True, True
         return equilibrium_gates(real_logits, fake_logits, self.equilibrium, self.equilibrium_margin, self._trainer)
 
-    def losses(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every term of one training step from one pass through E, G (on the codes and on prior codes) and
         D, with the gradient routing described in the class docstring; ``loss`` is what to backpropagate."""
         b = real.shape[0]
-        mu, logvar = self.encoder(real)  # (B, Z) each
+        mu, logvar = call_with_labels(self.encoder, real, labels)  # (B, Z) each
         z = reparameterize(mu, logvar)
         kl = kl_normal(mu, logvar).mean()
         # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
         w = self.gamma / self.feature_size(real)
-        recon = self.generator(scale_gradient(z, 1.0 / w))  # (B, C, H, W)
+        recon = call_with_labels(self.generator, scale_gradient(z, 1.0 / w), labels)  # (B, C, H, W)
         zero = real.new_zeros(())  # the feature term when feature_weight is 0 (D's pass for it skipped)
         feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
         pixel = self.pixel_nll(real, recon)
@@ -284,14 +293,18 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
         game = self.adversarial_on()
         codes = [z.detach(), self.noise(b)] if self.discriminate_reconstructions else [self.noise(b)]
         with torch.set_grad_enabled(game and torch.is_grad_enabled()):
-            fake = self.generator(torch.cat(codes))  # (kB, C, H, W): [G(z),] G(z_p)
-        logits = self.discriminator(torch.cat([real, scale_gradient(fake, -1.0) if game else fake]))  # ((k+1)B,)
+            # a conditional model's fakes take the real batch's labels (as the conditional GAN's)
+            fake_labels = None if labels is None else labels.repeat(len(codes))  # (kB,)
+            fake = call_with_labels(self.generator, torch.cat(codes), fake_labels)  # (kB, C, H, W): [G(z),] G(z_p)
+        both = torch.cat([real, scale_gradient(fake, -1.0) if game else fake])  # ((k+1)B, C, H, W)
+        logits = call_with_labels(self.discriminator, both, None if labels is None else labels.repeat(len(codes) + 1))
         real_logits, *fake_logits = logits.split(b)
         d_loss = sum(self.adversarial.d(real_logits, f) for f in fake_logits)
         out["d_loss"] = d_loss
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
             reals = real.repeat(len(fake_logits), 1, 1, 1)  # (kB, C, H, W): a real partner for every fake
-            out["gradient_penalty"] = gradient_penalty(self.discriminator, reals, fake.detach())
+            critic = lambda x: call_with_labels(self.discriminator, x, fake_labels)  # noqa: E731
+            out["gradient_penalty"] = gradient_penalty(critic, reals, fake.detach())
             d_loss = d_loss + self.gp_weight * out["gradient_penalty"]
         out["loss"] = self.kl_weight * kl + w * recon_loss + d_loss
         out.update(real_logits=real_logits, prior_logits=fake_logits[-1], fake_logits=torch.cat(fake_logits))
@@ -303,7 +316,7 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]  # (B, C, H, W) in [-1, 1]
         opt_e, opt_g, opt_d = self.optimizers()
-        out = self.losses(real)
+        out = self.losses(real, self.batch_labels(batch))
         self.manual_backward(out["loss"])
         train_d, train_g = self.gates(out["real_logits"], out["fake_logits"])
         if not self.adversarial_on():  # VAE warm start: G has only its reconstruction gradient, always taken
@@ -341,11 +354,12 @@ class VAEGAN(LatentImageAPI, AdversarialLogs, ManualSteps, pl.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------------------
     def _evaluate(self, batch, prefix: str) -> None:
-        real = batch[0]
-        mu, logvar = self.encoder(real)
-        recon = self.sampling_decoder()(mu)  # the posterior mean's decoding, as ``reconstruct``
-        real_logits = self.discriminator(real)
-        prior_logits = self.discriminator(self.sample(real.shape[0]))
+        real, labels = batch[0], self.batch_labels(batch)
+        mu, logvar = call_with_labels(self.encoder, real, labels)
+        recon = call_with_labels(self.sampling_decoder(), mu, labels)  # the posterior mean's decoding
+        real_logits = call_with_labels(self.discriminator, real, labels)
+        fake = self.sample(real.shape[0], labels=labels)
+        prior_logits = call_with_labels(self.discriminator, fake, labels)
         self.log_dict(
             {
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
