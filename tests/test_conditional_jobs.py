@@ -430,3 +430,17 @@ def test_conditional_lstm_gan_sample_and_evaluate(tmp_path):
     report = api.evaluate(ckpt, metrics=["class_accuracy"], data_arg=["num_sequences=300"])
     entry = report["metrics"]["class_accuracy"]
     assert 0.0 <= entry["value"] <= 1.0 and entry["reference_value"] > 0.8 and entry["n"] == 30
+
+
+def test_table_rows_of_class_scores():
+    from lightning_gen.jobs.evaluate import table_row
+
+    fid = {"value": 2.5, "per_class": {"0": 1.0, "1": 4.0}, "samples_per_class": {"0": [90, 18], "1": [110, 20]},
+           "feature_dim": 64, "unstable": [0, 1]}  # fmt: skip
+    row = table_row("class_fid", fid)
+    assert row[:3] == ("class_fid", "2.5", "")
+    assert "90-110 generated, 18-20 real" in row[3] and "UNSTABLE in all classes" in row[3]
+    acc = {"value": 0.9, "std": 0.05, "splits": 10, "n": 200, "per_class": {}, "reference_value": 0.97}
+    assert table_row("class_accuracy", acc) == (
+        "class_accuracy", "0.9", "0.05", "real held-out 0.97; n=200, std over 10 splits"
+    )  # fmt: skip

@@ -41,12 +41,13 @@ def _spread(entry: dict) -> tuple[str, str]:
 def class_note(name: str, entry: dict) -> str:
     """The note of a class score (issue 14): how many samples, and for per-class FID the unstable classes."""
     if name == "class_fid":
-        counts = [pair[0] for pair in entry["samples_per_class"].values()]
-        note = f"mean of {len(entry['per_class'])} classes, {min(counts)}-{max(counts)} generated per class"
+        fake, real = zip(*entry["samples_per_class"].values(), strict=True)
+        note = f"mean of {len(entry['per_class'])} classes; per class {min(fake)}-{max(fake)} generated, "
+        note += f"{min(real)}-{max(real)} real"
         unstable = entry.get("unstable") or []
         if unstable:
             which = "all classes" if len(unstable) == len(entry["per_class"]) else f"classes {unstable}"
-            note += f"; UNSTABLE in {which}: fewer samples than its {entry['feature_dim']} features"
+            note += f"; UNSTABLE in {which} (fewer samples than {entry['feature_dim']} feature dimensions)"
         return note
     note = f"n={entry['n']:,}, std over {entry['splits']} splits" if "std" in entry else f"n={entry['n']:,}"
     if "reference_value" in entry:
