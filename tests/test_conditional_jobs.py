@@ -444,3 +444,12 @@ def test_table_rows_of_class_scores():
     assert table_row("class_accuracy", acc) == (
         "class_accuracy", "0.9", "0.05", "real held-out 0.97; n=200, std over 10 splits"
     )  # fmt: skip
+
+
+def test_sequence_class_accuracy_refuses_another_length(tmp_path, monkeypatch, capsys):
+    from lightning_gen.jobs.evaluate import main
+
+    model = with_counts(TinyConditionalSequences(), [1.0, 1.0, 1.0])
+    path = _write_samples(tmp_path, monkeypatch, model, "--per-class", "5", "--length", "30")
+    assert main([path, "--data", _sines_config(tmp_path), "--metrics", "class_accuracy"]) == 2
+    assert "sample at the training length (--length 24)" in capsys.readouterr().err

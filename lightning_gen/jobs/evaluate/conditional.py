@@ -137,6 +137,11 @@ def sequence_class_scores(
     if getattr(datamodule, "scale_data", True):  # fake is in the data's scale (see scores.sequence_metrics)
         train_x, reference = datamodule.inverse_scale(train_x), datamodule.inverse_scale(reference)
     fake = fake.numpy() if torch.is_tensor(fake) else np.asarray(fake)
+    if fake.ndim != 3 or fake.shape[1:] != train_x.shape[1:]:
+        raise EvaluateError(
+            f"class_accuracy: generated sequences have shape (T, D) = {tuple(fake.shape[1:])}, the training "
+            f"sequences {tuple(train_x.shape[1:])}; sample at the training length (--length {train_x.shape[1]})."
+        )
     entry = sequence_class_accuracy(train_x, train_y, fake, fake_labels, reference, reference_labels, seed)
     entry["train_sequences"] = len(train_x)
     return {"class_accuracy": entry}
