@@ -413,8 +413,14 @@ def test_fid_callback_under_ddp_gives_one_value(classifier_ckpt, tmp_path):
 
     script = tmp_path / "ddp_fid.py"
     script.write_text(DDP_SCRIPT)
-    out = subprocess.run(
-        [sys.executable, str(script), classifier_ckpt], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run(  # the package importable from the repository too, installed or not
+        [sys.executable, str(script), classifier_ckpt],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = sorted(line for line in out.stdout.splitlines() if line.startswith("RANK"))
     assert len(lines) == 2, out.stdout + out.stderr
