@@ -9,7 +9,8 @@ Images: ``fid`` (default), ``kid``, ``is``, ``precision_recall`` on ``inception`
 (:mod:`lightning_gen.metrics.image`); reference features are cached in ``data/metric_cache/``, keyed by
 everything that changes them. Sequences: ``discriminative``, ``predictive`` (TimeGAN), ``mmd``, ``music``
 (piano rolls) (:mod:`lightning_gen.metrics.sequence`). Both: ``elbo`` (a checkpoint's own test-split terms,
-for VAE-type models).
+for VAE-type models). Samples with class labels (a conditional checkpoint, or a samples file with ``labels``):
+``class_accuracy`` and, for images, ``class_fid`` (:mod:`~.conditional`, :mod:`lightning_gen.metrics.conditional`).
 
 The JSON report (``--output``) records beside each value the feature extractor and the SHA-256 of its
 weights, the resize rule, the numbers of real and generated samples, the split, the seed and the package
@@ -17,12 +18,14 @@ versions; a table is printed.
 
 One module per job: :mod:`~.options` (the typed :class:`EvaluateOptions`, the command line, the range checks),
 :mod:`~.dataset` (which dataset), :mod:`~.samples` (the generated samples), :mod:`~.cache` (cached reference
-features), :mod:`~.scores` (image, sequence and model metrics), :mod:`~.protocol` (comparable with published
-scores?), :mod:`~.report` (versions, table) and :mod:`~.job` (the job). The reference split is
+features), :mod:`~.scores` (image, sequence and model metrics), :mod:`~.conditional` (class scores of conditional
+samples), :mod:`~.protocol` (comparable with published scores?), :mod:`~.report` (versions, table) and :mod:`~.job`
+(the job). The reference split is
 :func:`lightning_gen.metrics.reference.reference_split`, shared with the training-time metric.
 """
 
 from lightning_gen.jobs.evaluate.cache import NO_EFFECT_DATA_ARGS, reference_features
+from lightning_gen.jobs.evaluate.conditional import CONDITIONAL_METRICS
 from lightning_gen.jobs.evaluate.dataset import build_datamodule, data_kind_of, resolve_data_spec
 from lightning_gen.jobs.evaluate.job import evaluate, main
 from lightning_gen.jobs.evaluate.options import (
@@ -46,12 +49,13 @@ from lightning_gen.jobs.evaluate.protocol import (
     timegan_deviations,
 )
 from lightning_gen.jobs.evaluate.report import package_versions, print_table, table_row
-from lightning_gen.jobs.evaluate.samples import file_sha256, generated_samples
+from lightning_gen.jobs.evaluate.samples import file_sha256, generated_samples, labelled_samples
 from lightning_gen.jobs.evaluate.scores import feature_extractor, image_metrics, model_metrics, sequence_metrics
 from lightning_gen.metrics.image import IMAGE_METRICS
 from lightning_gen.metrics.reference import reference_split
 
 __all__ = [
+    "CONDITIONAL_METRICS",
     "DEFAULT_METRICS",
     "IMAGE_METRICS",
     "IMAGE_MIN_SAMPLES",
@@ -75,6 +79,7 @@ __all__ = [
     "generated_samples",
     "image_deviations",
     "image_metrics",
+    "labelled_samples",
     "main",
     "mark_protocol",
     "model_metrics",

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma-separated; images: {','.join(IMAGE_METRICS)} (default fid); sequences: "
         f"{','.join(SEQUENCE_METRICS)} (default discriminative,predictive,mmd; piano rolls: "
-        "discriminative,mmd,music); both: elbo",
+        "discriminative,mmd,music); both: elbo; samples with class labels (a conditional checkpoint, or a samples "
+        "file with `labels`) also get class_accuracy, and for images (with --classifier) class_fid",
     )
     p.add_argument("--split", default=EvaluateOptions.split, help="reference split: train, val or test (default test)")
     p.add_argument(
