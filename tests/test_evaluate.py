@@ -381,6 +381,25 @@ def test_generator_test_metrics_cover_the_vae_gan(tmp_path):
     assert np.isfinite(metrics["test/g_adversarial"]) and metrics["test/g_adversarial"] > 0  # -log D(G(z)), ns
 
 
+@pytest.mark.parametrize("conditioning", ["projection", "auxiliary"])
+def test_generator_test_metrics_give_a_conditional_gan_the_batch_labels(conditioning, tmp_path):
+    """A conditional D refuses images without labels: the callback samples and judges with the test batch's."""
+    from lightning_gen.metrics.callback import GeneratorTestMetrics
+    from lightning_gen.models import GAN
+    from lightning_gen.nets import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(latent_dim=4, img_size=8, channels=1, base_channels=4, min_size=2, num_classes=3)
+    d = DCGANDiscriminator(
+        img_size=8, channels=1, base_channels=4, min_size=2, num_classes=3, conditioning=conditioning
+    )
+    model = GAN(g, d, optimizer_g=torch.optim.Adam, optimizer_d=torch.optim.Adam)
+    images = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    loader = DataLoader(TensorDataset(images, torch.arange(8) % 3), batch_size=4)
+    metrics = tiny_trainer(tmp_path, callbacks=[GeneratorTestMetrics()]).test(model, loader, verbose=False)[0]
+    assert np.isfinite(metrics["test/g_adversarial"]) and metrics["test/g_adversarial"] > 0
+
+
 def test_callback_bad_arguments():
     with pytest.raises(ValueError, match="Unknown training metric 'fd'"):
         TrainingMetric("fd")
