@@ -288,6 +288,7 @@ def test_rvae_gan_objectives_are_what_each_network_descends():
             torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow  # two tiny fits through the CLI: about 2 minutes on a loaded 2-core machine
 def test_a_conditional_rvae_gan_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setitem(FAMILIES, "rvae_gan_cond", ("configs/rvae_gan/sines_cond.yaml", []))
     stop_and_resume_is_exact("rvae_gan_cond", tmp_path)
