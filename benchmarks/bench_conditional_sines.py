@@ -36,6 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
 from bench_sines import cpu_budget_callback, generate  # noqa: E402  (the CPU budget and sampling, reused)
 
+from lightning_gen.checkpoints import load_checkpoint, load_model  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
 from lightning_gen.data.sequences import make_sines  # noqa: E402
 from lightning_gen.metrics.sequence import sequence_scores  # noqa: E402
@@ -74,6 +75,21 @@ def train(name: str, config: str, budget_s: float, seed: int, tag: str):
     batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
     info = {"cpu_s": round(budget.used, 1), "batches": batches, "checkpoint": os.path.relpath(path, REPO)}
     return cli.model, cli.datamodule, info
+
+
+def from_checkpoint(name: str, tag: str):
+    """A conditional model saved by an earlier run (``runs/bench_conditional_sines/<name>_sines_cond<tag>.ckpt``,
+    its latent density as fitted at the end of that run) and its data."""
+    path = os.path.join(RUNS, f"{name}_sines_cond{tag}.ckpt")
+    config = os.path.join(REPO, "configs", name, "sines_cond.yaml")
+    datamodule = run_lightning_cli(["--config", config], run=False).datamodule
+    datamodule.setup("fit")
+    batches = load_checkpoint(path)["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"]
+    return (
+        load_model(path),
+        datamodule,
+        {"cpu_s": "budget", "batches": batches, "checkpoint": os.path.relpath(path, REPO)},
+    )
 
 
 @torch.no_grad()
@@ -117,6 +133,25 @@ def band_accuracy(train_x, train_y, fake, requested, test_x, test_y, seed: int =
             "classifier": "logistic regression on per-feature DFT magnitudes (sklearn), in this script"}  # fmt: skip
 
 
+def band_frequencies(x: np.ndarray, num_bands: int) -> dict:
+    """Each feature's frequency read off sines (N, T, D) in the original scale [0.5, 1]: the mean step of
+    arcsin(2x - 1) over the first 4 steps (where f t + phase < pi / 2), as tests/test_conditional_sequences.py
+    does; a stricter check than the classifier (is the frequency inside the band?) and a view of the spread."""
+    angle = np.arcsin(np.clip(2 * x[:, :4].astype(np.float64) - 1, -1, 1))
+    f = np.diff(angle, axis=1).mean(1)  # (N, D)
+    band = np.clip(np.floor(f.mean(1) / (0.1 / num_bands)), 0, num_bands - 1).astype(np.int64)
+    return {"band": band, "spread": float(f.std(1).mean())}
+
+
+def frequency_check(fake: np.ndarray, requested: np.ndarray, real: np.ndarray, real_y: np.ndarray, k: int) -> dict:
+    """Share of generated sequences whose mean read-off frequency lies in the requested band, the same share
+    for real sequences, and the mean spread of the frequencies within a sequence (real vs generated)."""
+    gen, ref = band_frequencies(fake, k), band_frequencies(real, k)
+    per_band = {str(c): round(float((gen["band"][requested == c] == c).mean()), 4) for c in range(k)}
+    return {"in_band": float((gen["band"] == requested).mean()), "in_band_real": float((ref["band"] == real_y).mean()),
+            "per_band": per_band, "spread": gen["spread"], "spread_real": ref["spread"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="*", default=["rvae_gan"], choices=MODELS)
@@ -127,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="suffix of the checkpoint names")
+    p.add_argument("--from-checkpoints", action="store_true", help="score the models an earlier run saved")
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "conditional_sines.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -139,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     for name in args.models:
-        model, datamodule, info = train(name, "sines_cond", args.budget_cpu_s, args.seed, args.tag)
+        if args.from_checkpoints:
+            model, datamodule, info = from_checkpoint(name, args.tag)
+        else:
+            model, datamodule, info = train(name, "sines_cond", args.budget_cpu_s, args.seed, args.tag)
         train_x, train_y = split_original(datamodule, "train")
         test_x, test_y = split_original(datamodule, "test")
         k = datamodule.num_classes
@@ -149,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         entry = band_accuracy(train_x, train_y, fake, requested, test_x, test_y, seed=args.seed)
         info["band_accuracy"] = entry
         info["metric_cpu_s"] = round(time.process_time() - t, 1)
+        info["frequency_check"] = frequency_check(fake, requested, test_x, test_y, k)
         print(name, "band accuracy", round(entry["value"], 4), "real test", round(entry["reference_value"], 4),
               entry["per_class"], info, flush=True)  # fmt: skip
+        with open(args.out, "w") as f:  # written now too: the discriminative scores below take long
+            json.dump({**results, "models": {**results["models"], name: info}}, f, indent=2, default=str)
         if args.discriminative:
             real_cond = np.concatenate([train_x, split_original(datamodule, "val")[0], test_x])
             drawn = generate(model, len(real_cond), datamodule.seq_len)  # labels drawn from the training counts
