@@ -304,6 +304,39 @@ def reconstruction_accuracy(args, classifier_ckpt: Path) -> dict:
     return accuracy
 
 
+def refitted_density_samples(args) -> dict[str, Path]:
+    """``--density-components K``: for each VAE-type checkpoint, the ex-post density fitted again after
+    training with K components on every training code (not the config's components and first
+    ``prior_max_codes`` codes), and samples decoded from it: what a richer density is worth on the same
+    weights. The fit's CPU seconds are written beside the samples (``density_gmm<K>.json``)."""
+    from lightning_gen.checkpoints import load_model
+    from lightning_gen.models.latent_density import LatentDensity
+
+    found, k = {}, args.density_components
+    train = None
+    for name in ("vae", "vae_gan"):
+        ckpt = Path(args.out) / name / "final.ckpt"
+        if not ckpt.exists():
+            continue
+        npz = Path(args.out) / name / f"samples_gmm{k}.npz"
+        if not npz.exists():
+            if train is None:
+                train = split_images(make_datamodule(args).train_set) * 2 - 1  # [0, 1] -> [-1, 1]
+            model = load_model(ckpt).cpu().eval()
+            model.latent_density, model.prior_max_codes = LatentDensity(model.latent_dim, "gmm", k), len(train)
+            start = time.process_time()
+            model.fit_latent_density(train)
+            fit_s = time.process_time() - start
+            torch.manual_seed(0)
+            samples = draw(model, args.num_samples, batch_size=500)
+            np.savez_compressed(npz, samples=((samples.clamp(-1, 1) + 1) / 2).numpy().astype(np.float32))
+            save_grid(samples[:64], Path(args.out) / f"{name}_gmm{k}_samples.png")
+            info = {"components": k, "codes": len(train), "fit_cpu_s": round(fit_s, 1)}
+            (Path(args.out) / name / f"density_gmm{k}.json").write_text(json.dumps(info) + "\n")
+        found[f"{name}_gmm{k}"] = npz
+    return found
+
+
 def standard_prior_samples(args) -> dict[str, Path]:
     """For each VAE-type checkpoint: samples decoded from z ~ N(0, I) (``prior="standard"``) instead of the
     fitted ex-post density, to measure what the density is worth on the same weights."""
@@ -419,6 +452,8 @@ def fid_stage(args) -> dict:
     fids = {"classifier_test_accuracy": accuracy, "classifier": str(ckpt)}
     sources = {"real_train": real_npz, **{m: out / m / "samples.npz" for m in MODELS}}
     sources.update(standard_prior_samples(args))
+    if args.density_components:
+        sources.update(refitted_density_samples(args))
     for name, npz in sources.items():
         if not npz.exists():
             continue
@@ -506,6 +541,13 @@ def main() -> None:
     p.add_argument("--num-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images"))
     p.add_argument("--fid", action="store_true", help="instead of training the models: FID of their saved samples")
+    p.add_argument(
+        "--density-components",
+        type=int,
+        default=None,
+        help="also score samples from a K-component GMM refitted on every training code (with --fid, or alone "
+        "with --classifier-ckpt)",
+    )
     p.add_argument("--classifier-epochs", type=int, default=3, help="epochs of the FID classifier (with --fid)")
     p.add_argument("--step-cost", action="store_true", help="instead of training: CPU ms per step of --models")
     p.add_argument("--step-cost-rounds", type=int, default=5, help="rounds of 10 steps per model (--step-cost)")
@@ -521,6 +563,8 @@ def main() -> None:
     if args.fid:
         fid_stage(args)
         return
+    if args.density_components and not args.fid:  # refit, then score the new samples (needs --classifier-ckpt)
+        args.score = [str(p) for p in refitted_density_samples(args).values()]
     if args.score:
         score_stage(args)
         return
