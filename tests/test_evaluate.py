@@ -107,8 +107,11 @@ def test_image_folder(classifier_ckpt, tmp_path):
     folder.mkdir()
     for i, image in enumerate(load_digits().images[:20]):
         Image.fromarray((image * 255 / 16).astype(np.uint8)).save(folder / f"{i}.png")
-    report = run([str(folder), "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache"])
+    run_folder = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(classifier_ckpt))))
+    # --classifier as the README and the sweeps give it: the classifier config's run folder, not its .ckpt
+    report = run([str(folder), "--data", DIGITS, "--classifier", run_folder, "--no-cache"])
     assert report["source"]["kind"] == "image folder" and report["num_generated"] == 20
+    assert np.isfinite(report["metrics"]["fid"]["value"])
 
 
 @pytest.mark.parametrize(
