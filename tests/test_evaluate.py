@@ -305,6 +305,7 @@ def test_fid_callback_every_n_epochs_and_fixed_samples(classifier_ckpt, tiny_net
     trainer = tiny_trainer(tmp_path, max_epochs=3, limit_train_batches=1, limit_val_batches=1, callbacks=[metric])
     trainer.fit(model, DigitsDataModule(batch_size=16))
     assert calls == [1]  # epochs 0, 1, 2: only the second
+    assert metric.extractor.source == classifier_ckpt  # the run folder's last.ckpt, named as the source
     first = metric._draw(trainer, model)
     assert torch.equal(first, metric._draw(trainer, model))  # the same noise every time
 

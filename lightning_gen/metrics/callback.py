@@ -83,11 +83,13 @@ class TrainingMetric(pl.Callback):
         if stage not in ("fit", "test") or self.extractor is not None or self.reference is not None:
             return
         if self.metric == "fid":
-            from lightning_gen.checkpoints import load_model
+            from lightning_gen.checkpoints import load_model, resolve_checkpoint
             from lightning_gen.metrics.image import ClassifierFeatures
 
-            # the audited loader, as every checkpoint read: nothing the file names is imported unless allowed
-            self.extractor = ClassifierFeatures(load_model(self.classifier), source=self.classifier)
+            # the audited loader, as every checkpoint read: nothing the file names is imported unless allowed;
+            # a run folder is resolved once, so the file read is the one named as the source
+            path = str(resolve_checkpoint(self.classifier))
+            self.extractor = ClassifierFeatures(load_model(path), source=path)
             if self.num_samples < self.extractor.num_features:
                 raise ValueError(
                     f"FID with the classifier's {self.extractor.num_features}-dimensional features needs "
