@@ -24,8 +24,6 @@ from lightning_gen.lightning_cli.parser import ErrorFirstParser
 from lightning_gen.lightning_cli.run_folder import reserve_run_folder
 from lightning_gen.lightning_cli.threads import DEFAULT_THREADS, apply_threads
 
-_reserve_run_folder = reserve_run_folder  # the name before the split
-
 __all__ = [
     "DEFAULT_THREADS",
     "EpochLineProgressBar",
