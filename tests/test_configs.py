@@ -166,3 +166,18 @@ def test_classifier_network_keeps_its_old_class_path(tmp_path):
     old = "--model.init_args.network.class_path=lightning_gen.models.classifier.SmallCNN"
     cli = run_lightning_cli(fit_args("configs/classifier/digits.yaml", tmp_path, old)[1:], run=False)
     assert type(cli.model.network) is SmallCNN and cli.model.network.img_size == 8
+
+
+def test_ckpt_path_may_name_the_run_folder(tmp_path, capsys):
+    """``--ckpt_path DIR`` (a config's default_root_dir) resumes from the newest version_N's last.ckpt: here a
+    finished one, so the run says so, names that file and creates no folder."""
+    from tests.robust_helpers import family_args, last_ckpt
+
+    root = tmp_path / "run"
+    run_lightning_cli(family_args("gan", root, "--trainer.max_steps=1"))
+    (root / "lightning_logs" / "version_7").mkdir()  # a run without a checkpoint (yet): never chosen
+    capsys.readouterr()
+    run_lightning_cli(family_args("gan", root, "--trainer.max_steps=1", f"--ckpt_path={root}"))
+    err = capsys.readouterr().err
+    assert f"the run of {last_ckpt(root)} is finished" in err and "Fit finished" not in err
+    assert sorted(os.listdir(root / "lightning_logs")) == ["version_0", "version_7"]

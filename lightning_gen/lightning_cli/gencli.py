@@ -19,7 +19,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_gen.callbacks import LossCurves
-from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config
+from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config, resolve_checkpoint
 from lightning_gen.errors import UserError
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
 from lightning_gen.lightning_cli.console import EpochLineProgressBar, QuietRichProgressBar, fit_summary, is_terminal
@@ -73,6 +73,9 @@ class GenCLI(LightningCLI):
         self._ckpt_state = self._ckpt_progress = None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
             try:
+                # a run folder stands for its newest last.ckpt: Lightning is handed that file
+                ckpt_path = str(resolve_checkpoint(ckpt_path))
+                self.config[subcommand]["ckpt_path"] = ckpt_path
                 ckpt = load_checkpoint(ckpt_path)
                 model = self.config[subcommand].get("model")
                 expected = model.get("class_path") if hasattr(model, "get") else None
