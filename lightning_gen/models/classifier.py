@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.models.common import save_plain_hyperparameters
 from lightning_gen.nets.classifier import SmallCNN  # re-exported: checkpoints and configs name this path
 
@@ -57,7 +58,8 @@ class ImageClassifier(pl.LightningModule):
         return self.network.features(x)
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        trainer = li.attached_trainer(self)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         dims = getattr(datamodule, "dims", None)
         made = (getattr(self.network, "channels", None), getattr(self.network, "img_size", None))
         if dims is not None and None not in made and tuple(dims) != (made[0], made[1], made[1]):
