@@ -78,13 +78,10 @@ def test_unconditional_networks_keep_their_parameter_names():
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_conditional_generator_output_depends_on_the_label(norm):
     g = DCGANGenerator(latent_dim=8, img_size=8, base_channels=4, min_size=2, norm=norm, num_classes=K).eval()
-    if norm == "batch":  # conditional batch norm: the plain batch norm until the class tables are trained
-        assert any(type(m).__name__ == "ConditionalBatchNorm2d" for m in g.modules()) and g.embed is None
-        z = torch.randn(2, 8)
-        assert torch.equal(g(z, labels=torch.tensor([0, 0])), g(z, labels=torch.tensor([1, 1])))
-        _randomise_class_tables(g)
-    else:  # no batch norm: an embedding beside z
-        assert g.embed is not None
+    cbn = [m for m in g.modules() if type(m).__name__ == "ConditionalBatchNorm2d"]
+    assert g.embed is not None and bool(cbn) == (norm == "batch")  # an embedding beside z; CBN with batch norm
+    for m in cbn:  # conditional batch norm starts as the plain batch norm: gain 1, bias 0 for every class
+        assert torch.equal(m.gain.weight, torch.ones_like(m.gain.weight)) and not m.bias.weight.any()
     z = torch.randn(1, 8).expand(K, 8)
     out = g(z, labels=torch.arange(K))
     assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[1], out[2])

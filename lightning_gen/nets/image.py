@@ -92,9 +92,11 @@ class DCGANGenerator(nn.Module):
         base_channels: width of the last feature map; earlier maps double per upsampling.
         norm: normalisation after each transposed convolution.
         min_size: smallest feature map (see :func:`upsampling_plan`); 2 suits 8x8 images.
-        num_classes: build a class-conditional generator (``forward(z, labels)``): with ``norm="batch"`` every
-            batch norm becomes a conditional batch norm (per-class gain and bias, Miyato & Koyama 2018); with
-            another norm a ``latent_dim``-sized label embedding is concatenated to z. None: unconditional.
+        num_classes: build a class-conditional generator (``forward(z, labels)``): a ``latent_dim``-sized label
+            embedding is concatenated to z (Mirza & Osindero 2014; BigGAN's shared embedding also enters the
+            first layer), and with ``norm="batch"`` every batch norm becomes a conditional batch norm (per-class
+            gain and bias, Miyato & Koyama 2018). None: unconditional. (Conditional batch norm alone learned the
+            classes too slowly on MNIST: benchmarks/README.md, issue 14.)
     """
 
     def __init__(
@@ -117,7 +119,7 @@ class DCGANGenerator(nn.Module):
         self.start_size, n_up = upsampling_plan(img_size, min_size)
         widths = [base_channels * 2 ** (n_up - i) for i in range(n_up + 1)]  # e.g. 512, 256, 128, 64
         self.start_channels = widths[0]
-        self.embed = label_embedding(num_classes, latent_dim) if norm != "batch" else None
+        self.embed = label_embedding(num_classes, latent_dim)
         z_in = latent_dim + (latent_dim if self.embed is not None else 0)
         self.project = LabelledSequential(
             nn.Linear(z_in, widths[0] * self.start_size**2, bias=False),
