@@ -98,10 +98,12 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return tuple(out)
 
 
+class DivergenceError(RuntimeError):
+    """Training diverged: a loss or gradient norm was not finite, or a gradient norm exploded."""
+
+
 def report(err: BaseException) -> int:
     """Print ``error: ...`` and return the exit status (2; 3 for a training divergence)."""
-    from lightning_gen.guards import DivergenceError
-
     message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
     if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
         message = f"{err.filename}: {message}"
@@ -111,8 +113,6 @@ def report(err: BaseException) -> int:
 
 def run_job(job: Callable[[], int | None]) -> int:
     """Run ``job`` under the one error handler: expected failures print ``error: ...`` and give status 2."""
-    from lightning_gen.guards import DivergenceError
-
     try:
         return int(job() or 0)
     except (*expected_errors(), DivergenceError) as err:

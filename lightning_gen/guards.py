@@ -26,6 +26,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from lightning_gen.errors import DivergenceError
 from lightning_gen.lightning_internals import (
     count_one_optimizer_step,
     current_batch_index,
@@ -33,10 +34,6 @@ from lightning_gen.lightning_internals import (
     request_stop_after_batch,
     stop_counting_optimizer_steps,
 )
-
-
-class DivergenceError(RuntimeError):
-    """Training diverged: a loss or gradient norm was not finite, or a gradient norm exploded."""
 
 
 def _trained_parts(pl_module: pl.LightningModule, optimizer=None) -> str:

@@ -10,10 +10,9 @@ a resumed run that repeats batches, a Ctrl-C that saves nothing).
 Rules for callers: import the accessor, never the private attribute; add a new private access here, with its
 docstring (the Lightning version it was written for, what public API would replace it) and its test.
 
-Not an accessor, but tied to the same versions: ``GenCLI`` overrides LightningCLI's private
-``_parse_ckpt_path`` to audit ``--ckpt_path`` before LightningCLI reads it. The public hook that runs at the
-same point is ``parse_arguments`` (LightningCLI calls ``_parse_ckpt_path`` right after it); the test file
-checks that order.
+Not an accessor, but tied to the same versions: ``GenCLI`` audits ``--ckpt_path`` in LightningCLI's public
+``parse_arguments`` hook, which LightningCLI runs right before it reads the path (its private
+``_parse_ckpt_path``); the test file checks that order.
 """
 
 from __future__ import annotations
