@@ -58,7 +58,9 @@ def image_metrics(
     extractor = feature_extractor(features, classifier, inception_weights)
     provenance = extractor.provenance()
     if classifier:
-        provenance["checkpoint"] = classifier
+        from lightning_gen.checkpoints import resolve_checkpoint  # a run folder names its newest last.ckpt
+
+        provenance["checkpoint"] = str(resolve_checkpoint(classifier))
     dim = provenance["num_features"]
     if "fid" in metrics and min(len(fake), len(reference)) < dim:
         raise EvaluateError(
