@@ -8,7 +8,9 @@ Enhancing VAE Models", a second-stage density on the codes), a density is fitted
 the training data after training, stored in the checkpoint as buffers (restored exactly on resume) and used
 by ``sample()``. ``prior="standard"`` keeps N(0, I).
 
-One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin`.
+One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin`. A
+class-conditional model gets one mixture per class (q(z | y), fitted to each class's codes): its codes keep much
+of the class, so codes of another class would fight the label they are decoded with.
 """
 
 from __future__ import annotations
@@ -39,17 +41,20 @@ class LatentDensity(nn.Module):
         components: mixture components for ``gmm`` (Ghosh et al. use 10).
     """
 
-    def __init__(self, latent_dim: int, kind: PriorKind = "gmm", components: int = 10) -> None:
+    def __init__(
+        self, latent_dim: int, kind: PriorKind = "gmm", components: int = 10, num_classes: int | None = None
+    ) -> None:
         super().__init__()
         if kind not in PRIOR_KINDS:
             raise ValueError(f"prior={kind!r}: choose one of {PRIOR_KINDS}.")
         if components < 1:
             raise ValueError(f"prior_components must be >= 1, got {components}.")
         k = components if kind == "gmm" else 1
-        self.kind, self.latent_dim = kind, latent_dim
-        self.register_buffer("weights", torch.full((k,), 1.0 / k))
-        self.register_buffer("means", torch.zeros(k, latent_dim))
-        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(k, 1, 1))  # (K, d, d)
+        self.kind, self.latent_dim, self.num_classes = kind, latent_dim, num_classes
+        lead = () if num_classes is None else (num_classes,)  # a class-conditional density: one mixture per class
+        self.register_buffer("weights", torch.full((*lead, k), 1.0 / k))
+        self.register_buffer("means", torch.zeros(*lead, k, latent_dim))
+        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(*lead, k, 1, 1))  # ([C,] K, d, d)
         self.register_buffer("fitted", torch.tensor(False))
         self.register_buffer("fitted_at", torch.tensor(-1))  # training batches done when it was fitted
 
@@ -60,8 +65,9 @@ class LatentDensity(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected, errors)
 
     @torch.no_grad()
-    def fit(self, codes: torch.Tensor, step: int = -1, seed: int = 0) -> None:
-        """Fit the density to codes (N, latent_dim); deterministic for given codes and seed."""
+    def fit(self, codes: torch.Tensor, step: int = -1, seed: int = 0, labels: torch.Tensor | None = None) -> None:
+        """Fit the density to codes (N, latent_dim), per class of ``labels`` (N,) for a class-conditional density;
+        deterministic for given codes and seed."""
         if self.kind == "standard":
             return
         codes = codes.detach().double().cpu()
@@ -69,31 +75,53 @@ class LatentDensity(nn.Module):
             raise ValueError(f"Expected codes of shape (N, {self.latent_dim}), got {tuple(codes.shape)}.")
         if not torch.isfinite(codes).all():
             raise ValueError("The encoder produced non-finite codes; the latent density cannot be fitted.")
-        k = self.weights.shape[0]
-        eye = torch.eye(self.latent_dim, dtype=torch.float64)
-        if k == 1 or codes.shape[0] < 2 * k:
-            mean = codes.mean(0)
-            cov = torch.cov(codes.T).reshape(self.latent_dim, self.latent_dim) if codes.shape[0] > 1 else eye
-            weights, means, covs = torch.ones(1), mean[None], (cov + 1e-6 * eye)[None]
-            if k > 1:  # too few codes for a mixture: the same Gaussian in every component
-                weights, means, covs = torch.full((k,), 1.0 / k), means.repeat(k, 1), covs.repeat(k, 1, 1)
+        if self.num_classes is None:
+            fitted = [self._fit_mixture(codes, seed)]
         else:
-            from sklearn.mixture import GaussianMixture  # imported here: only fitting needs scikit-learn
-
-            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-6, random_state=seed, max_iter=200)
-            gmm.fit(codes.numpy())
-            weights = torch.from_numpy(np.asarray(gmm.weights_))
-            means, covs = torch.from_numpy(gmm.means_), torch.from_numpy(gmm.covariances_)
-        self.weights.copy_(weights / weights.sum())
+            if labels is None or labels.shape != codes.shape[:1]:
+                raise ValueError("A class-conditional latent density is fitted to codes with one label per code.")
+            labels = labels.detach().long().cpu()
+            # a class without codes of its own (a rare class in a small fit) gets the density of all codes
+            fitted = [self._fit_mixture(codes[labels == c] if (labels == c).sum() > 1 else codes, seed)
+                      for c in range(self.num_classes)]  # fmt: skip
+        weights, means, covs = (torch.stack(parts) for parts in zip(*fitted))
+        if self.num_classes is None:
+            weights, means, covs = weights[0], means[0], covs[0]
+        eye = torch.eye(self.latent_dim, dtype=torch.float64)
+        self.weights.copy_(weights / weights.sum(-1, keepdim=True))
         self.means.copy_(means)
         self.scale_tril.copy_(torch.linalg.cholesky(covs + 1e-6 * eye))
         self.fitted.fill_(True)
         self.fitted_at.fill_(int(step))
 
+    def _fit_mixture(self, codes: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Weights (K,), means (K, d) and covariances (K, d, d) of a K-component GMM fitted to codes (N, d)."""
+        k = self.weights.shape[-1]
+        eye = torch.eye(self.latent_dim, dtype=torch.float64)
+        if k == 1 or codes.shape[0] < 2 * k:
+            mean = codes.mean(0)
+            cov = torch.cov(codes.T).reshape(self.latent_dim, self.latent_dim) if codes.shape[0] > 1 else eye
+            weights, means, covs = torch.ones(1, dtype=torch.float64), mean[None], (cov + 1e-6 * eye)[None]
+            if k > 1:  # too few codes for a mixture: the same Gaussian in every component
+                weights, means, covs = torch.full((k,), 1.0 / k), means.repeat(k, 1), covs.repeat(k, 1, 1)
+            return weights.double(), means, covs
+        from sklearn.mixture import GaussianMixture  # imported here: only fitting needs scikit-learn
+
+        gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-6, random_state=seed, max_iter=200)
+        gmm.fit(codes.numpy())
+        weights = torch.from_numpy(np.asarray(gmm.weights_))
+        return weights, torch.from_numpy(gmm.means_), torch.from_numpy(gmm.covariances_)
+
     @torch.no_grad()
-    def sample(self, n: int, kind: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` codes (n, latent_dim): from the fitted density, or N(0, I) for ``kind="standard"`` or when
-        nothing has been fitted yet."""
+    def sample(
+        self,
+        n: int,
+        kind: str | None = None,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``n`` codes (n, latent_dim): from the fitted density (of each code's class in ``labels`` (n,) for a
+        class-conditional one), or N(0, I) for ``kind="standard"`` or when nothing has been fitted yet."""
         kind = kind or self.kind
         if kind not in PRIOR_KINDS:
             raise ValueError(f"prior={kind!r}: choose one of {PRIOR_KINDS}.")
@@ -101,21 +129,33 @@ class LatentDensity(nn.Module):
         eps = torch.randn(n, self.latent_dim, device=device, generator=generator)
         if kind == "standard" or not bool(self.fitted):
             return eps
-        if kind == "gaussian" and self.weights.shape[0] > 1:  # the mixture's own mean and covariance
-            mean, scale_tril = self.moment_matched()
-            return mean + eps @ scale_tril.T  # (n, d)
-        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
-        return self.means[comp] + (self.scale_tril[comp] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
+        weights, means, tril = self.weights, self.means, self.scale_tril
+        if self.num_classes is not None:
+            if labels is None or labels.shape != (n,):
+                raise ValueError("A class-conditional latent density samples codes for given labels, one per code.")
+            labels = labels.to(device)
+            weights, means, tril = weights[labels], means[labels], tril[labels]  # (n, K), (n, K, d), (n, K, d, d)
+        if kind == "gaussian" and self.weights.shape[-1] > 1:  # the mixture's own mean and covariance
+            mean, scale_tril = self.moment_matched(weights, means, tril)
+            return mean + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
+        if self.num_classes is None:
+            comp = torch.multinomial(weights, n, replacement=True, generator=generator)  # (n,)
+            return means[comp] + (tril[comp] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
+        comp = torch.multinomial(weights, 1, generator=generator)[:, 0]  # (n,): a component of each code's class
+        rows = torch.arange(n, device=device)
+        return means[rows, comp] + (tril[rows, comp] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)
 
-    def moment_matched(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean (d,) and Cholesky factor (d, d) of the full Gaussian with the mixture's mean and covariance:
-        what ``prior="gaussian"`` samples from after a GMM was fitted (at EM's fixed point these are the codes'
-        own mean and covariance, up to ``reg_covar``)."""
-        w = self.weights.double()
-        means, tril = self.means.double(), self.scale_tril.double()
-        mean = (w[:, None] * means).sum(0)  # (d,)
-        centred = means - mean  # (K, d)
-        cov = (w[:, None, None] * (tril @ tril.transpose(1, 2) + centred[:, :, None] * centred[:, None, :])).sum(0)
+    def moment_matched(self, weights=None, means=None, scale_tril=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean ([n,] d) and Cholesky factor ([n,] d, d) of the full Gaussian with the mixture's mean and covariance
+        (of the given rows of a class-conditional density): what ``prior="gaussian"`` samples from after a GMM was
+        fitted (at EM's fixed point these are the codes' own mean and covariance, up to ``reg_covar``)."""
+        w = (self.weights if weights is None else weights).double()
+        means = (self.means if means is None else means).double()
+        tril = (self.scale_tril if scale_tril is None else scale_tril).double()
+        mean = (w[..., None] * means).sum(-2)  # ([n,] d)
+        centred = means - mean[..., None, :]  # ([n,] K, d)
+        outer = tril @ tril.transpose(-1, -2) + centred[..., :, None] * centred[..., None, :]
+        cov = (w[..., None, None] * outer).sum(-3)
         return mean.to(self.means.dtype), torch.linalg.cholesky(cov).to(self.means.dtype)
 
 
@@ -146,15 +186,17 @@ class LatentDensityMixin:
     def init_latent_density(self, latent_dim: int, kind: PriorKind, components: int, max_codes: int) -> None:
         if max_codes < 1:
             raise ValueError(f"prior_max_codes must be >= 1, got {max_codes}.")
-        self.latent_density = LatentDensity(latent_dim, kind, components)
+        # a conditional model (init_conditional first) gets one density per class: q(z | y), see the module doc
+        self.latent_density = LatentDensity(latent_dim, kind, components, getattr(self, "num_classes", None))
         self.prior_max_codes = max_codes
 
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - each model implements it
         raise NotImplementedError
 
-    def sample_latent(self, n: int, prior: str | None = None) -> torch.Tensor:
-        """``n`` codes from the model's prior (``prior`` overrides the configured kind)."""
-        return self.latent_density.sample(n, prior).to(self.device)
+    def sample_latent(self, n: int, prior: str | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` codes from the model's prior (``prior`` overrides the configured kind), of the classes ``labels``
+        for a conditional model."""
+        return self.latent_density.sample(n, prior, labels=labels).to(self.device)
 
     @torch.no_grad()
     def fit_latent_density(
@@ -168,12 +210,19 @@ class LatentDensityMixin:
         loader = self._code_loader(data, batch_size)
         # every submodule's own mode restored (parents first), so a part kept in eval mode (an EMA copy) stays so
         with eval_mode(*self.modules()):
-            codes = torch.cat([self.encode_mean(x.to(self.device)).float() for x in loader])
+            batches = [x.to(self.device) for x in loader]  # a conditional model's batches carry ``.labels``
+            codes = torch.cat([self.encode_mean(x).float() for x in batches])
+        labels = torch.cat([x.labels for x in batches]) if self.latent_density.num_classes is not None else None
+        self.fit_density_to_codes(codes, labels)
+
+    def fit_density_to_codes(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Fit the latent density to this rank's codes (N, d) (and their labels (N,)), gathered over DDP ranks."""
         trainer = li.attached_trainer(self)
         if trainer is not None and trainer.world_size > 1:
             codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
+            labels = None if labels is None else self.all_gather(labels).reshape(-1)
         step = li.batches_completed(trainer) if trainer is not None else -1
-        self.latent_density.fit(codes, step=step)
+        self.latent_density.fit(codes, step=step, labels=labels)
 
     def _code_loader(self, data, batch_size: int):
         if isinstance(data, DataLoader):

@@ -53,9 +53,9 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
     pitch, each fed back to the decoder (:meth:`RecurrentDecoder.generate` with ``binary=True``).
 
     Class-conditional (a conditional VAE, Sohn et al. 2015: q(z | x, y), p(x | z, y)) when the encoder and
-    decoder are built with ``num_classes``. The ex-post latent density stays a density over z alone: it is
-    fitted to the codes of the training sequences encoded with their own labels, and sampled codes are decoded
-    with the requested labels.
+    decoder are built with ``num_classes``. The ex-post latent density is one density per class, q(z | y), fitted to
+    the codes of each class's training sequences encoded with their labels; a sampled code comes from the
+    density of the class it is decoded with (codes keep much of the class, see ``models/vae.py``).
     """
 
     def init_recurrent_vae(self, prior: str, prior_components: int, prior_max_codes: int) -> None:
@@ -91,13 +91,13 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         data = Subset(data, range(min(len(data), self.prior_max_codes)))
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
+        batches = [
+            (x.to(self.device), y.to(self.device).long())
+            for x, y in DataLoader(data, batch_size=batch_size, sampler=sampler)
+        ]
         with eval_mode(self):
-            codes = [self.encode_mean(x.to(self.device), y.to(self.device)).float()
-                     for x, y in DataLoader(data, batch_size=batch_size, sampler=sampler)]  # fmt: skip
-        codes = torch.cat(codes)
-        if world > 1:
-            codes = self.all_gather(codes).reshape(-1, codes.shape[-1])  # (world * N, d)
-        self.latent_density.fit(codes, step=li.batches_completed(trainer) if trainer is not None else -1)
+            codes = torch.cat([self.encode_mean(x, y).float() for x, y in batches])
+        self.fit_density_to_codes(codes, torch.cat([y for _, y in batches]))
 
     @property
     def sampling_decoder(self) -> nn.Module:
@@ -118,7 +118,7 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         kind; ``"standard"`` for N(0, I)) unless given; ``labels``: the classes of a conditional model (one per
         sequence, or one for all; default: drawn from the training labels)."""
         y = self.labels_for(n, labels)
-        z = self.sample_latent(n, prior) if z is None else z.to(self.device)
+        z = self.sample_latent(n, prior, y) if z is None else z.to(self.device)
         decoder = self.sampling_decoder
         with eval_mode(decoder):
             return decoder.generate(z, self.sample_length(length), binary=self.binary, labels=y)[1]

@@ -111,7 +111,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     Class-conditional when the three networks are built with ``num_classes``: encoder q(z | x, y) and decoder
     p(x | z, y) as in the conditional VAE (Sohn et al. 2015), D reads the label with the sequence; the
     reconstructions and the prior samples of a batch are made for the real batch's labels, and D judges all of
-    them with those labels. The latent density stays a density over z (:class:`RecurrentVAEModel`).
+    them with those labels. The latent density is one mixture per class (:class:`RecurrentVAEModel`).
 
     Logs ``train/e_loss`` (the encoder's objective ``beta * KL + L_rec``), ``train/g_loss`` (the decoder's,
     ``gamma * L_rec + adversarial_weight * L_G``; ``g_loss`` in the progress bar), ``train/recon`` (``L_data``),
@@ -182,7 +182,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         # The density the training's prior samples come from: a copy of ``latent_density`` taken at each epoch
         # boundary, never at the refit that ends a run stopped mid-epoch, so that a run resumed from that
         # checkpoint trains exactly as the run that did not stop (tests/test_resume.py).
-        self.training_prior = LatentDensity(self.latent_dim, prior, prior_components)
+        self.training_prior = LatentDensity(self.latent_dim, prior, prior_components, self.num_classes)
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
@@ -239,7 +239,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             return {"loss": beta * kl.mean() + self.gamma * recon_loss, "e_loss": beta * kl.mean() + recon_loss,
                     "g_loss": self.gamma * recon_loss, "data_nll": data_nll, "kl": kl, "beta": beta,
                     "prior": None}  # fmt: skip
-        z_prior = self.training_prior.sample(b).to(self.device)  # N(0, I) until the first fit
+        z_prior = self.training_prior.sample(b, labels=labels).to(self.device)  # N(0, I) until the first fit
         _, prior = self.decoder.generate(z_prior, length, binary=self.binary, labels=labels)  # (B, T, D)
         with frozen(self.discriminator):
             if self.feature_recon_weight > 0:

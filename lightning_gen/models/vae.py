@@ -57,10 +57,11 @@ class LatentImageAPI(LatentDensityMixin):
     A conditional model (one that mixes in :class:`~lightning_gen.models.conditional.Conditional` with
     networks built with ``num_classes``; Sohn et al. 2015's CVAE) encodes q(z|x, y) and decodes p(x|z, y):
     ``sample`` takes ``labels`` (default: drawn from the training label distribution), ``encode`` /
-    ``reconstruct`` need the images' labels. The ex-post density stays one density over z for all classes:
-    the KL term pulls q(z|x, y) towards the label-free N(0, I) while the decoder is given y, so the codes are
-    trained to carry what the label does not (style, thickness, slant) and their aggregate does not depend on
-    y; the codes are encoded with their images' labels, and any class can be decoded from any code.
+    ``reconstruct`` need the images' labels. The ex-post density is one density per class, q(z | y), fitted to
+    the codes of each class's images (encoded with their labels): the KL pulls q(z|x, y) towards the label-free
+    N(0, I), yet after a few CPU-minutes the codes still carry much of the class (measured on MNIST t10k, a
+    conditional VAE-GAN decoding codes of other classes drew the asked class 70% of the time, codes of the
+    asked class 99%), so a code is drawn from the density of the class it is decoded with.
     """
 
     encoder: nn.Module
@@ -95,7 +96,7 @@ class LatentImageAPI(LatentDensityMixin):
         of the classes ``labels`` for a conditional model."""
         labels = self._labels_for(n, labels)
         dec = self.sampling_decoder()
-        z = self.sample_latent(n, prior) if z is None else z.to(self.device)
+        z = self.sample_latent(n, prior, labels) if z is None else z.to(self.device)
         with eval_mode(dec):
             return call_with_labels(dec, z, labels)
 

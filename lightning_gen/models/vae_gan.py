@@ -203,7 +203,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         # The density the adversarial codes come from: a copy of the latent density taken at the first batch of
         # each epoch (its epoch saved with it), never by the refit at the end of a stopped run, so a resumed
         # run draws what an uninterrupted one drew.
-        self.gan_density = LatentDensity(self.latent_dim, prior, prior_components)
+        self.gan_density = LatentDensity(self.latent_dim, prior, prior_components, self.num_classes)
         self.gan_density.register_buffer("epoch", torch.tensor(-1))
         self._feature_depth = feature_depth(self.discriminator, feature_layer)  # stop D after layer l
 
@@ -211,10 +211,10 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def sampling_decoder(self) -> nn.Module:
         return self.generator_ema.module if self.generator_ema is not None else self.generator
 
-    def noise(self, n: int) -> torch.Tensor:
-        """Codes of the adversarial samples (``gan_prior``)."""
+    def noise(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes of the adversarial samples (``gan_prior``), of the classes ``labels`` for a conditional model."""
         if self.gan_prior == "density":
-            return self.gan_density.sample(n).to(self.device)
+            return self.gan_density.sample(n, labels=labels).to(self.device)
         return torch.randn(n, self.latent_dim, device=self.device)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
@@ -291,7 +291,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z. During the
         # VAE warm start D learns on G's fakes but G gets nothing from the game (fakes made without a graph).
         game = self.adversarial_on()
-        codes = [z.detach(), self.noise(b)] if self.discriminate_reconstructions else [self.noise(b)]
+        codes = [z.detach(), self.noise(b, labels)] if self.discriminate_reconstructions else [self.noise(b, labels)]
         with torch.set_grad_enabled(game and torch.is_grad_enabled()):
             # a conditional model's fakes take the real batch's labels (as the conditional GAN's)
             fake_labels = None if labels is None else labels.repeat(len(codes))  # (kB,)
