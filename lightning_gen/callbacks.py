@@ -76,13 +76,17 @@ class ImageSampleGrid(pl.Callback):
 
     def rows(self, pl_module: pl.LightningModule) -> list[torch.Tensor]:
         """Image batches in [-1, 1] to stack in the grid; models with more to show add rows."""
+        num_classes = getattr(pl_module, "num_classes", None)  # a conditional model: row r shows class r mod K
+        labels = None if num_classes is None else (torch.arange(self.num_samples) // self.nrow) % num_classes
         density = getattr(pl_module, "latent_density", None)  # VAE-type models: codes from the ex-post density
         if density is not None:
             generator = torch.Generator(device=density.means.device).manual_seed(self.seed)
-            z = density.sample(self.num_samples, generator=generator)
+            on = None if labels is None else labels.to(density.means.device)
+            z = density.sample(self.num_samples, generator=generator, labels=on)
         else:
             z = torch.randn(self.num_samples, pl_module.latent_dim, generator=torch.Generator().manual_seed(self.seed))
-        return [pl_module.sample(self.num_samples, z=z.to(pl_module.device))]
+        extra = {} if labels is None else {"labels": labels.to(pl_module.device)}
+        return [pl_module.sample(self.num_samples, z=z.to(pl_module.device), **extra)]
 
     @rank_zero_only
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> str:
@@ -124,10 +128,13 @@ class ReconstructionGrid(ImageSampleGrid):
             )
         self.num_reconstructions = num_reconstructions
         self.inputs: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None  # the inputs' labels, for a conditional model
         self.inputs_from: str | None = None
 
     def _keep(self, batch, source: str) -> None:
         self.inputs = batch[0][: self.num_reconstructions].detach().cpu().clone()  # (n, C, H, W) in [-1, 1]
+        has_labels = isinstance(batch, (list, tuple)) and len(batch) > 1
+        self.labels = batch[1][: self.num_reconstructions].detach().cpu().clone() if has_labels else None
         self.inputs_from = source
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -143,9 +150,13 @@ class ReconstructionGrid(ImageSampleGrid):
         if self.inputs is None:
             return samples
         x = self.inputs.to(pl_module.device)
-        recon = pl_module.reconstruct(x)
+        y = None  # a conditional model reconstructs with the images' labels; an unconditional one takes none
+        if getattr(pl_module, "num_classes", None) is not None and self.labels is not None:
+            y = self.labels.to(pl_module.device)
+        recon = pl_module.reconstruct(x) if y is None else pl_module.reconstruct(x, labels=y)
         pairs = torch.stack([x, recon], dim=1).flatten(0, 1)  # (2n, C, H, W): input, reconstruction, ...
-        line = pl_module.interpolate(x[0], x[1], steps=self.nrow)[0]  # (nrow, C, H, W)
+        ends = {} if y is None else {"labels_a": y[:1], "labels_b": y[1:2]}
+        line = pl_module.interpolate(x[0], x[1], steps=self.nrow, **ends)[0]  # (nrow, C, H, W)
         return [pairs, line, *samples]
 
 

@@ -103,6 +103,11 @@ def logs_this_step(module) -> bool:
     return True if trainer is None else li.logger_writes_this_step(trainer)
 
 
+def attached_datamodule(module):
+    """The datamodule of the trainer the module is attached to (None outside a fit or without one)."""
+    return getattr(li.attached_trainer(module), "datamodule", None)
+
+
 def batches_done(module) -> int:
     """Training batches completed before the current one (0 outside a fit), restored on resume.
 

@@ -14,6 +14,7 @@ from lightning_gen.models.common import (
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
+    attached_datamodule,
     check_critic,
     check_image_shape,
     check_penalty_norm,
@@ -116,7 +117,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         check_image_shape(self.generator, getattr(datamodule, "dims", None))
         self.store_label_distribution(datamodule)
 

@@ -11,7 +11,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
-from lightning_gen.models.common import batches_done, check_image_shape, eval_mode, save_plain_hyperparameters
+from lightning_gen.models.common import (
+    attached_datamodule,
+    batches_done,
+    check_image_shape,
+    eval_mode,
+    save_plain_hyperparameters,
+)
 from lightning_gen.models.conditional import Conditional, call_with_labels
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
 
@@ -110,7 +116,7 @@ class LatentImageAPI(LatentDensityMixin):
         if getattr(self, "num_classes", None) is not None:
             return self._labelled_code_loader(data, batch_size)
         loader = super()._code_loader(data, batch_size)
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         if data is not None or datamodule is None:
             return loader
         # The image DataModules keep raw images (uint8, or floats in [0, 1]) in their datasets and scale them
@@ -125,7 +131,7 @@ class LatentImageAPI(LatentDensityMixin):
                 "A conditional model encodes with labels: give fit_latent_density a DataLoader or dataset of "
                 "(image, label) pairs, not a tensor of images."
             )
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         scale = data is None and datamodule is not None  # the training set's raw images, as the other loader
         if not isinstance(data, DataLoader):
             plain = super()._code_loader(data, batch_size)  # DataLoader over the images only
@@ -261,7 +267,7 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         check_image_shape(self.decoder, getattr(datamodule, "dims", None))
         self.store_label_distribution(datamodule)
 

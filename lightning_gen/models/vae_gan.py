@@ -9,6 +9,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.losses import (
     AdversarialLossName,
     bernoulli_nll,
@@ -23,6 +24,7 @@ from lightning_gen.models.common import (
     GeneratorEMA,
     ManualSteps,
     apply_spectral_norm,
+    attached_datamodule,
     batches_done,
     check_image_shape,
     check_penalty_norm,
@@ -225,7 +227,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             self.gan_density.epoch.fill_(epoch)
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         check_image_shape(self.generator, getattr(datamodule, "dims", None))
         self.store_label_distribution(datamodule)
 
@@ -262,7 +264,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def adversarial_on(self) -> bool:
         """Whether G gets the adversarial gradient: False during the VAE warm start (``adversarial_start``
         batches; always True outside a fit)."""
-        if self.adversarial_start == 0 or self._trainer is None:
+        if self.adversarial_start == 0 or li.attached_trainer(self) is None:
             return True
         return batches_done(self) >= self.adversarial_start
 
@@ -270,7 +272,9 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         """(train D, train G) under equilibrium gating; both True when gating is off."""
         if not self.equilibrium_gating:
             return True, True
-        return equilibrium_gates(real_logits, fake_logits, self.equilibrium, self.equilibrium_margin, self._trainer)
+        return equilibrium_gates(
+            real_logits, fake_logits, self.equilibrium, self.equilibrium_margin, li.attached_trainer(self)
+        )
 
     def losses(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every term of one training step from one pass through E, G (on the codes and on prior codes) and
