@@ -209,11 +209,14 @@ class LatentDensityMixin:
             return
         loader = self._code_loader(data, batch_size)
         # every submodule's own mode restored (parents first), so a part kept in eval mode (an EMA copy) stays so
+        codes, labels = [], []
         with eval_mode(*self.modules()):
-            batches = [x.to(self.device) for x in loader]  # a conditional model's batches carry ``.labels``
-            codes = torch.cat([self.encode_mean(x).float() for x in batches])
-        labels = torch.cat([x.labels for x in batches]) if self.latent_density.num_classes is not None else None
-        self.fit_density_to_codes(codes, labels)
+            for x in loader:  # streamed: only the codes are kept; a conditional model's batches carry ``.labels``
+                x = x.to(self.device)
+                codes.append(self.encode_mean(x).float())
+                labels.append(getattr(x, "labels", None))
+        conditional = self.latent_density.num_classes is not None
+        self.fit_density_to_codes(torch.cat(codes), torch.cat(labels) if conditional else None)
 
     def fit_density_to_codes(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Fit the latent density to this rank's codes (N, d) (and their labels (N,)), gathered over DDP ranks."""
