@@ -77,15 +77,15 @@ def _classifier_roots() -> dict[str, str]:
     return roots
 
 
+def _added_callbacks(sweep_file: str) -> list[dict]:
+    """The callbacks the sweep file's command adds (``--trainer.callbacks+=``)."""
+    command = load_sweep(os.path.join(REPO, sweep_file))["command"]
+    return [json.loads(str(a).split("=", 1)[1]) for a in command if str(a).startswith("--trainer.callbacks+=")]
+
+
 def _fid_classifiers(sweep_file: str) -> list[str]:
-    """The ``classifier`` of every TrainingMetric the sweep file's command adds."""
-    out = []
-    for arg in load_sweep(os.path.join(REPO, sweep_file))["command"]:
-        if str(arg).startswith("--trainer.callbacks+="):
-            callback = json.loads(str(arg).split("=", 1)[1])
-            if callback["class_path"].endswith("TrainingMetric") and callback["init_args"]["metric"] == "fid":
-                out.append(callback["init_args"]["classifier"])
-    return out
+    """The ``classifier`` of every metric callback the sweep file's command adds (FID, class accuracy)."""
+    return [c["init_args"]["classifier"] for c in _added_callbacks(sweep_file) if "classifier" in c["init_args"]]
 
 
 def test_fid_sweeps_name_the_run_folder_the_classifier_config_writes():
@@ -93,10 +93,44 @@ def test_fid_sweeps_name_the_run_folder_the_classifier_config_writes():
     newest last.ckpt, whatever its version number), never one fixed version_N of it."""
     roots = _classifier_roots()
     named = {p: _fid_classifiers(p) for p in SWEEP_FILES}
-    assert sum(len(v) for v in named.values()) >= 3, named  # gan_digits, vae_gan_digits, vae_gan_mnist_cpu
+    assert sum(len(v) for v in named.values()) >= 7, named  # gan_digits(_cond), vae_gan_digits, (gan_)mnist_cpu..
     for path, classifiers in named.items():
         for classifier in classifiers:
             assert classifier in roots, (path, classifier, roots)
+
+
+def _swept_config(sweep_file: str) -> dict:
+    command = [str(c) for c in load_sweep(os.path.join(REPO, sweep_file))["command"]]
+    configs = [v for flag, v in zip(command, command[1:]) if flag == "--config" and "logger" not in v]
+    with open(os.path.join(REPO, configs[-1])) as f:
+        return yaml.safe_load(f)
+
+
+def _conditional(config: dict) -> bool:
+    nets = config["model"]["init_args"]
+    return any("num_classes" in (nets.get(n) or {}).get("init_args", {}) for n in ("generator", "decoder"))
+
+
+def test_conditional_configs_have_sweeps_that_search_the_conditional_options_and_score_the_class():
+    """Issue 14: a conditional sweep for the conditional GAN (digits and MNIST) and a sequence family; each logs
+    val/class_accuracy (ClassAccuracyMetric) and searches how the label is used: D's projection head vs auxiliary
+    classifier and the auxiliary loss's weight for the image GANs, the label embeddings' size for sequences."""
+    conditional = [p for p in SWEEP_FILES if _conditional(_swept_config(p))]
+    assert {"sweeps/gan_digits_cond.yaml", "sweeps/gan_mnist_cpu_cond.yaml"} <= set(conditional), conditional
+    assert any(_swept_model(p) == "lightning_gen.models.LSTMGAN" for p in conditional), conditional
+    for path in conditional:
+        added = [c["class_path"] for c in _added_callbacks(path)]
+        assert "lightning_gen.metrics.class_accuracy.ClassAccuracyMetric" in added, (path, added)
+        parameters = load_sweep(os.path.join(REPO, path))["parameters"]
+        d = _swept_config(path)["model"]["init_args"]["discriminator"]["class_path"]
+        if d.endswith("DCGANDiscriminator"):
+            conditioning = parameters["model.init_args.discriminator.init_args.conditioning"]["values"]
+            assert sorted(conditioning) == ["auxiliary", "projection"], path
+            assert "model.init_args.class_weight" in parameters, path
+        else:
+            assert any(key.endswith("init_args.label_dim") for key in parameters), path
+    for path in set(SWEEP_FILES) - set(conditional):  # the callback that needs a conditional model is not there
+        assert all(c["class_path"].endswith("TrainingMetric") for c in _added_callbacks(path)), path
 
 
 def test_a_run_folder_resolves_to_its_newest_last_checkpoint(tmp_path):

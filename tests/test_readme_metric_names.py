@@ -1,0 +1,45 @@
+"""README's "Metric names" section names every metric the package logs under a literal name (issue 13's one
+scheme, issue 14's class losses and class accuracy): a metric added in code without a line in the README fails."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from tests.conftest import REPO
+
+LITERAL = re.compile(r"""["'](train|val|test)/([A-Za-z0-9_()]+)["']""")  # "train/d_loss", "val/fid"
+PREFIXED = re.compile(r"""f["']\{prefix\}/([A-Za-z0-9_()]+)["']""")  # f"{prefix}/recon": val/ and test/
+
+
+def logged_names() -> dict[str, str]:
+    """Every metric name written out in the package's source -> the file that logs it."""
+    names = {}
+    for path in glob.glob(os.path.join(REPO, "lightning_gen", "**", "*.py"), recursive=True):
+        with open(path) as f:
+            source = f.read()
+        where = os.path.relpath(path, REPO)
+        for split, name in LITERAL.findall(source):
+            names[f"{split}/{name}"] = where
+        for name in PREFIXED.findall(source):
+            names[f"val/{name}"] = where
+    return names
+
+
+def metric_names_section() -> str:
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    start = readme.index("### Metric names")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def test_every_logged_metric_name_is_in_the_readme_section():
+    section = metric_names_section()
+    names = logged_names()
+    assert {"train/d_class_loss", "train/g_class_loss", "val/class_accuracy", "val/fid"} <= set(names)
+    # a name is documented in full (`train/d_class_loss`) or, for the family extras, by its last part (`moment_gap`)
+    missing = {
+        n: where for n, where in names.items() if f"`{n}`" not in section and f"`{n.split('/', 1)[1]}`" not in section
+    }
+    assert not missing, f"metric names logged but not in README.md's 'Metric names' section: {missing}"
