@@ -74,6 +74,13 @@ def family_args(family: str, root, *extra: str) -> list[str]:
     ]
 
 
+def fit_family(family: str, root, *extra: str):
+    """``lightning-gen fit`` of the tiny ``family`` into ``root`` (:func:`family_args`); returns the CLI object."""
+    from lightning_gen.cli import run_lightning_cli
+
+    return run_lightning_cli(family_args(family, root, *extra))
+
+
 def checkpoints(root) -> list[str]:
     return sorted(glob.glob(os.path.join(str(root), "lightning_logs", "version_*", "checkpoints", "*.ckpt")))
 

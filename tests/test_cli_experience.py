@@ -12,14 +12,7 @@ import torch
 
 from lightning_gen.cli import run_lightning_cli
 from tests.conftest import REPO
-from tests.robust_helpers import family_args, last_ckpt
-
-
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+from tests.robust_helpers import family_args, fit_family, last_ckpt
 
 
 def test_help_imports_neither_torch_nor_lightning():
@@ -80,7 +73,7 @@ def test_threads_must_not_be_negative(tmp_path, restore_threads):
 def test_fit_ends_with_summary_plain_epoch_lines_and_finished_resume_creates_nothing(tmp_path, capsys, restore_threads):
     root = tmp_path / "run"
     plain_bar = ["--trainer.enable_progress_bar=true"]  # stdout is not a terminal here: one line per epoch
-    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=2", *plain_bar))
+    fit_family("gan", root, "--trainer.max_epochs=2", *plain_bar)
     out, err = capsys.readouterr()
     folder = os.path.join(str(root), "lightning_logs", "version_0")
     assert "\x1b[" not in out + err and "\r" not in out + err  # no terminal control codes in a redirected log
@@ -92,14 +85,14 @@ def test_fit_ends_with_summary_plain_epoch_lines_and_finished_resume_creates_not
     assert "final:" in err and "val/d_loss=" in err.split("final:")[1]
 
     # resuming the finished run: a clear message, the flag to extend it, and no new version_N
-    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}"))
+    fit_family("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}")
     out, err = capsys.readouterr()
     assert "is finished (it reached max_epochs=2: 2 epochs trained)" in err
     assert "--trainer.max_epochs=4" in err and "Fit finished" not in err
     assert sorted(os.listdir(os.path.join(str(root), "lightning_logs"))) == ["version_0"]
 
     # and extending it trains on into version_1
-    cli = run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}"))
+    cli = fit_family("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}")
     assert cli.trainer.current_epoch == 3 and os.path.isfile(last_ckpt(root, version=1))
     err = capsys.readouterr().err
     assert f"(the steps before the resume: {os.path.join(folder, 'metrics.csv')})" in err

@@ -10,12 +10,12 @@ import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
 
 from lightning_gen.checkpoints import load_model
-from lightning_gen.cli import main, run_lightning_cli
+from lightning_gen.cli import main
 from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.guards import DivergenceError, DivergenceGuard
 from lightning_gen.models import GAN
-from tests.conftest import tiny_trainer
-from tests.robust_helpers import assert_same_tensors, family_args, family_params, last_ckpt
+from tests.conftest import WritesFile, tiny_trainer
+from tests.robust_helpers import assert_same_tensors, family_args, family_params, fit_family, last_ckpt
 
 
 def _probe(name: str, **init_args) -> str:
@@ -60,7 +60,7 @@ def test_nan_stops_every_family_and_keeps_its_last_good_checkpoint(family, tmp_p
 
 def test_exploding_gradient_norm_stops_the_run(tmp_path):
     with pytest.raises(DivergenceError, match=r"gradient norm of discriminator is .* \(limit --guard.max_grad_norm"):
-        run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_steps=2", "--guard.max_grad_norm=1e-9"))
+        fit_family("gan", tmp_path, "--trainer.max_steps=2", "--guard.max_grad_norm=1e-9")
     assert not os.path.exists(last_ckpt(tmp_path))
 
 
@@ -86,7 +86,7 @@ def test_bad_guard_argument():
 def _interrupted_run(root, signum, family: str = "gan") -> str:
     previous = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit) as exit_:  # SIGTERMException: Lightning's clean exit
-        run_lightning_cli(family_args(family, root, "--trainer.max_steps=6", _probe("SignalAt", step=1, signum=signum)))
+        fit_family(family, root, "--trainer.max_steps=6", _probe("SignalAt", step=1, signum=signum))
     assert not exit_.value.code  # exit status 0
     assert signal.getsignal(signal.SIGINT) == previous  # the Ctrl-C handler is removed again
     path = last_ckpt(root)
@@ -111,26 +111,18 @@ def test_sigterm_saves_a_loadable_checkpoint_for_every_family(family, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigterm_is_exact(tmp_path):
     path = _interrupted_run(tmp_path / "split", signal.SIGTERM)
-    run_lightning_cli(family_args("gan", tmp_path / "split", "--trainer.max_steps=4", f"--ckpt_path={path}"))
-    run_lightning_cli(family_args("gan", tmp_path / "whole", "--trainer.max_steps=4"))
+    fit_family("gan", tmp_path / "split", "--trainer.max_steps=4", f"--ckpt_path={path}")
+    fit_family("gan", tmp_path / "whole", "--trainer.max_steps=4")
     a = torch.load(last_ckpt(tmp_path / "whole"), weights_only=True)
     b = torch.load(last_ckpt(tmp_path / "split", version=1), weights_only=True)
     assert assert_same_tensors(a["state_dict"], b["state_dict"]) > 0
     assert_same_tensors(a["optimizer_states"], b["optimizer_states"])
 
 
-class _WritesFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_pickled_payload_in_ckpt_path_is_refused_and_not_run(tmp_path, capsys):
     marker = tmp_path / "pwned.txt"
     evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "payload": _WritesFile(str(marker))}, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    torch.save({"state_dict": {}, "payload": WritesFile(str(marker))}, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
     assert not marker.exists()
     with pytest.raises(SystemExit) as exit_:
         main(family_args("gan", tmp_path / "run", "--trainer.max_steps=2", f"--ckpt_path={evil}"))
@@ -142,7 +134,7 @@ def test_pickled_payload_in_ckpt_path_is_refused_and_not_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("family", family_params())
 def test_bf16_mixed_trains(family, tmp_path):
-    cli = run_lightning_cli(family_args(family, tmp_path, "--trainer.max_steps=2", "--trainer.precision=bf16-mixed"))
+    cli = fit_family(family, tmp_path, "--trainer.max_steps=2", "--trainer.precision=bf16-mixed")
     assert cli.trainer.precision == "bf16-mixed" and cli.trainer.global_step == 2
     assert all(torch.isfinite(p).all() for p in cli.model.parameters())
 

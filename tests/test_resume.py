@@ -3,27 +3,22 @@
 import pytest
 import torch
 
-from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data.resumable import ResumableSampler, resumable_train_loader
 from lightning_gen.guards import seed_batch
-from tests.robust_helpers import assert_same_tensors, family_args, family_params, last_ckpt
+from tests.robust_helpers import assert_same_tensors, family_params, fit_family, last_ckpt
 
 N = 4  # batches before the stop; epochs are 3 batches, so the stop is mid-epoch and the resume crosses epochs
 
 
-def _fit(family, root, *extra):
-    return run_lightning_cli(family_args(family, root, *extra))
-
-
 @pytest.mark.parametrize("family", family_params())
 def test_stop_and_resume_is_exact(family, tmp_path):
-    whole = _fit(family, tmp_path / "whole", f"--trainer.max_steps={2 * N}")
+    whole = fit_family(family, tmp_path / "whole", f"--trainer.max_steps={2 * N}")
     assert whole.trainer.global_step == 2 * N  # one step per training batch, whatever the optimizers do
 
-    _fit(family, tmp_path / "split", f"--trainer.max_steps={N}")
+    fit_family(family, tmp_path / "split", f"--trainer.max_steps={N}")
     first = torch.load(last_ckpt(tmp_path / "split"), weights_only=True)
     assert first["global_step"] == N
-    resumed = _fit(
+    resumed = fit_family(
         family, tmp_path / "split", f"--trainer.max_steps={2 * N}", f"--ckpt_path={last_ckpt(tmp_path / 'split')}"
     )
     assert resumed.trainer.global_step == 2 * N

@@ -10,7 +10,7 @@ import torch
 from lightning_gen.data.sequences import SinesDataModule
 from lightning_gen.models import LSTMGAN, RVAE, RVAEGAN
 from lightning_gen.nets import LSTMGenerator, RecurrentDecoder, RecurrentDiscriminator, RecurrentEncoder
-from tests.conftest import REPO, tiny_trainer
+from tests.conftest import fit_config, tiny_trainer
 
 D, T, Z, H = 3, 8, 4, 8
 
@@ -131,24 +131,11 @@ SMALL_VAE = [f"--model.init_args.{net}.init_args.{k}={v}" for net in ("encoder",
              (("hidden_size", 8), ("latent_dim", 4))]  # fmt: skip
 
 
-def fit_config(config: str, tmp_path, *extra: str) -> str:
-    from lightning_gen.cli import run_lightning_cli
-
-    cli = run_lightning_cli(
-        [
-            "fit", "--config", os.path.join(REPO, config), "--trainer.max_steps=3", "--trainer.limit_val_batches=1",
-            "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]",
-            f"--trainer.default_root_dir={tmp_path / 'run'}", *extra,
-        ]
-    )  # fmt: skip
-    return cli.trainer.checkpoint_callback.last_model_path
-
-
 def test_sample_job_sines(tmp_path, capsys):
     from lightning_gen.sample import main
 
     ckpt = fit_config(
-        "configs/rvae/sines.yaml", tmp_path, "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8",
+        "configs/rvae/sines.yaml", tmp_path / "run", "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8",
         "--data.init_args.batch_size=4", *SMALL_VAE,
     )  # fmt: skip
     out = tmp_path / "s.npz"
@@ -183,7 +170,7 @@ def test_sample_job_chorales_writes_midi(tmp_path):
     from lightning_gen.sample import main
 
     ckpt = fit_config(
-        "configs/rvae/chorales.yaml", tmp_path, f"--data.init_args.data_dir={tmp_path / 'data'}",
+        "configs/rvae/chorales.yaml", tmp_path / "run", f"--data.init_args.data_dir={tmp_path / 'data'}",
         "--data.init_args.max_chorales=2", "--data.init_args.val_fraction=0.5", "--data.init_args.test_fraction=0",
         "--data.init_args.batch_size=4", "--data.init_args.progress=false", *SMALL_VAE,
     )  # fmt: skip

@@ -20,13 +20,6 @@ FAST_SCORES = ["--disc-iterations", "10", "--pred-iterations", "10", "--repeats"
 
 
 @pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def sines_npz(tmp_path):
     from lightning_gen.data.sequences import make_sines
 
