@@ -15,17 +15,15 @@ from lightning_gen import evaluate, sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
 from tests.conftest import REPO
-from tests.robust_helpers import family_args, last_ckpt
+from tests.robust_helpers import family_args, fit_family, last_ckpt
 
 DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from lightning_gen.cli import run_lightning_cli
-
     root = tmp_path_factory.mktemp("good")
-    run_lightning_cli(family_args("gan", root, "--trainer.max_steps=2"))
+    fit_family("gan", root, "--trainer.max_steps=2")
     return last_ckpt(root)
 
 
@@ -314,11 +312,9 @@ def test_two_fits_at_once_get_two_run_folders(tmp_path, monkeypatch):
     """Both fits list the folder before either made version_0; the second must not write into the first's."""
     from pytorch_lightning.loggers import CSVLogger
 
-    from lightning_gen.cli import run_lightning_cli
-
     (tmp_path / "lightning_logs" / "version_0").mkdir(parents=True)  # the other fit's, made a moment ago
     monkeypatch.setattr(CSVLogger, "_get_next_version", lambda self: 0)  # what both fits saw
-    run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_steps=1"))
+    fit_family("gan", tmp_path, "--trainer.max_steps=1")
     assert os.listdir(tmp_path / "lightning_logs" / "version_0") == []
     assert os.path.isfile(last_ckpt(tmp_path, version=1))
 
@@ -373,3 +369,40 @@ def test_evaluate_data_config_that_is_not_yaml(tmp_path, capsys):
     assert evaluate.main([str(samples), "--data", str(bad), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.yaml" in err and "Traceback" not in err
+
+
+# -- class labels (issue 14) ------------------------------------------------------------------------------------------
+def test_a_conditional_fit_on_data_without_labels_is_refused_through_the_cli(tmp_path, capsys):
+    """`lightning-gen fit` of a conditional config whose data yields no labels (the sines without `condition`): the
+    message says what to change, status 2, no run folder."""
+    args = [
+        "fit", "--config", os.path.join(REPO, "configs/lstm_gan/sines_cond.yaml"), "--data.init_args.condition=null",
+        "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8", "--data.init_args.batch_size=8",
+        "--trainer.max_steps=1", "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "This model is conditional (num_classes=3) but SinesDataModule gives no labels" in err
+    assert "`condition`" in err  # what to change
+    # nothing trained or saved; the model's data check runs in its setup, after Lightning's SaveConfigCallback wrote
+    # version_0/config.yaml, so (unlike row 54's data errors) that file and its folder stay
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsys):
+    """A samples file whose labels name a class the domain classifier does not have (10 of digits' 0..9)."""
+    from tests.conftest import fit_config
+
+    classifier = fit_config("configs/classifier/digits.yaml", tmp_path / "clf", "--trainer.max_steps=2")
+    labels = np.arange(100) % 10
+    labels[7] = 10
+    np.savez(tmp_path / "s.npz", samples=np.random.default_rng(0).random((100, 1, 8, 8), np.float32), labels=labels)
+    argv = [str(tmp_path / "s.npz"), "--data", os.path.join(REPO, "configs/gan/digits.yaml"), "--no-cache"]
+    argv += ["--features", "classifier", "--classifier", classifier, "--output", str(tmp_path / "r.json")]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "outside [0, 10)" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
