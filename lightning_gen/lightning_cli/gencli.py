@@ -9,7 +9,9 @@ before training, and runs a fit in a run folder reserved atomically.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import sys
 
 import pytorch_lightning as pl
@@ -139,6 +141,10 @@ class GenCLI(LightningCLI):
         try:
             self.trainer.fit(**kwargs)
         except BaseException:
+            if created and self.trainer.global_step == 0 and not glob.glob(os.path.join(created[0], "**", "*.ckpt")):
+                # the version_N this run reserved holds only what Lightning wrote before a batch was trained (its
+                # config.yaml, a model's data check failing in setup): nothing of value, nobody else's
+                shutil.rmtree(created[0], ignore_errors=True)
             for folder in created:  # deepest first; only folders this run made and left empty
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
