@@ -192,6 +192,43 @@ def test_ema_generator_samples_the_asked_classes(tmp_path, labelled_dm):
     assert model.sample(5).shape == (5, 1, 8, 8)  # labels drawn from the stored distribution
 
 
+def _batch_norms(net):
+    return [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def test_ema_batch_norm_track_changes_only_the_ema_statistics(tmp_path, labelled_dm):
+    runs = {}
+    for mode in ("average", "track"):
+        model = cond_gan(ema_decay=0.9, ema_batch_norm=mode)
+        tiny_trainer(tmp_path / mode, limit_train_batches=3, limit_val_batches=0).fit(model, labelled_dm)
+        runs[mode] = model
+    average, track = runs["average"], runs["track"]
+    for name in ("generator", "discriminator", "generator_ema"):  # same training, same noise drawn
+        assert not _changed(_params(getattr(average, name)), getattr(track, name)), name
+    means = [(a.running_mean, t.running_mean) for a, t in zip(*map(_batch_norms, (average, track)))]
+    assert means and all(torch.equal(a, t) for a, t in means[: len(_batch_norms(average.generator))])  # G's own
+    assert any(not torch.equal(a, t) for a, t in means)  # the EMA copy's statistics differ
+
+
+def test_track_ema_statistics_are_the_ema_weights_batch_statistics():
+    model = cond_gan(ema_decay=0.9, ema_batch_norm="track")
+    ema = model.generator_ema.module.eval()
+    norms = _batch_norms(ema)
+    for bn in norms:
+        bn.momentum = 1.0  # the running statistics become this one batch's
+    inputs = []
+    hooks = [bn.register_forward_hook(lambda m, args, out: inputs.append(args[0])) for bn in norms]
+    weights = _params(ema)
+    model.track_ema_statistics(torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    for h in hooks:
+        h.remove()
+    assert len(inputs) == len(norms) >= 2
+    for bn, x in zip(norms, inputs):
+        torch.testing.assert_close(bn.running_mean, x.mean((0, 2, 3)))
+        torch.testing.assert_close(bn.running_var, x.var((0, 2, 3), unbiased=True))
+    assert not ema.training and not _changed(weights, ema)  # mode restored, weights untouched
+
+
 # -- conditional VAE -------------------------------------------------------------------------------------------
 def test_conditional_vae_trains_samples_and_reconstructs_with_labels(tmp_path, labelled_dm):
     torch.manual_seed(0)

@@ -88,6 +88,8 @@ def test_spectral_norm_applied(tiny_nets):
         ({"gp_weight": -1.0}, "gp_weight must be >= 0"),
         ({"ema_decay": 1.5}, "ema_decay must be in"),
         ({"loss": "lsgan"}, "Unknown adversarial loss"),
+        ({"ema_batch_norm": "recompute", "ema_decay": 0.9}, "ema_batch_norm='recompute': choose"),
+        ({"ema_batch_norm": "track"}, "give `ema_decay`"),
     ],
 )
 def test_bad_arguments(tiny_nets, kwargs, message):
