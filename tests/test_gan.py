@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from lightning_gen.augment import cutout, diff_augment, parse_policy, translation
 from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.models import GAN
 from lightning_gen.nets import DCGANDiscriminator, DCGANGenerator
@@ -133,3 +134,37 @@ def test_training_metrics_only_computed_when_written(tmp_path, tiny_nets, adam, 
     trainer.fit(model, ArrayImageDataModule(image_npz, batch_size=4))
     assert len(calls) == 2 * 2  # batches 3 and 6 are written, D(x) and D(G(z)) each
     assert "train/d_loss" in trainer.logged_metrics
+
+
+# -- DiffAugment (lightning_gen.augment) ------------------------------------------------------------------------
+def test_translation_and_cutout_shapes_content_and_gradient():
+    torch.manual_seed(0)
+    x = -torch.ones(16, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0  # a bright square in the middle, away from the borders
+    x.requires_grad_(True)
+    shifted = translation(x)
+    assert shifted.shape == x.shape
+    assert torch.equal((shifted == 1).flatten(1).sum(1), torch.full((16,), 4))  # moved, not cut (shift <= 1)
+    assert not torch.equal(shifted, x) and not all(torch.equal(s, shifted[0]) for s in shifted)  # per image
+    cut = cutout(torch.ones(16, 1, 8, 8))
+    zeroed = (cut == 0).flatten(1).float().mean(1)
+    assert ((zeroed > 0) & (zeroed <= 0.25)).all()  # at most a 4 x 4 square of 8 x 8
+    diff_augment(x, parse_policy("translation,cutout")).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: G's gradient passes
+
+
+@pytest.mark.parametrize("policy", ["rotation", "translation,flip", 3])
+def test_bad_augment_policy(tiny_nets, policy):
+    with pytest.raises(ValueError, match="augment="):
+        GAN(*tiny_nets, augment=policy)
+
+
+@pytest.mark.parametrize("policy", [None, "cutout"])
+def test_discriminator_sees_augmented_images_in_training(tmp_path, tiny_nets, adam, image_npz, policy):
+    g, d = tiny_nets
+    model = GAN(g, d, optimizer_g=adam, optimizer_d=adam, augment=policy)
+    seen = []
+    d.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    _fit_one_batch(tmp_path, model, image_npz)
+    real = seen[0]  # the D step's real batch: uint8 pixels scaled to [-1, 1] are never exactly 0
+    assert len(seen) == 3 and bool((real == 0).any()) == (policy == "cutout")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen.augment import diff_augment, parse_policy
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
@@ -69,6 +70,10 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
             conditional MNIST GAN's EMA samples drew 71.5% of the asked class with them and 96.7% with
             statistics re-estimated (benchmarks/README.md, issue 14). Needs ``ema_decay``; costs one no-grad
             forward of G per G step.
+        augment: differentiable augmentations of every image D sees in training, real and generated, in D's
+            and G's steps (DiffAugment, Zhao et al. 2020; ``lightning_gen.augment``): names joined by commas,
+            ``translation`` and / or ``cutout``, e.g. ``"translation,cutout"``. None: off. Validation judges
+            un-augmented images.
     """
 
     data_kind = "image"
@@ -87,6 +92,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         clip_grad_norm: float | None = None,
         class_weight: float = 1.0,
         ema_batch_norm: Literal["average", "track"] = "average",
+        augment: str | None = None,
     ) -> None:
         super().__init__()
         self.init_conditional(generator, discriminator)
@@ -97,6 +103,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         if class_weight < 0:
             raise ValueError(f"class_weight must be >= 0, got {class_weight}.")
         check_ema_batch_norm(ema_batch_norm, ema_decay)
+        self.augmentations = parse_policy(augment)
         if not hasattr(generator, "latent_dim"):
             raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")
         check_critic(generator, discriminator)
@@ -147,6 +154,10 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         if (batch_idx + 1) % self.n_critic == 0:
             self.generator_step(real.shape[0], *given)
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """The images as D sees them in training (``augment``; unchanged when it is off)."""
+        return diff_augment(images, self.augmentations) if self.augmentations else images
+
     def critic(self, labels: torch.Tensor | None):
         """D as a function of images with the labels bound: logits, or (logits, class logits) for AC-GAN."""
         if self.auxiliary:
@@ -157,6 +168,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         """One D update: real vs. fakes from a frozen G (no graph through G)."""
         with torch.no_grad():
             fake = call_with_labels(self.generator, self.noise(real.shape[0]), labels)
+        real, fake = self.augment(real), self.augment(fake)
         self.discriminator_update(
             self.optimizers()[1], real, fake, self.critic(labels), labels=labels, class_weight=self.class_weight
         )
@@ -166,7 +178,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         opt_g = self.optimizers()[0]
         z = self.noise(batch_size)
         with self.toggled_optimizer(opt_g):
-            out = self.critic(labels)(call_with_labels(self.generator, z, labels))
+            out = self.critic(labels)(self.augment(call_with_labels(self.generator, z, labels)))
             adversarial = self.adversarial.g(out[0] if self.auxiliary else out)
             class_loss = F.cross_entropy(out[1], labels) if self.auxiliary else None
             g_loss = adversarial if class_loss is None else adversarial + self.class_weight * class_loss
