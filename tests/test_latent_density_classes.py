@@ -51,3 +51,21 @@ def test_a_class_without_codes_falls_back_to_all_codes():
     density = LatentDensity(2, "gaussian", num_classes=4)  # class 3 never occurs
     density.fit(codes, labels=labels)
     assert torch.allclose(density.means[3, 0].float(), codes.mean(0), atol=1e-4)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_a_fit_with_fewer_components_leaves_the_other_slots_unused(num_classes):
+    """A training refit fits ``components`` < K; the other slots get zero weight and are never drawn."""
+    codes, labels = _codes()
+    density = LatentDensity(2, "gmm", components=5, num_classes=num_classes)
+    fit_labels = None if num_classes is None else labels
+    density.fit(codes, labels=fit_labels, components=3)
+    assert not bool(density.final)
+    assert (density.weights[..., 3:] == 0).all() and torch.allclose(density.weights.sum(-1).float(), torch.tensor(1.0))
+    asked = None if num_classes is None else torch.tensor([0, 1, 2]).repeat(100)
+    z = density.sample(300, labels=asked, generator=torch.Generator().manual_seed(1))
+    assert torch.cdist(z, codes).min(1).values.max() < 2.0  # every code near the data: no unit-Gaussian slot drawn
+    density.fit(codes, labels=fit_labels)
+    assert bool(density.final) and (density.weights > 0).all()
+    with pytest.raises(ValueError, match=r"components must be in \[1, 5\]"):
+        density.fit(codes, labels=fit_labels, components=6)

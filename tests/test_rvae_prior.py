@@ -128,9 +128,9 @@ def test_fitted_prior_in_checkpoint_restored_and_used_by_sample_job(tmp_path, ca
         "--data.init_args.batch_size=4",
         "--model.init_args.prior_components=2",
         *SMALL_VAE,
-    )  # fmt: skip  (max_steps=3: stopped mid-epoch, 13 batches an epoch)
+    )  # fmt: skip  (fit_config's max_steps=4: stopped mid-epoch, 13 batches an epoch)
     state = torch.load(ckpt, weights_only=True)["state_dict"]
-    assert bool(state["latent_density.fitted"]) and int(state["latent_density.fitted_at"]) == 3
+    assert bool(state["latent_density.fitted"]) and int(state["latent_density.fitted_at"]) == 4
     model = load_model(ckpt)
     for name, buf in model.latent_density.named_buffers():
         assert torch.equal(buf, state[f"latent_density.{name}"]), name

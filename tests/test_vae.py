@@ -199,3 +199,38 @@ def test_sample_draws_from_the_fitted_latent_density(tmp_path, image_npz):
     point = torch.full((2, 4), -1.5)
     assert torch.allclose(model.sample(2), model.sample(2, z=point))
     assert not torch.allclose(model.sample(2, prior="standard"), model.sample(2, z=point))
+
+
+def test_training_refits_are_cheap_and_the_final_fit_is_rich_and_saved(tmp_path, image_npz):
+    """``prior_train_components`` / ``prior_train_codes``: the refits while training fit 2 of the 4 components on
+    the first 8 codes; the last refit, at the end of the last epoch, fits all 4 on every code, before last.ckpt is
+    written."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    seen = []
+
+    class Record(pl.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if trainer.sanity_checking:
+                return
+            d = pl_module.latent_density
+            seen.append((int(d.fitted_at), int((d.weights > 0).sum()), bool(d.final)))
+
+    model = tiny_vae(prior_components=4, prior_train_components=2, prior_train_codes=8, prior_max_codes=1000)
+    codes = []
+    fit = model.latent_density.fit
+    model.latent_density.fit = lambda c, **kw: (codes.append(len(c)), fit(c, **kw))[1]
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1, max_epochs=2,
+                           enable_checkpointing=True, callbacks=[Record(), ckpt])  # fmt: skip
+    trainer.fit(model, ArrayImageDataModule(image_npz, batch_size=4))
+    assert seen == [(2, 2, False), (4, 4, True)]  # a training refit (2 components), then the final fit (4)
+    assert codes[0] == 8 and len(codes) == 2 and codes[1] > 8  # ... on 8 codes, then on every training code
+    density = model.latent_density
+    assert bool(density.final) and int(density.fitted_at) == 4 and (density.weights > 0).sum() == 4
+    state = torch.load(ckpt.last_model_path, weights_only=True)["state_dict"]
+    for name, buf in density.named_buffers():
+        assert torch.equal(state[f"latent_density.{name}"], buf), name
+    with pytest.raises(ValueError, match="prior_train_codes must be >= 1"):
+        tiny_vae(prior_train_codes=0)

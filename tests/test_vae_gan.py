@@ -81,9 +81,11 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
         pixel = -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1).mean()
     else:
         pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
-    prior = torch.randn(x.shape[0], model.latent_dim)  # the density is not fitted yet: N(0, I)
-    fake = gen(torch.cat([z.detach(), prior]) if model.discriminate_reconstructions else prior)
-    real_logits, *fake_logits = disc(torch.cat([x, fake])).split(x.shape[0])
+    n_prior = round(model.prior_samples * x.shape[0])
+    fakes = [recon] if model.discriminate_reconstructions else []  # D judges the reconstruction x~ itself
+    if n_prior:
+        fakes.append(gen(torch.randn(n_prior, model.latent_dim)))  # the density is not fitted yet: N(0, I)
+    real_logits, *fake_logits = disc(torch.cat([x, *fakes])).split([x.shape[0], *(len(f) for f in fakes)])
     d_loss = sum(model.adversarial.d(real_logits, f) for f in fake_logits)
     w = model.gamma / f_real[0].numel()
     recon_loss = model.feature_weight * feat + model.pixel_weight * pixel
@@ -105,6 +107,8 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
         (0, True, {}),
         (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.5}),
         (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.0}),
+        (-1, True, {"pixel_likelihood": "bernoulli", "prior_samples": 0.5}),
+        (-1, True, {"prior_samples": 0.0}),
     ],
 )
 def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, extra):
@@ -123,14 +127,28 @@ def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, 
             assert torch.allclose(g, r, rtol=1e-3, atol=1e-6), name
 
 
-@pytest.mark.parametrize("recons", [False, True])
-def test_encoder_gets_no_adversarial_gradient(recons):
-    model = tiny_vaegan(discriminate_reconstructions=recons)
+@pytest.mark.parametrize(("recons", "prior_samples"), [(False, 1.0), (True, 1.0), (True, 0.0)])
+def test_encoder_gets_no_adversarial_gradient(recons, prior_samples):
+    model = tiny_vaegan(discriminate_reconstructions=recons, prior_samples=prior_samples)
     model.zero_grad()
     out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
     out["d_loss"].backward()  # only the adversarial route
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
+
+
+@pytest.mark.parametrize(("prior_samples", "sizes"), [(1.0, [8, 8]), (0.5, [8, 4]), (0.0, [8])])
+def test_generator_decodes_the_codes_once(prior_samples, sizes):
+    """With discriminated reconstructions G runs once on E's codes (x~ is both the reconstruction and the fake D
+    judges) and once on the prior codes (``prior_samples`` of the batch), not a second time on E's codes."""
+    model = tiny_vaegan(discriminate_reconstructions=True, prior_samples=prior_samples)
+    calls = []
+    model.generator.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    out = model.losses(torch.rand(8, 1, 8, 8) * 2 - 1)
+    assert calls == sizes
+    assert out["fake_logits"].shape == (sum(sizes),) and ("prior_logits" in out) == (prior_samples > 0)
+    out["loss"].backward()  # the shared pass backpropagates without running G again
+    assert calls == sizes
 
 
 def test_discriminator_gets_no_reconstruction_gradient():
@@ -249,6 +267,9 @@ def test_public_methods_shapes():
         ({"feature_weight": -1.0}, "feature_weight must be >= 0"),
         ({"pixel_likelihood": "laplace"}, "pixel_likelihood must be"),
         ({"adversarial_start": -1}, "adversarial_start must be >= 0"),
+        ({"prior_samples": 1.5}, r"prior_samples must be in \[0, 1\]"),
+        ({"prior_samples": 0.0}, "gives D no fakes"),
+        ({"prior_components": 4, "prior_train_components": 5}, "prior_train_components must be in"),
         ({"loss": "hinge"}, "only loss='ns'"),
         ({"loss": "wasserstein", "equilibrium_gating": False}, "norm='layer'"),
         ({"loss": "lsgan", "equilibrium_gating": False}, "Unknown adversarial loss"),
@@ -473,3 +494,21 @@ def test_conditional_vaegan_stop_and_resume_is_exact(tmp_path, monkeypatch):
     spec = ("configs/vae_gan/digits_cond.yaml", robust_helpers.FAMILIES["vae_gan"][1])
     monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_cond", spec)
     test_resume.test_stop_and_resume_is_exact("vae_gan_cond", tmp_path)
+
+
+def test_stop_and_resume_is_exact_with_cheap_training_refits(tmp_path, monkeypatch):
+    """Training refits with fewer components and codes than the final fit (made at the end of training, written
+    into last.ckpt): the adversarial codes of a resumed run still come from the density an uninterrupted run
+    used. (A stop at an epoch's very end, N = 3, is not exact for this family even without cheap refits.)"""
+    import tests.robust_helpers as robust_helpers
+    import tests.test_resume as test_resume
+
+    cheap = ["--model.init_args.prior_components=4", "--model.init_args.prior_train_components=2",
+             "--model.init_args.prior_train_codes=64", "--model.init_args.discriminate_reconstructions=true",
+             "--model.init_args.prior_samples=0.5"]  # fmt: skip
+    spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + cheap)
+    monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_cheap_refits", spec)
+    test_resume.test_stop_and_resume_is_exact("vae_gan_cheap_refits", tmp_path)  # N = 4: a stop inside an epoch
+    final = torch.load(robust_helpers.last_ckpt(tmp_path / "whole"), weights_only=True)["state_dict"]
+    assert bool(final["latent_density.final"]) and (final["latent_density.weights"] > 0).sum() == 4
+    assert (final["gan_density.weights"] > 0).sum() == 2  # the training refits' density: 2 of 4 components

@@ -224,6 +224,9 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
             after each epoch, Ghosh et al. 2020) or ``standard`` (N(0, I)).
         prior_components: mixture components for ``prior="gmm"``.
         prior_max_codes: training images encoded to fit the density.
+        prior_train_components: components of the refits while training (null: all); the final fit, at the end
+            of training, has all (:class:`~lightning_gen.models.latent_density.LatentDensityMixin`).
+        prior_train_codes: training images encoded for the refits while training (null: ``prior_max_codes``).
     """
 
     data_kind = "image"
@@ -241,6 +244,8 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         prior: PriorKind = "gmm",
         prior_components: int = 10,
         prior_max_codes: int = 10000,
+        prior_train_components: int | None = None,
+        prior_train_codes: int | None = None,
     ) -> None:
         super().__init__()
         self.init_conditional(encoder, decoder)
@@ -260,7 +265,9 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         self.latent_dim = decoder.latent_dim
         self.likelihood, self.sigma = likelihood, sigma
         self.kl_weight, self.kl_warmup_steps, self.free_bits = kl_weight, kl_warmup_steps, free_bits
-        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+        self.init_latent_density(
+            self.latent_dim, prior, prior_components, prior_max_codes, prior_train_components, prior_train_codes
+        )
 
     def sampling_decoder(self) -> nn.Module:
         return self.decoder

@@ -37,9 +37,11 @@ from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 from lightning_gen.models.vae_gan_parts import (
     check_feature_discriminator,
+    check_vaegan_arguments,
     equilibrium_gates,
     feature_depth,
     feature_distance,
+    shared_decode,
 )
 
 
@@ -65,8 +67,10 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     network's gradients:
 
     - E gets ``kl_weight * L_prior + L_llike`` (+ ``pixel_weight`` x pixel reconstruction): the ELBO in D's
-      feature space. E gets nothing from ``L_GAN`` (the GAN's codes are detached, as the reference's
-      ``ScaleGradient(0.0)(z)``).
+      feature space. E gets nothing from ``L_GAN`` (the reference's ``ScaleGradient(0.0)(z)``): the prior
+      codes are not E's, and the discriminated reconstructions are x~ itself, from the same pass of G, whose
+      gradient reaches G but not z (:func:`~lightning_gen.models.vae_gan_parts.shared_decode`; the
+      reference decodes z a second time for D). ``prior_samples`` sets how many prior codes G decodes.
     - G gets ``gamma / n_l`` times the reconstruction gradient (a per-feature mean, so ``gamma`` means the
       same for every layer size: the reference's ``recon_vs_gan_weight`` = 5e-5 on its 8x8x256 = 16,384
       features is gamma ~ 0.8, 1e-5 for CelebA gamma ~ 0.16) plus the adversarial gradient. The scaling is
@@ -126,8 +130,13 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             after each epoch) or ``standard`` (N(0, I)).
         prior_components: mixture components for ``prior="gmm"``.
         prior_max_codes: training images encoded to fit the density.
-        discriminate_reconstructions: D also sees G(E(x)) as fakes (G then runs on 3B codes per batch, not 2B).
+        prior_train_components: components of the refits while training (null: all); the final fit has all.
+        prior_train_codes: training images encoded for the refits while training (null: ``prior_max_codes``).
+        discriminate_reconstructions: D also sees G(E(x)) as fakes: the reconstructions themselves (one pass of G
+            for both, no GAN gradient to E, see :func:`~lightning_gen.models.vae_gan_parts.shared_decode`).
         gan_prior: codes of the adversarial samples: ``density`` (the codes ``sample`` uses) or ``standard``.
+        prior_samples: prior codes G decodes for the game per batch, a fraction of the batch (1: the paper's
+            B; 0: only the reconstructions are discriminated, the reference's ``discriminate_sample_z=False``).
     """
 
     data_kind = "image"
@@ -158,34 +167,19 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         prior: PriorKind = "gmm",
         prior_components: int = 10,
         prior_max_codes: int = 10000,
+        prior_train_components: int | None = None,
+        prior_train_codes: int | None = None,
         discriminate_reconstructions: bool = False,
         gan_prior: Literal["density", "standard"] = "density",
+        prior_samples: float = 1.0,
     ) -> None:
         super().__init__()
         self.init_conditional(encoder, generator, discriminator)
-        if gan_prior not in ("density", "standard"):
-            raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
-        if pixel_likelihood not in ("gaussian", "bernoulli"):
-            raise ValueError(f"pixel_likelihood must be 'gaussian' or 'bernoulli', got {pixel_likelihood!r}.")
-        if adversarial_start < 0:
-            raise ValueError(f"adversarial_start must be >= 0 (training batches), got {adversarial_start}.")
-        if gamma <= 0:
-            raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
-        weights = {"kl_weight": kl_weight, "pixel_weight": pixel_weight, "feature_weight": feature_weight}
-        for name, value in {**weights, "gp_weight": gp_weight}.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}.")
+        check_vaegan_arguments(locals())
         check_latent_fit(encoder, generator)
         check_feature_discriminator(generator, discriminator, feature_layer)
         self.adversarial = get_adversarial_loss(loss)
         check_penalty_norm(self.adversarial, gp_weight, discriminator)
-        if equilibrium_gating and loss != "ns":
-            raise ValueError(
-                f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
-                "set equilibrium_gating: false."
-            )
-        if equilibrium_margin < 0:
-            raise ValueError(f"equilibrium_margin must be >= 0, got {equilibrium_margin}.")
         save_plain_hyperparameters(self)
         self.automatic_optimization = False
         self.encoder, self.generator = encoder, generator
@@ -201,7 +195,10 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         self.equilibrium_gating, self.equilibrium = equilibrium_gating, equilibrium
         self.equilibrium_margin = equilibrium_margin
         self.discriminate_reconstructions, self.gan_prior = discriminate_reconstructions, gan_prior
-        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+        self.prior_samples = prior_samples
+        self.init_latent_density(
+            self.latent_dim, prior, prior_components, prior_max_codes, prior_train_components, prior_train_codes
+        )
         # The density the adversarial codes come from: a copy of the latent density taken at the first batch of
         # each epoch (its epoch saved with it), never by the refit at the end of a stopped run, so a resumed
         # run draws what an uninterrupted one drew.
@@ -223,7 +220,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         epoch = self.trainer.current_epoch
         if int(self.gan_density.epoch) != epoch:
-            self.gan_density.load_state_dict(self.latent_density.state_dict())  # keeps its own ``epoch``
+            self.gan_density.load_state_dict(self.training_density_state())  # keeps its own ``epoch``
             self.gan_density.epoch.fill_(epoch)
 
     def setup(self, stage: str) -> None:
@@ -250,6 +247,9 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             with torch.no_grad(), eval_mode(self.discriminator):
                 self._feature_size = self.discriminator.features(real[:1])[self.feature_layer][0].numel()
         return self._feature_size
+
+    def _decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return call_with_labels(self.generator, z, labels)
 
     @staticmethod
     def pixel_reconstruction(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -285,35 +285,52 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         kl = kl_normal(mu, logvar).mean()
         # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
         w = self.gamma / self.feature_size(real)
-        recon = call_with_labels(self.generator, scale_gradient(z, 1.0 / w), labels)  # (B, C, H, W)
+        z_g = scale_gradient(z, 1.0 / w)
+        if self.discriminate_reconstructions:  # one pass of G: x~ and the copy D judges (no GAN gradient to z)
+            recon, recon_fake = shared_decode(self.generator, z_g, labels, self._decode)  # (B, C, H, W) each
+        else:
+            recon = call_with_labels(self.generator, z_g, labels)  # (B, C, H, W)
         zero = real.new_zeros(())  # the feature term when feature_weight is 0 (D's pass for it skipped)
         feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
         pixel = self.pixel_nll(real, recon)
         recon_loss = self.feature_weight * feat + self.pixel_weight * pixel
         out = {"kl": kl, "feature_recon": feat, "recon": pixel, "e_loss": self.kl_weight * kl + recon_loss}
-        # adversarial route: codes detached (no GAN gradient to E), fakes through a gradient reversal; G runs
-        # apart from the reconstruction pass, so batch norm does not carry the GAN gradient into z. During the
-        # VAE warm start D learns on G's fakes but G gets nothing from the game (fakes made without a graph).
+        # adversarial route: prior codes decoded apart from the codes of E (no batch-norm path into z), fakes
+        # through a gradient reversal. During the VAE warm start D learns on G's fakes but G gets nothing from
+        # the game (fakes detached). A conditional model's fakes take the real batch's labels (as the
+        # conditional GAN's).
         game = self.adversarial_on()
-        codes = [z.detach(), self.noise(b, labels)] if self.discriminate_reconstructions else [self.noise(b, labels)]
-        with torch.set_grad_enabled(game and torch.is_grad_enabled()):
-            # a conditional model's fakes take the real batch's labels (as the conditional GAN's)
-            fake_labels = None if labels is None else labels.repeat(len(codes))  # (kB,)
-            fake = call_with_labels(self.generator, torch.cat(codes), fake_labels)  # (kB, C, H, W): [G(z),] G(z_p)
-        both = torch.cat([real, scale_gradient(fake, -1.0) if game else fake])  # ((k+1)B, C, H, W)
-        logits = call_with_labels(self.discriminator, both, None if labels is None else labels.repeat(len(codes) + 1))
-        real_logits, *fake_logits = logits.split(b)
+        # prior codes decoded for the game (with the batch's first n_prior labels)
+        n_prior = 0 if self.prior_samples == 0 else max(1, round(self.prior_samples * b))
+        fakes, fake_labels = [], []
+        if self.discriminate_reconstructions:
+            fakes.append(recon_fake)
+            fake_labels.append(labels)
+        if n_prior > 0:
+            prior_labels = None if labels is None else labels[:n_prior]
+            with torch.set_grad_enabled(game and torch.is_grad_enabled()):
+                fakes.append(call_with_labels(self.generator, self.noise(n_prior, prior_labels), prior_labels))
+            fake_labels.append(prior_labels)
+        fake = torch.cat(fakes if game else [f.detach() for f in fakes])  # (F, C, H, W): [G(z),] G(z_p)
+        fake_labels = None if labels is None else torch.cat(fake_labels)  # (F,)
+        both = torch.cat([real, scale_gradient(fake, -1.0) if game else fake])  # (B + F, C, H, W)
+        logits = call_with_labels(
+            self.discriminator, both, None if labels is None else torch.cat([labels, fake_labels])
+        )
+        real_logits, *fake_logits = logits.split([b, *(len(f) for f in fakes)])
         d_loss = sum(self.adversarial.d(real_logits, f) for f in fake_logits)
         out["d_loss"] = d_loss
         if self.adversarial.needs_gradient_penalty and self.gp_weight > 0:
-            reals = real.repeat(len(fake_logits), 1, 1, 1)  # (kB, C, H, W): a real partner for every fake
+            reals = torch.cat([real[: len(f)] for f in fakes])  # (F, C, H, W): a real partner for every fake
             critic = lambda x: call_with_labels(self.discriminator, x, fake_labels)  # noqa: E731
             out["gradient_penalty"] = gradient_penalty(critic, reals, fake.detach())
             d_loss = d_loss + self.gp_weight * out["gradient_penalty"]
         out["loss"] = self.kl_weight * kl + w * recon_loss + d_loss
-        out.update(real_logits=real_logits, prior_logits=fake_logits[-1], fake_logits=torch.cat(fake_logits))
+        out.update(real_logits=real_logits, fake_logits=torch.cat(fake_logits))
         if self.discriminate_reconstructions:
             out["recon_logits"] = fake_logits[0]
+        if n_prior > 0:
+            out["prior_logits"] = fake_logits[-1]
         return out
 
     # -- training -----------------------------------------------------------------------------------
@@ -338,17 +355,19 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def _log_train(self, out: dict, norms: dict, train_d: bool, train_g: bool) -> None:
         metrics = {f"train/{k}": out[k].detach() for k in ("kl", "feature_recon", "recon", "e_loss", "d_loss")}
         # G's adversarial score against D, as the other families log it (G's gradient is the zero-sum game's)
-        metrics["train/g_adversarial"] = self.adversarial.g(out["prior_logits"].detach())
+        game_logits = out.get("prior_logits", out.get("recon_logits"))  # D(G(z_p)), or D(G(E(x))) without prior fakes
+        metrics["train/g_adversarial"] = self.adversarial.g(game_logits.detach())
         if "gradient_penalty" in out:
             metrics["train/gradient_penalty"] = out["gradient_penalty"].detach()
         metrics.update(
             {
                 "train/D(x)": self._d_output(out["real_logits"]),
-                "train/D(G(z))": self._d_output(out["prior_logits"]),
                 "train/d_updated": float(train_d),
                 "train/g_updated": float(train_g),
             }
         )
+        if "prior_logits" in out:
+            metrics["train/D(G(z))"] = self._d_output(out["prior_logits"])
         if "recon_logits" in out:
             metrics["train/D(G(E(x)))"] = self._d_output(out["recon_logits"])
         for name, norm in norms.items():

@@ -1,5 +1,6 @@
 """Pieces of the VAE-GAN (:mod:`lightning_gen.models.vae_gan`) that need none of its state: the feature-wise
-reconstruction in a frozen discriminator, the discriminator check and the equilibrium gates."""
+reconstruction in a frozen discriminator, the decoder pass shared by the reconstructions and their discriminated
+copies, the discriminator check and the equilibrium gates."""
 
 from __future__ import annotations
 
@@ -48,6 +49,53 @@ def feature_distance(
     return 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
 
 
+class _SharedDecode(torch.autograd.Function):
+    """x~ = G(z) computed once and returned twice: the reconstruction and the copy that D sees as a fake.
+
+    Backward: G's parameters get the sum of both copies' gradients; z gets the reconstruction's alone, so no
+    adversarial gradient reaches the encoder (Larsen et al.'s reference kills it with ``ScaleGradient(0.0)(z)``
+    and decodes z a second time for the GAN). Here G's graph is kept and walked twice: once with both
+    gradients for the parameters, once with the reconstruction's gradient for z alone (activation gradients
+    only, no weight gradients): about one forward's work instead of a second forward and backward of G.
+    """
+
+    @staticmethod
+    def forward(ctx, decode, z: torch.Tensor, labels, *params: torch.Tensor):
+        ctx.set_materialize_grads(False)  # an unused copy's gradient comes as None, not as zeros
+        with torch.enable_grad():
+            z_in = z.detach().requires_grad_(z.requires_grad)
+            out = decode(z_in, labels)
+        ctx.z_in, ctx.out, ctx.params = z_in, out, params
+        recon = out.detach()
+        return recon, recon.clone()
+
+    @staticmethod
+    def backward(ctx, grad_recon: torch.Tensor | None, grad_fake: torch.Tensor | None):
+        z_in, out, params = ctx.z_in, ctx.out, ctx.params
+        ctx.z_in = ctx.out = ctx.params = None  # the graph is freed after this
+        grad_z = None
+        if grad_recon is not None and z_in.requires_grad:  # z: the reconstruction's share only
+            (grad_z,) = torch.autograd.grad(out, z_in, grad_recon, retain_graph=bool(params))
+        total = grad_recon if grad_fake is None else grad_fake if grad_recon is None else grad_recon + grad_fake
+        grads = [None] * len(params)
+        if params and total is not None:
+            grads = torch.autograd.grad(out, params, total, allow_unused=True)
+        return (None, grad_z, None, *grads)
+
+
+def shared_decode(
+    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, decode
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction, copy for D) = (G(z), G(z)) from one pass of G: both copies' gradients reach G, only the
+    reconstruction's reaches z (see :class:`_SharedDecode`). ``decode(z, labels)`` runs ``generator``.
+    Without autograd, one plain pass."""
+    if not torch.is_grad_enabled():
+        recon = decode(z, labels)
+        return recon, recon
+    params = tuple(p for p in generator.parameters() if p.requires_grad)
+    return _SharedDecode.apply(decode, z, labels, *params)
+
+
 def check_feature_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
     """D must read G's images and expose the hidden layer ``feature_layer`` (else a ValueError that says how)."""
     check_critic(generator, discriminator)
@@ -62,6 +110,43 @@ def check_feature_discriminator(generator: nn.Module, discriminator: nn.Module, 
             f"feature_layer={feature_layer} is not a layer of this discriminator: it has {n} feature layers, "
             f"so use 0..{n - 1} (or -{n}..-1 counting from the end)."
         )
+
+
+def check_vaegan_arguments(a: dict) -> None:
+    """The VAE-GAN's scalar arguments (its ``locals()``), each refused with a ValueError that says what to set."""
+    gan_prior, pixel_likelihood, prior_samples = a["gan_prior"], a["pixel_likelihood"], a["prior_samples"]
+    adversarial_start = a["adversarial_start"]
+    if gan_prior not in ("density", "standard"):
+        raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
+    if pixel_likelihood not in ("gaussian", "bernoulli"):
+        raise ValueError(f"pixel_likelihood must be 'gaussian' or 'bernoulli', got {pixel_likelihood!r}.")
+    if not 0.0 <= prior_samples <= 1.0:
+        raise ValueError(f"prior_samples must be in [0, 1] (a fraction of the batch), got {prior_samples}.")
+    if prior_samples == 0 and not a["discriminate_reconstructions"]:
+        raise ValueError(
+            "prior_samples=0 with discriminate_reconstructions=false gives D no fakes: set prior_samples > 0 "
+            "or discriminate_reconstructions: true."
+        )
+    if adversarial_start < 0:
+        raise ValueError(f"adversarial_start must be >= 0 (training batches), got {adversarial_start}.")
+    _check_weights_and_gating(a)
+
+
+def _check_weights_and_gating(a: dict) -> None:
+    gamma, loss = a["gamma"], a["loss"]
+    if gamma <= 0:
+        raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
+    for name in ("kl_weight", "pixel_weight", "feature_weight", "gp_weight"):
+        value = a[name]
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}.")
+    if a["equilibrium_gating"] and loss != "ns":
+        raise ValueError(
+            f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
+            "set equilibrium_gating: false."
+        )
+    if a["equilibrium_margin"] < 0:
+        raise ValueError(f"equilibrium_margin must be >= 0, got {a['equilibrium_margin']}.")
 
 
 def equilibrium_gates(
