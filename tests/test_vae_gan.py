@@ -512,3 +512,18 @@ def test_stop_and_resume_is_exact_with_cheap_training_refits(tmp_path, monkeypat
     final = torch.load(robust_helpers.last_ckpt(tmp_path / "whole"), weights_only=True)["state_dict"]
     assert bool(final["latent_density.final"]) and (final["latent_density.weights"] > 0).sum() == 4
     assert (final["gan_density.weights"] > 0).sum() == 2  # the training refits' density: 2 of 4 components
+
+
+@pytest.mark.slow
+def test_ddp_with_shared_decode_and_cheap_refits(tmp_path, monkeypatch):
+    """2-process DDP of the VAE-GAN with the mnist_cpu options (discriminated reconstructions from the shared
+    pass of G, no prior fakes, cheap training refits): ranks end identical (tests/test_ddp.py's checks)."""
+    import tests.robust_helpers as robust_helpers
+    import tests.test_ddp as test_ddp
+
+    extra = ["--model.init_args.discriminate_reconstructions=true", "--model.init_args.prior_samples=0.0",
+             "--model.init_args.prior_components=4", "--model.init_args.prior_train_components=2",
+             "--model.init_args.prior_train_codes=64"]  # fmt: skip
+    spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + extra)
+    monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_shared_decode", spec)
+    test_ddp.test_ddp_two_processes("vae_gan_shared_decode", tmp_path)
