@@ -69,6 +69,7 @@ def model_config(name: str, args) -> dict:
         args.config = base
     config["data"] = data_config(args, labels=True)  # an unconditional model ignores the labels
     config["trainer"]["default_root_dir"] = str(Path(args.out) / name / "run")
+    config["seed_everything"] = getattr(args, "train_seed", 0)  # the data split keeps its own seed, 0
     return config
 
 
@@ -132,7 +133,7 @@ def run_model(name: str, args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.yaml"
     config_path.write_text(yaml.safe_dump(model_config(name, args), sort_keys=False))
-    pl.seed_everything(0, workers=True)
+    pl.seed_everything(getattr(args, "train_seed", 0), workers=True)
     cli = run_lightning_cli(["--config", str(config_path)], run=False)
     snapshot = None
     if args.snapshot_cpu_s is not None:  # the same run, also reported at an earlier CPU budget
@@ -223,6 +224,7 @@ def main() -> None:
     p.add_argument("--snapshot-cpu-s", type=float, default=None, help="also report the run at this CPU budget")
     p.add_argument("--snapshot-out", default=None, help="where the snapshot's report goes (a second --out)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--train-seed", type=int, default=0, help="seed of training (initialisation, noise, batch order)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--config", default=None, help="configs/<family>/<CONFIG>[_cond].yaml (default: by dataset)")
     p.add_argument("--latent-dim", type=int, default=None, help="override the configs' latent size")
