@@ -218,9 +218,9 @@ class LatentDensityMixin:
     the checkpoint of that epoch is written, so ``last.ckpt`` holds the density of its own weights), and at the
     end of training with every component on up to ``max_codes`` items (the final fit, which ``sample`` uses: made
     by the last refit before the checkpoint when the run ends at ``max_steps`` / ``max_epochs`` or is asked to
-    stop, else at ``on_train_end``). Codes are gathered
-    across DDP ranks, so every rank fits the same density. Every fit starts afresh (deterministic for given
-    weights), so a stopped and resumed run refits what an uninterrupted one does.
+    stop, else at ``on_train_end``). Codes are gathered across DDP ranks, so every rank fits the same density.
+    Every fit starts afresh (deterministic for given weights), so a stopped and resumed run refits what an
+    uninterrupted one does.
     """
 
     def init_latent_density(
