@@ -14,6 +14,7 @@ import tests.test_guards as test_guards
 import tests.test_resume as test_resume
 from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.models import GAN, VAE
+from lightning_gen.models.gan import mode_seeking_loss
 from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from tests import robust_helpers
 from tests.conftest import tiny_trainer
@@ -227,6 +228,23 @@ def test_track_ema_statistics_are_the_ema_weights_batch_statistics():
         torch.testing.assert_close(bn.running_mean, x.mean((0, 2, 3)))
         torch.testing.assert_close(bn.running_var, x.var((0, 2, 3), unbiased=True))
     assert not ema.training and not _changed(weights, ema)  # mode restored, weights untouched
+
+
+def test_mode_seeking_pairs_share_labels_and_reward_varied_images(tmp_path, labelled_dm):
+    model = cond_gan(mode_seeking_weight=1.0)
+    seen = []
+    forward = model.generator.forward
+    model.generator.forward = lambda z, labels=None: seen.append((z.detach(), labels.clone())) or forward(z, labels)
+    tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0).fit(model, labelled_dm)
+    (_, d_labels), (g_z, g_labels) = seen  # the D step's fakes, then the G step's pairs
+    half = len(d_labels) // 2
+    assert torch.equal(g_labels, d_labels[:half].repeat(2)) and not torch.equal(g_z[:half], g_z[half:])
+    z = torch.cat([torch.zeros(2, 8), torch.ones(2, 8)])  # |z1 - z2| = 1
+    same, varied = torch.zeros(4, 1, 8, 8), torch.cat([torch.zeros(2, 1, 8, 8), 2 * torch.ones(2, 1, 8, 8)])
+    assert mode_seeking_loss(varied, z).item() == pytest.approx(0.5, rel=1e-4)  # 1 / (2 / 1)
+    assert mode_seeking_loss(same, z).item() == pytest.approx(1e5)  # identical pairs are punished
+    with pytest.raises(ValueError, match="mode_seeking_weight must be >= 0"):
+        cond_gan(mode_seeking_weight=-1.0)
 
 
 # -- conditional VAE -------------------------------------------------------------------------------------------

@@ -74,6 +74,10 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
             and G's steps (DiffAugment, Zhao et al. 2020; ``lightning_gen.augment``): names joined by commas,
             ``translation`` and / or ``cutout``, e.g. ``"translation,cutout"``. None: off. Validation judges
             un-augmented images.
+        mode_seeking_weight: weight of the mode-seeking term in G's loss (MSGAN, Mao et al. 2019, eq. 3): the G
+            step's batch is made of pairs with the same label and different noise, and G also minimises
+            ``1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5)``, against a generator that ignores its noise
+            (within-class collapse of a conditional GAN). 0: off.
     """
 
     data_kind = "image"
@@ -93,6 +97,7 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         class_weight: float = 1.0,
         ema_batch_norm: Literal["average", "track"] = "average",
         augment: str | None = None,
+        mode_seeking_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.init_conditional(generator, discriminator)
@@ -104,6 +109,9 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
             raise ValueError(f"class_weight must be >= 0, got {class_weight}.")
         check_ema_batch_norm(ema_batch_norm, ema_decay)
         self.augmentations = parse_policy(augment)
+        if mode_seeking_weight < 0:
+            raise ValueError(f"mode_seeking_weight must be >= 0 (0: off), got {mode_seeking_weight}.")
+        self.mode_seeking_weight = mode_seeking_weight
         if not hasattr(generator, "latent_dim"):
             raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")
         check_critic(generator, discriminator)
@@ -177,11 +185,19 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         """One G update on fresh noise; D is frozen by ``toggle_optimizer``. Then the EMA update."""
         opt_g = self.optimizers()[0]
         z = self.noise(batch_size)
+        seeking = self.mode_seeking_weight > 0 and batch_size >= 2
+        if seeking:  # pairs (i, half + i) with the same label and different noise
+            half = batch_size // 2
+            z = z[: 2 * half]
+            labels = None if labels is None else labels[:half].repeat(2)
         with self.toggled_optimizer(opt_g):
-            out = self.critic(labels)(self.augment(call_with_labels(self.generator, z, labels)))
+            fake = call_with_labels(self.generator, z, labels)
+            out = self.critic(labels)(self.augment(fake))
             adversarial = self.adversarial.g(out[0] if self.auxiliary else out)
             class_loss = F.cross_entropy(out[1], labels) if self.auxiliary else None
             g_loss = adversarial if class_loss is None else adversarial + self.class_weight * class_loss
+            if seeking:
+                g_loss = g_loss + self.mode_seeking_weight * mode_seeking_loss(fake, z)
             self.manual_backward(g_loss)
             g_norm = self.finish_step(opt_g)
         if self.generator_ema is not None:
@@ -218,6 +234,14 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019, eq. 3, as their code): the inverse of the ratio of the mean absolute image
+    difference to the mean absolute noise difference between the first and second halves of the batch."""
+    half = fake.shape[0] // 2
+    ratio = (fake[:half] - fake[half:]).abs().mean() / (z[:half] - z[half:]).abs().mean()
+    return 1.0 / (ratio + 1e-5)
 
 
 def check_ema_batch_norm(ema_batch_norm: str, ema_decay: float | None) -> None:

@@ -8,8 +8,8 @@ For a GAN checkpoint, writes balanced samples (the same number of each class, in
   batches of 64 (random labels) through its averaged weights (cumulative average; BigGAN's standing statistics),
 
 then prints, per variant, the within-class spread of the samples in the classifier's features (mean pairwise
-distance within each class, as a share of that of the first 2,000 MNIST t10k digits), a diversity the FID
-sees only in part.
+distance within each class, as a share of that of the first 2,000 MNIST t10k digits; MNIST checkpoints only),
+a diversity the FID sees only in part.
 Score the files with ``bench_conditional_images.py --dataset mnist --score DIR/G.npz DIR/G_ema.npz
 DIR/G_ema_restat.npz --out DIR``.
 
@@ -81,7 +81,7 @@ def main() -> None:
         if conditional:
             arrays["labels"] = labels.numpy()
         np.savez_compressed(out / f"{name}.npz", **arrays)
-        if conditional:
+        if conditional and x.shape[-1] == 28:  # the spread needs the MNIST classifier; digits are 8 x 8
             ratio = spread(x[:2000], labels[:2000]) / real_spread
             print(f"{name}: mean pixel {x.mean():.3f}; within-class spread / real digits' {ratio.mean():.2f}",
                   np.round(ratio, 2).tolist(), flush=True)  # fmt: skip
