@@ -28,6 +28,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lightning_gen.errors import DivergenceError
 from lightning_gen.lightning_internals import (
+    close_finished_epoch,
     count_one_optimizer_step,
     current_batch_index,
     lightning_optimizers,
@@ -235,6 +236,10 @@ class ExactResume(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         if self.count_batches and not pl_module.automatic_optimization:
             count_one_optimizer_step(trainer)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # a checkpoint of an epoch's end without validation resumes in the next epoch, not one batch later
+        close_finished_epoch(checkpoint)
 
 
 def seed_batch(base_seed: int, epoch: int, batch_idx: int, rank: int) -> int:

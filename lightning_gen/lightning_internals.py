@@ -189,6 +189,34 @@ def fit_epochs_finished(ckpt: dict) -> int:
         return -1
 
 
+def close_finished_epoch(ckpt: dict) -> bool:
+    """Record a checkpoint written at the end of a training epoch as the start of the next one; returns whether it
+    changed anything.
+
+    Lightning 2.6 writes a checkpoint saved in ``on_train_epoch_end`` (``ModelCheckpoint`` of a run without
+    validation, and so the ``last.ckpt`` of a run that ``max_steps`` stopped at an epoch's end) with the epoch
+    ``processed`` but not ``completed``. Resumed from it, the training epoch loop waits for a validation that never
+    runs and trains one batch more in the finished epoch than the uninterrupted run did. Here the epoch is marked
+    completed and the batch counters of the epoch are reset, as they are when the next epoch starts. Layout:
+    ``ckpt["loops"]["fit_loop"]["epoch_progress"]`` and ``["epoch_loop.batch_progress"]``. No public API.
+    """
+    try:
+        fit = ckpt["loops"]["fit_loop"]
+        epochs, batches = fit["epoch_progress"], fit["epoch_loop.batch_progress"]
+        total, current = epochs["total"], batches["current"]
+        epoch_processed = total["ready"] == total["started"] == total["processed"] == total["completed"] + 1
+        batch_done = current["ready"] == current["started"] == current["processed"] == current["completed"] > 0
+    except (KeyError, TypeError):
+        return False
+    if not (epoch_processed and batch_done and batches.get("is_last_batch")):
+        return False
+    for part in ("total", "current"):
+        epochs[part]["completed"] = epochs[part]["processed"]
+    batches["current"] = dict.fromkeys(current, 0)
+    batches["is_last_batch"] = False
+    return True
+
+
 # ----------------------------------------------------------------------------------------- loggers
 
 

@@ -10,18 +10,17 @@ from tests.robust_helpers import assert_same_tensors, family_params, fit_family,
 N = 4  # batches before the stop; epochs are 3 batches, so the stop is mid-epoch and the resume crosses epochs
 
 
-@pytest.mark.parametrize("family", family_params())
-def test_stop_and_resume_is_exact(family, tmp_path):
-    whole = fit_family(family, tmp_path / "whole", f"--trainer.max_steps={2 * N}")
-    assert whole.trainer.global_step == 2 * N  # one step per training batch, whatever the optimizers do
+def _stop_and_resume(family: str, tmp_path, n: int, *extra: str) -> None:
+    """n steps, stop, resume to 2n == 2n steps in one go, bit for bit."""
+    whole = fit_family(family, tmp_path / "whole", f"--trainer.max_steps={2 * n}", *extra)
+    assert whole.trainer.global_step == 2 * n  # one step per training batch, whatever the optimizers do
 
-    fit_family(family, tmp_path / "split", f"--trainer.max_steps={N}")
+    fit_family(family, tmp_path / "split", f"--trainer.max_steps={n}", *extra)
     first = torch.load(last_ckpt(tmp_path / "split"), weights_only=True)
-    assert first["global_step"] == N
-    resumed = fit_family(
-        family, tmp_path / "split", f"--trainer.max_steps={2 * N}", f"--ckpt_path={last_ckpt(tmp_path / 'split')}"
-    )
-    assert resumed.trainer.global_step == 2 * N
+    assert first["global_step"] == n
+    ckpt = f"--ckpt_path={last_ckpt(tmp_path / 'split')}"
+    resumed = fit_family(family, tmp_path / "split", f"--trainer.max_steps={2 * n}", ckpt, *extra)
+    assert resumed.trainer.global_step == 2 * n
 
     a = torch.load(last_ckpt(tmp_path / "whole"), weights_only=True)
     b = torch.load(last_ckpt(tmp_path / "split", version=1), weights_only=True)
@@ -29,9 +28,21 @@ def test_stop_and_resume_is_exact(family, tmp_path):
     matched = assert_same_tensors(a["state_dict"], b["state_dict"], "state_dict")  # includes the EMA copy
     matched += assert_same_tensors(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
     assert matched > 10
-    assert a["global_step"] == b["global_step"] == 2 * N
+    assert a["global_step"] == b["global_step"] == 2 * n
     assert a["epoch"] == b["epoch"]
     assert a["loops"]["fit_loop"]["state_dict"] == b["loops"]["fit_loop"]["state_dict"]  # data position
+
+
+@pytest.mark.parametrize("family", family_params())
+def test_stop_and_resume_is_exact(family, tmp_path):
+    _stop_and_resume(family, tmp_path, N)
+
+
+@pytest.mark.parametrize("family", ["gan", "vae_gan"])
+def test_a_stop_at_an_epochs_end_without_validation_resumes_exactly(family, tmp_path):
+    """The checkpoint is written in on_train_epoch_end; as Lightning wrote it, the resumed run trained one batch more
+    in the finished epoch (every family; ``lightning_internals.close_finished_epoch``)."""
+    _stop_and_resume(family, tmp_path, 3, "--trainer.limit_val_batches=0")
 
 
 def test_sampler_order_depends_on_seed_and_epoch_only():
