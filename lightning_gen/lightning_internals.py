@@ -95,6 +95,18 @@ def batches_completed_this_epoch(trainer: pl.Trainer) -> int:
     return int(_batch_progress(trainer).current.completed)
 
 
+def fit_ends_after_this_batch(trainer: pl.Trainer) -> bool:
+    """Whether the fit stops after the current training batch: asked to stop, ``max_steps`` reached, or the last
+    batch of the last epoch (Lightning 2.6's own stopping conditions; the last-batch flag is
+    ``fit_loop.epoch_loop.batch_progress.is_last_batch``). No public API."""
+    if trainer.should_stop:
+        return True
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return True
+    last_batch = bool(_batch_progress(trainer).is_last_batch)
+    return last_batch and trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+
+
 def batches_completed(trainer: pl.Trainer) -> int:
     """Training batches completed in the whole fit, restored on resume (not ``global_step``, which counts optimizer
     steps under manual optimization). Lightning 2.6: ``batch_progress.total.completed``. No public API."""

@@ -211,7 +211,7 @@ def test_ema_batch_norm_track_changes_only_the_ema_statistics(tmp_path, labelled
     assert any(not torch.equal(a, t) for a, t in means)  # the EMA copy's statistics differ
 
 
-def test_track_ema_statistics_are_the_ema_weights_batch_statistics():
+def test_tracked_ema_statistics_are_the_ema_weights_batch_statistics():
     model = cond_gan(ema_decay=0.9, ema_batch_norm="track")
     ema = model.generator_ema.module.eval()
     norms = _batch_norms(ema)
@@ -220,7 +220,7 @@ def test_track_ema_statistics_are_the_ema_weights_batch_statistics():
     inputs = []
     hooks = [bn.register_forward_hook(lambda m, args, out: inputs.append(args[0])) for bn in norms]
     weights = _params(ema)
-    model.track_ema_statistics(torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    model.generator_ema.track_statistics(torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
     for h in hooks:
         h.remove()
     assert len(inputs) == len(norms) >= 2

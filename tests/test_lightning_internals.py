@@ -76,6 +76,7 @@ class Probe(pl.Callback):
                 completed=li.batches_completed(trainer),
                 global_step=trainer.global_step,
                 writes=li.logger_writes_this_step(trainer),
+                ends_here=li.fit_ends_after_this_batch(trainer),
                 trainer_is_attached=li.attached_trainer(pl_module) is trainer,
             )
         )
@@ -147,6 +148,14 @@ def test_batches_completed_counts_batches_over_the_whole_fit(plain):
     assert [e["completed"] for e in probe.ends] == list(range(BATCHES * EPOCHS))
     assert li.batches_completed(trainer) == BATCHES * EPOCHS
     assert trainer.global_step == 2 * BATCHES * EPOCHS  # what it is not: Lightning counts optimizer steps
+
+
+def test_fit_ends_after_this_batch(plain, tmp_path):
+    _, _, probe = plain  # max_epochs: only the last batch of the last epoch ends the fit
+    assert [e["ends_here"] for e in probe.ends] == [False] * (BATCHES * EPOCHS - 1) + [True]
+    counted = Probe(count_batches=True)  # max_steps (counted in batches), in the middle of the first epoch
+    tiny_trainer(tmp_path, max_epochs=-1, max_steps=2, callbacks=[counted]).fit(TwoOptimizers())
+    assert [e["ends_here"] for e in counted.ends] == [False, True]
 
 
 def test_stop_counting_and_count_one_optimizer_step_make_global_step_count_batches(counted):

@@ -74,6 +74,17 @@ class GeneratorEMA(nn.Module):
     def update(self, generator: nn.Module) -> None:
         self.averaged.update_parameters(generator)
 
+    @torch.no_grad()
+    def track_statistics(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """One train-mode forward of the averaged generator on ``z`` (and ``labels``), no gradient: its batch
+        norms' running statistics move towards those of its own averaged weights (BigGAN's "standing statistics",
+        Brock et al. 2019) instead of being the average of the trained generator's."""
+        g = self.module
+        mode = g.training
+        g.train()
+        g(z) if labels is None else g(z, labels=labels)
+        g.train(mode)
+
     @property
     def module(self) -> nn.Module:
         return self.averaged.module

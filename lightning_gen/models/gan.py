@@ -203,21 +203,11 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
             if self.ema_batch_norm == "track":
-                self.track_ema_statistics(z, labels)
+                self.generator_ema.track_statistics(z, labels)
         if logs_this_step(self):
             self.log_g_step(g_loss, g_norm)
             if class_loss is not None:
                 self.log_dict({"train/g_adversarial": adversarial.detach(), "train/g_class_loss": class_loss.detach()})
-
-    @torch.no_grad()
-    def track_ema_statistics(self, z: torch.Tensor, labels: torch.Tensor | None) -> None:
-        """One train-mode forward of the EMA generator (no gradient): its batch norms' running statistics move
-        towards the batch statistics of the averaged weights (``ema_batch_norm="track"``)."""
-        g = self.generator_ema.module
-        mode = g.training
-        g.train()
-        call_with_labels(g, z, labels)
-        g.train(mode)
 
     def _evaluate(self, batch, prefix: str) -> None:
         real, labels = batch[0], self.batch_labels(batch)

@@ -184,17 +184,6 @@ class LatentDensity(nn.Module):
         return mean.to(self.means.dtype), torch.linalg.cholesky(cov).to(self.means.dtype)
 
 
-def _training_ends_here(trainer) -> bool:
-    """Whether the fit stops after the current batch: asked to stop, ``max_steps`` reached, or the last batch of
-    the last epoch (Lightning 2.6's own conditions; ``batch_progress.is_last_batch`` has no public API)."""
-    if trainer.should_stop:
-        return True
-    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
-        return True
-    last_batch = bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
-    return last_batch and trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
-
-
 class _Features(Dataset):
     """Only the model input of each item (items may be (x,), (x, y) or x)."""
 
@@ -342,7 +331,8 @@ class LatentDensityMixin:
         done = li.batches_completed(trainer)
         if done == 0:
             return
-        final = final or _training_ends_here(trainer)  # the last refit: the final fit, before last.ckpt is written
+        # the last refit is the final fit, made before last.ckpt is written
+        final = final or li.fit_ends_after_this_batch(trainer)
         if int(self.latent_density.fitted_at) == done and (bool(self.latent_density.final) or not final):
             return
         if final:
