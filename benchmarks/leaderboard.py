@@ -10,8 +10,8 @@ a JSON list of rows, each::
 
 This script renders one table per dataset, with the real data's own score on the same protocol beside each metric
 (a model at or below it is a question, not a win), into ``benchmarks/README.md`` between the
-``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers, and a short version (the best row per
-dataset and metric) into ``README.md`` between ``<!-- leaderboard-short:start -->`` / ``<!-- leaderboard-short:end -->``.
+``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers, and a short version (one line per row)
+into ``README.md`` between ``<!-- leaderboard-short:start -->`` / ``<!-- leaderboard-short:end -->``.
 
     python benchmarks/leaderboard.py           # rewrite both tables
     python benchmarks/leaderboard.py --check   # exit 1 when a table is out of date (tests/test_leaderboard.py)
@@ -96,9 +96,7 @@ def render_full(rows: list[dict]) -> str:
         lines = [f"### {dataset}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in sorted(group, key=lambda r: (r["model"], r["config"], r.get("budget_cpu_s") or 0)):
             real = r.get("real_data") or {}
-            cells = [
-                f"{_cell(r['metrics'][m])} ({_cell(real.get(m))})" if m in r["metrics"] else "" for m in metrics
-            ]
+            cells = [f"{_cell(r['metrics'][m])} ({_cell(real.get(m))})" if m in r["metrics"] else "" for m in metrics]
             lines.append(
                 "| "
                 + " | ".join([r["model"], f"`{r['config']}`", _budget(r), str(r.get("seeds", 1)), *cells, r["commit"]])
@@ -153,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"leaderboard: {err}", file=sys.stderr)
         return 2
     if args.check and stale:
-        print(f"leaderboard: out of date in {', '.join(stale)}; run `python benchmarks/leaderboard.py`.", file=sys.stderr)
+        stale_list = ", ".join(stale)
+        print(f"leaderboard: out of date in {stale_list}; run `python benchmarks/leaderboard.py`.", file=sys.stderr)
         return 1
     print(f"leaderboard: {len(rows)} rows; {'rewrote ' + ', '.join(stale) if stale else 'up to date'}")
     return 0
