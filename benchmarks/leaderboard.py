@@ -10,10 +10,11 @@ a JSON list of rows, each::
 
 This script renders one table per dataset, with the real data's own score on the same protocol beside each metric
 (a model at or below it is a question, not a win), into ``benchmarks/README.md`` between the
-``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers, and a short version (one line per row)
-into ``README.md`` between ``<!-- leaderboard-short:start -->`` / ``<!-- leaderboard-short:end -->``.
+``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers (and the docs site's
+``docs/leaderboard.md``), and a short version (one line per row) into ``README.md`` between
+``<!-- leaderboard-short:start -->`` / ``<!-- leaderboard-short:end -->``.
 
-    python benchmarks/leaderboard.py           # rewrite both tables
+    python benchmarks/leaderboard.py           # rewrite the tables
     python benchmarks/leaderboard.py --check   # exit 1 when a table is out of date (tests/test_leaderboard.py)
 """
 
@@ -30,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results", "leaderboard")
 REQUIRED = ("model", "config", "dataset", "metrics", "command", "commit")
 FULL = ("benchmarks/README.md", "<!-- leaderboard:start -->", "<!-- leaderboard:end -->")
+DOCS = ("docs/leaderboard.md", "<!-- leaderboard:start -->", "<!-- leaderboard:end -->")
 SHORT = ("README.md", "<!-- leaderboard-short:start -->", "<!-- leaderboard-short:end -->")
 
 
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = load_rows(args.results)
         stale = []
-        for (rel, start, end), body in ((FULL, render_full(rows)), (SHORT, render_short(rows))):
+        full = render_full(rows)
+        for (rel, start, end), body in ((FULL, full), (DOCS, full), (SHORT, render_short(rows))):
             path = os.path.join(REPO, rel)
             with open(path) as f:
                 text = f.read()

@@ -1,11 +1,13 @@
 """The Python entry points: load a checkpoint, sample, reconstruct, evaluate.
 
->>> from lightning_gen import api
->>> model = api.load("runs/rvae/sines/lightning_logs/version_0/checkpoints/last.ckpt")
->>> x = api.sample(model, 16)                       # (16, T, D) sequences / (16, C, H, W) images in [-1, 1]
->>> x, y = api.sample(cond_model, 8, labels=[7] * 8, return_labels=True)   # a conditional model: eight 7s
->>> report = api.evaluate("runs/.../last.ckpt", metrics=["mmd"], num_samples=200)
->>> report["metrics"]["mmd"]["value"]
+```python
+from lightning_gen import api
+model = api.load("runs/rvae/sines/lightning_logs/version_0/checkpoints/last.ckpt")
+x = api.sample(model, 16)                       # (16, T, D) sequences / (16, C, H, W) images in [-1, 1]
+x, y = api.sample(cond_model, 8, labels=[7] * 8, return_labels=True)   # a conditional model: eight 7s
+report = api.evaluate("runs/.../last.ckpt", metrics=["mmd"], num_samples=200)
+report["metrics"]["mmd"]["value"]
+```
 
 Everything goes through the same code as the CLI: :func:`load` is the audited checkpoint loader
 (:func:`lightning_gen.checkpoints.load_model`), :func:`evaluate` the ``lightning-gen evaluate`` job with the same
