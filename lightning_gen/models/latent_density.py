@@ -10,8 +10,8 @@ by ``sample()``. ``prior="standard"`` keeps N(0, I).
 
 While training the density is refitted at every epoch end; a model may make those refits cheap (fewer
 components on fewer codes: ``train_components`` / ``train_codes``) and keep the rich fit for the end of
-training, where ``sample()`` needs it: a 100-component GMM on 8,550 MNIST codes costs about 13 CPU-s, as much
-as an epoch of training, while 10 components on 2,000 codes cost well under one (benchmarks/README.md, issue 12).
+training, where ``sample()`` needs it: a GMM's fit grows with components x codes, so a full fit on every code at
+each epoch end can cost as much as the epoch itself (measured in benchmarks/README.md).
 
 One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin`. A
 class-conditional model gets one mixture per class (q(z | y), fitted to each class's codes): its codes keep much
