@@ -8,6 +8,7 @@ import json
 import os
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -26,18 +27,18 @@ class PatternImages(Conditional, pl.LightningModule):
 
     data_kind = "image"
 
-    def __init__(self, num_classes: int = 4, shift: int = 0) -> None:
+    def __init__(self, num_classes: int = 4, shift: int = 0, noise: float = 0.5) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.patterns = nn.Embedding(num_classes, 64)
         self.patterns.num_classes = num_classes
         self.init_conditional(self.patterns)
-        self.shift = shift
+        self.shift, self.noise = shift, noise
 
     @torch.no_grad()
     def sample(self, n: int, labels=None) -> torch.Tensor:
         y = (self.labels_for(n, labels) + self.shift) % self.num_classes
-        return torch.tanh(self.patterns(y).view(n, 1, 8, 8) + 0.1 * torch.randn(n, 1, 8, 8))
+        return torch.tanh(self.patterns(y).view(n, 1, 8, 8) + self.noise * torch.randn(n, 1, 8, 8))
 
 
 class PatternClassifier(nn.Module):
@@ -78,6 +79,36 @@ def test_images_of_the_asked_class_score_high_and_of_another_class_low(pattern_c
         metric.setup(fake_trainer(), model, "fit")
         scores[shift] = metric.compute(fake_trainer(), model)
     assert scores[0] > 0.95 and scores[1] < 0.1, scores
+
+
+@pytest.fixture
+def pattern_data(tmp_path):
+    """Labelled real pattern images (noise 0.5) whose validation half the diversity and recall compare with."""
+    from lightning_gen.data import ArrayImageDataModule
+
+    torch.manual_seed(1)
+    y = torch.arange(160) % 4
+    x = (PatternImages().sample(160, labels=y)[:, 0] + 1) / 2  # (N, 8, 8) in [0, 1]
+    np.savez(tmp_path / "patterns.npz", images=(x * 255).round().to(torch.uint8).numpy(), labels=y.numpy())
+    return ArrayImageDataModule(str(tmp_path / "patterns.npz"), labels_key="labels", batch_size=32, val_fraction=0.5)
+
+
+def test_collapse_within_a_class_shows_in_diversity_and_recall(pattern_classifier, pattern_data):
+    """Both models put every sample in the asked class; only the varied one keeps the data's spread."""
+    scores = {}
+    for noise in (0.5, 0.0):  # as varied as the data; one image per class
+        model, metric = PatternImages(noise=noise), ClassAccuracyMetric(num_samples=80, classifier=pattern_classifier)
+        trainer = fake_trainer(datamodule=pattern_data)
+        metric.setup(trainer, model, "fit")
+        scores[noise] = (metric.compute(trainer, model), metric.last_spread)
+    (varied_accuracy, varied), (collapsed_accuracy, collapsed) = scores[0.5], scores[0.0]
+    assert varied_accuracy > 0.95 and collapsed_accuracy > 0.95
+    assert 0.8 < varied["diversity"] < 1.2 and collapsed["diversity"] < 0.05, scores
+    assert varied["recall"] > 0.5 and collapsed["recall"] < 0.1, scores
+    no_spread = ClassAccuracyMetric(num_samples=80, classifier=pattern_classifier, diversity=False)
+    no_spread.setup(fake_trainer(datamodule=pattern_data), PatternImages(), "fit")
+    no_spread.compute(fake_trainer(datamodule=pattern_data), PatternImages())
+    assert no_spread.last_spread == {}
 
 
 def test_every_class_is_asked_in_equal_shares_over_the_ranks():
@@ -123,6 +154,8 @@ def test_wrong_uses_are_refused(tiny_nets, pattern_classifier, adam):
 
     with pytest.raises(ValueError, match="must be >= 1"):
         ClassAccuracyMetric(num_samples=0)
+    with pytest.raises(ValueError, match="split must be train, val or test"):
+        ClassAccuracyMetric(split="holdout")
     with pytest.raises(ValueError, match="is unconditional"):
         ClassAccuracyMetric(classifier="x").setup(fake_trainer(), GAN(*tiny_nets, adam, adam), "fit")
     with pytest.raises(ValueError, match="needs `classifier`"):
@@ -163,7 +196,8 @@ def test_the_conditional_digits_sweep_logs_fid_and_class_accuracy(tmp_path):
         "--model.init_args.discriminator.init_args.conditioning=auxiliary",
     )  # fmt: skip
     metrics = (tmp_path / "gan" / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
-    for name in (load_sweep(os.path.join(REPO, sweep))["metric"]["name"], "val/class_accuracy", "val/accuracy"):
+    logged = ("val/class_accuracy", "val/class_diversity", "val/class_recall", "val/accuracy")
+    for name in (load_sweep(os.path.join(REPO, sweep))["metric"]["name"], *logged):
         assert name in metrics.split(","), (name, metrics)
 
 

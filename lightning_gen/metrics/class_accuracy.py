@@ -13,14 +13,26 @@ evaluate`` uses (:mod:`lightning_gen.metrics.conditional`):
 So a sweep can rank conditional runs by it (``metric: {name: val/class_accuracy, goal: maximize}``), or log it
 beside ``val/fid`` / ``val/discriminative_score`` to see which trials lose the class. Under DDP every rank
 scores its share of the samples and the counts are summed; every rank logs the same value.
+
+Class accuracy cannot see a generator that draws one item per class (AC-GAN's known failure: Shu 2017; Gong
+et al. 2019), so for image models the same samples also give, in the classifier's penultimate features against
+the labelled items of a split (``split``, the validation one by default), ``val/class_diversity``: the
+within-class diversity of :func:`lightning_gen.metrics.diversity.within_class_diversity` (1.0: each class's
+samples as spread as its real items; a collapsed class near 0), and ``val/class_recall``: improved recall
+within each class (Kynkaanniemi et al. 2019), the share of a class's real items its samples cover. Both are
+means over classes; a mean pairwise distance needs no more items than a few per class, unlike a per-class FID.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 
 NAME = "val/class_accuracy"
+SPREAD_NAMES = {"diversity": "val/class_diversity", "recall": "val/class_recall"}
 
 
 class ClassAccuracyMetric(pl.Callback):
@@ -34,6 +46,9 @@ class ClassAccuracyMetric(pl.Callback):
             training split).
         seed: seed of the generated samples (rank r uses ``seed + r``) and of the post-hoc classifier.
         batch_size: batch size of sampling and classification.
+        diversity: image models: also log ``val/class_diversity`` and ``val/class_recall`` (see the module's
+            docstring) against the labelled items of ``split``; ignored for sequence models.
+        split: the datamodule's split whose labelled items the diversity and recall compare with.
     """
 
     def __init__(
@@ -43,6 +58,8 @@ class ClassAccuracyMetric(pl.Callback):
         classifier: str | None = None,
         seed: int = 0,
         batch_size: int = 256,
+        diversity: bool = True,
+        split: Literal["train", "val", "test"] = "val",
     ) -> None:
         super().__init__()
         if every_n_epochs < 1 or num_samples < 1 or batch_size < 1:
@@ -51,7 +68,11 @@ class ClassAccuracyMetric(pl.Callback):
                 f"{every_n_epochs}, {num_samples}, {batch_size}."
             )
         self.every_n_epochs, self.num_samples, self.classifier = every_n_epochs, num_samples, classifier
-        self.seed, self.batch_size = seed, batch_size
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got {split!r}.")
+        self.seed, self.batch_size, self.diversity, self.split = seed, batch_size, diversity, split
+        self.reference: tuple[torch.Tensor, torch.Tensor] | None = None  # features and labels of `split`
+        self.last_spread: dict[str, float] = {}
         self.extractor = None  # images: never a submodule of the LightningModule, so out of its checkpoints
         self.sequence_classifier, self.length = None, None  # sequences: fitted at the first evaluation
         self.last_value: float | None = None
@@ -106,7 +127,50 @@ class ClassAccuracyMetric(pl.Callback):
     def _predict_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule, labels: torch.Tensor):
         fake = (self._draw(trainer, pl_module, labels).clamp(-1, 1) + 1) / 2  # (n, C, H, W) in [0, 1]
         self.extractor.to(pl_module.device)
-        return torch.cat([self.extractor(c)["logits"].argmax(1).cpu() for c in fake.split(self.batch_size)])
+        out = [self.extractor(c) for c in fake.split(self.batch_size)]
+        if self.diversity:
+            features = torch.cat([o["features"].double().cpu() for o in out])  # (n, F)
+            self.last_spread = self._spread(trainer, pl_module, features, labels)
+        return torch.cat([o["logits"].argmax(1).cpu() for o in out])
+
+    def _reference_features(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.reference is None and trainer.datamodule is not None:
+            from lightning_gen.metrics.conditional import labelled_split
+
+            x, y = labelled_split(trainer.datamodule, self.split, self.seed)  # (M, C, H, W) in [0, 1], (M,)
+            device = next(self.extractor.parameters()).device
+            feats = [self.extractor(c.to(device))["features"].double().cpu() for c in x.split(self.batch_size)]
+            self.reference = (torch.cat(feats), y)
+        return self.reference
+
+    def _gather(self, trainer, pl_module, features: torch.Tensor, labels: torch.Tensor):
+        """Every rank's features and labels (shares padded to one length for all_gather, label -1 = padding)."""
+        if trainer.world_size == 1:
+            return features, labels
+        n = -(-self.num_samples // trainer.world_size)
+        padded = torch.zeros(n, features.shape[1], dtype=features.dtype)
+        padded_labels = torch.full((n,), -1, dtype=torch.long)
+        padded[: len(features)], padded_labels[: len(labels)] = features, labels
+        feats = pl_module.all_gather(padded.to(pl_module.device)).reshape(-1, features.shape[1]).cpu()
+        gathered = pl_module.all_gather(padded_labels.to(pl_module.device)).reshape(-1).cpu()
+        return feats[gathered >= 0], gathered[gathered >= 0]
+
+    def _spread(self, trainer, pl_module, features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """Within-class diversity and per-class recall of the samples against the split's labelled items."""
+        from lightning_gen.metrics.diversity import per_class_recall, within_class_diversity
+
+        features, labels = self._gather(trainer, pl_module, features, labels)
+        reference = self._reference_features(trainer)
+        if reference is None:
+            rank_zero_warn("ClassAccuracyMetric: no LightningDataModule, so no class diversity / recall logged.")
+            return {}
+        out = {}
+        for name, fn in (("diversity", within_class_diversity), ("recall", per_class_recall)):
+            try:
+                out[name] = fn(features, labels, *reference)["value"]
+            except ValueError as err:  # e.g. a split with too few items of every class: say so, keep training
+                rank_zero_warn(f"ClassAccuracyMetric: {SPREAD_NAMES[name]} not computed: {err}")
+        return out
 
     def _predict_sequences(self, trainer: pl.Trainer, pl_module: pl.LightningModule, labels: torch.Tensor):
         from lightning_gen.metrics.conditional import fit_sequence_classifier, labelled_split, sequence_features
@@ -122,7 +186,9 @@ class ClassAccuracyMetric(pl.Callback):
 
     @torch.no_grad()
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
-        """The share of this evaluation's samples classified as their requested class, over all ranks."""
+        """The share of this evaluation's samples classified as their requested class, over all ranks (image
+        models: the within-class diversity and recall of the same samples land in ``last_spread``)."""
+        self.last_spread = {}
         labels = self.requested_labels(trainer, pl_module.num_classes)
         if getattr(pl_module, "data_kind", "image") == "sequence":
             predicted = self._predict_sequences(trainer, pl_module, labels)
@@ -140,10 +206,19 @@ class ClassAccuracyMetric(pl.Callback):
             return
         self.last_value = self.compute(trainer, pl_module)
         pl_module.log(NAME, self.last_value, prog_bar=True, sync_dist=False, rank_zero_only=False)
+        for key, value in self.last_spread.items():  # identical on every rank (gathered samples)
+            pl_module.log(SPREAD_NAMES[key], value, sync_dist=False, rank_zero_only=False)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = self.compute(trainer, pl_module)
+        kept = (self.split, self.reference)
+        self.split, self.reference = "test", None
+        try:
+            value = self.compute(trainer, pl_module)
+        finally:
+            self.split, self.reference = kept
         pl_module.log(NAME.replace("val/", "test/", 1), value, sync_dist=False, rank_zero_only=False)
+        for key, spread in self.last_spread.items():
+            pl_module.log(SPREAD_NAMES[key].replace("val/", "test/", 1), spread, sync_dist=False, rank_zero_only=False)
 
     def state_dict(self) -> dict:
         return {}  # nothing to resume; the classifiers are rebuilt
