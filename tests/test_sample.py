@@ -107,3 +107,24 @@ def test_classifier_checkpoint_is_refused_with_a_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ImageClassifier (data kind 'classifier'), which does not generate samples" in err
     assert "evaluate --classifier" in err and not out.exists()
+
+
+@pytest.mark.parametrize(("per_class", "grid_size", "columns"), [(200, 64, 21), (200, 9, 3), (2, 64, 2), (5, 2, 1)])
+def test_per_class_grid_respects_grid_size(tmp_path, monkeypatch, per_class, grid_size, columns):
+    """``--per-class 200`` writes every sample but draws at most ``--grid-size`` of them: one row per class."""
+    from PIL import Image
+
+    from lightning_gen.jobs import sample as sample_job
+    from tests.test_conditional_jobs import TinyConditionalImages, with_counts
+
+    torch.manual_seed(0)
+    model = with_counts(TinyConditionalImages(), [1.0, 1.0, 1.0])
+    monkeypatch.setattr(sample_job, "load_model", lambda *a, **k: model)
+    out = tmp_path / "s.npz"
+    argv = ["x.ckpt", "--output", str(out), "--per-class", str(per_class), "--grid-size", str(grid_size)]
+    assert sample_job.main(argv) == 0
+    assert len(np.load(out)["labels"]) == 3 * per_class  # the file holds them all
+    with Image.open(out.with_suffix(".png")) as im:
+        width, height = im.size
+    assert height == 3 * 65 + 1  # three class rows of 8x8 images enlarged to 64 px, 1 px apart
+    assert columns * 65 + 1 < width < columns * 65 + 1 + 64  # and a margin for the row labels

@@ -30,9 +30,12 @@ from lightning_gen.io import final_path, staged_outputs
 from lightning_gen.plotting import save_sequences
 
 
-def draw(model, num_samples: int, batch_size: int, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+def draw(
+    model, num_samples: int, batch_size: int, labels: torch.Tensor | None = None, lengths=None, **kwargs
+) -> torch.Tensor:
     """Call ``model.sample`` in batches and concatenate on the CPU; non-finite samples are refused. ``labels``
-    (int64 (num_samples,), conditional models) go to each batch's ``model.sample(n, labels=...)``."""
+    (int64 (num_samples,), conditional models) go to each batch's ``model.sample(n, labels=...)``, and so do
+    ``lengths`` (sequences of different lengths; each batch zero-padded to the longest of all)."""
     if batch_size < 1 or num_samples < 1:  # a batch of 0 would loop forever
         raise UserError(f"--num-samples and --batch-size must be >= 1, got {num_samples} and {batch_size}.")
     if labels is not None and len(labels) != num_samples:
@@ -41,8 +44,13 @@ def draw(model, num_samples: int, batch_size: int, labels: torch.Tensor | None =
     while done < num_samples:
         n = min(batch_size, num_samples - done)
         extra = {} if labels is None else {"labels": labels[done : done + n]}
+        if lengths is not None:
+            extra["lengths"] = lengths[done : done + n]
         chunks.append(model.sample(n, **kwargs, **extra).float().cpu())
         done += n
+    if lengths is not None:  # (n, max of the batch's lengths, D) each: padded to the longest of all
+        steps = int(lengths.max())
+        chunks = [torch.nn.functional.pad(c, (0, 0, 0, steps - c.shape[1])) for c in chunks]
     out = torch.cat(chunks)
     if not bool(torch.isfinite(out).all()):
         raise UserError(
@@ -78,9 +86,9 @@ def write_image_samples(model, args) -> dict[str, str]:
 
 
 def grid_columns(labels: torch.Tensor, args) -> int:
-    """Samples per class row: ``--per-class`` when given, else as many as ``--grid-size`` allows (at least 1)."""
-    if args.per_class:
-        return args.per_class
+    """Samples per class row: as many as the largest class has, within ``--grid-size`` samples in all (one row
+    per class, at least one column), so ``--per-class 200`` still draws a readable picture; the samples file
+    holds every sample."""
     rows = len(torch.unique(labels))
     return max(1, min(int(torch.bincount(labels).max()), args.grid_size // rows))
 
@@ -98,7 +106,10 @@ def write_sequence_samples(model, args) -> dict[str, str]:
     binary rolls, MIDI files (music21) and a piano-roll PNG with pitch and time axes."""
     length = model.sample_length(args.length)
     labels = getattr(args, "sample_labels", None)  # set by the job (sample_labels); None: unconditional
-    scaled = draw(model, args.num_samples, args.batch_size, labels, length=length, **prior_kwargs(model, args))
+    lengths = None  # a model trained on sequences of different lengths draws them (per class); --length forces one
+    if args.length is None and getattr(model, "variable_length", False):
+        lengths, length = model.sample_lengths(args.num_samples, labels).cpu(), None
+    scaled = draw(model, args.num_samples, args.batch_size, labels, lengths, length=length, **prior_kwargs(model, args))
     info = model.data_info
     png = str(Path(args.output).with_suffix(".png"))
     shown = min(args.grid_size, 8)  # panels of the picture: a few sequences stay readable
@@ -115,7 +126,14 @@ def write_sequence_samples(model, args) -> dict[str, str]:
             save_class_sequences(rolls, labels, args, written["piano roll"], roll=True, pitch_low=pitch_low, step=step)
         return written
     original = model.to_original(scaled).cpu().numpy().astype(np.float32)  # (N, T, D)
-    save_samples(args.output, original, labels)
+    if lengths is None:
+        save_samples(args.output, original, labels)
+    else:  # zero-padded sequences and their lengths (int64 (N,)); the plots show the real steps only
+        from lightning_gen.plotting import trim
+
+        original[~(np.arange(original.shape[1])[None] < lengths.numpy()[:, None])] = 0.0
+        save_samples(args.output, original, labels, lengths=lengths.numpy().astype(np.int64))
+        original = trim(original, lengths.numpy())
     if labels is not None:
         return {"samples": args.output, "plot": save_class_sequences(original, labels, args, png)}
     # a line per feature, one panel per sequence, as the SequencePlot callback draws them (here in the data's scale)
@@ -265,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_allow_module_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--grid-size", type=int, default=64, help="how many samples the PNG grid shows")
+    p.add_argument(
+        "--grid-size",
+        type=int,
+        default=64,
+        help="how many samples the PNG grid shows at most (conditional models: one row per class, "
+        "grid-size // classes columns, at least 1)",
+    )
     p.add_argument("--length", type=int, default=None, help="sequence models: length of generated sequences")
     p.add_argument(
         "--labels",
@@ -280,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="K",
         help="conditional models: K samples of each class given (of every class without --labels); the grid "
-        "shows one row per class",
+        "shows one row per class, at most --grid-size samples in all",
     )
     p.add_argument(
         "--prior",
