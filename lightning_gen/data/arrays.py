@@ -1,5 +1,6 @@
-"""User time series from ``.npy`` / ``.npz`` / ``.csv`` files, optionally with a class label per sequence
-(a label column, or a second array)."""
+"""User time series from ``.npy`` / ``.npz`` / ``.csv`` / ``.ts`` files, optionally with a class label per sequence
+(a label column, or a second array), of one length or of different lengths (a padded array with its lengths, a
+long CSV with a sequence-id column, a UEA / UCR ``.ts`` file)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_gen.data.sequence_base import SequenceDataModule, sliding_windows
+from lightning_gen.data.sequence_base import (
+    SequenceDataModule,
+    check_condition,
+    check_sequence_list,
+    sliding_windows,
+)
 from lightning_gen.io import read_numpy
 
 
@@ -71,6 +77,20 @@ class ArraySequenceDataModule(SequenceDataModule):
     step of a series (L,). A window of a series takes the label of its steps; windows across a change of
     label are left out.
 
+    Sequences of different lengths (batches then end with a mask of the real steps, see
+    :class:`SequenceDataModule`), three ways:
+
+    - an ``.npz`` holding the zero-padded sequences (N, T, D) and their ``lengths`` (N,) (``lengths_key``);
+      values past a sequence's length are ignored (they may be NaN);
+    - a long-format CSV (or (L, D) array), one row per step, with a sequence-id column ``sequence_column``: the
+      rows of a sequence are contiguous and in time order (the layout of ydata-synthetic's and DoppelGANger's
+      users);
+    - a UEA / UCR ``.ts`` file (:mod:`lightning_gen.data.ts_format`), whose class labels are used with
+      ``condition: class``.
+
+    Bad input is refused with the sequence (and row) named: an empty sequence, a length longer than the padded
+    array, lengths whose count disagrees with the labels, a sequence id that is not contiguous, NaN.
+
     Args:
         path: the file.
         key: the array's name inside an ``.npz`` (default: its only array, or ``data``).
@@ -79,6 +99,9 @@ class ArraySequenceDataModule(SequenceDataModule):
         label_column: index of the column (last axis) holding class labels (None: no label column).
         labels_path: a ``.npy`` / ``.npz`` / ``.csv`` file of class labels (None: none).
         labels_key: the labels' array name inside an ``.npz`` ``labels_path``.
+        lengths_key: the sequence lengths' array name inside the ``.npz`` (default: ``lengths`` when it holds one).
+        sequence_column: index of the sequence-id column of a long CSV / (L, D) array (None: none).
+        condition: ``class`` for a ``.ts`` file's class labels (classes numbered in ``@classLabel`` order).
         **kwargs: see :class:`SequenceDataModule`.
     """
 
@@ -91,6 +114,9 @@ class ArraySequenceDataModule(SequenceDataModule):
         label_column: int | None = None,
         labels_path: str | None = None,
         labels_key: str | None = None,
+        lengths_key: str | None = None,
+        sequence_column: int | None = None,
+        condition: str | None = None,
         batch_size: int = 128,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -103,10 +129,19 @@ class ArraySequenceDataModule(SequenceDataModule):
         self.save_hyperparameters()
         self.path, self.key, self.window_length, self.stride = path, key, window_length, stride
         self.label_column, self.labels_path, self.labels_key = label_column, labels_path, labels_key
-        self.labelled = label_column is not None or labels_path is not None
+        self.lengths_key, self.sequence_column, self.condition = lengths_key, sequence_column, condition
+        is_ts = str(path).lower().endswith(".ts")
+        check_condition(type(self).__name__, condition, ("class",) if is_ts else ())
+        if is_ts and (label_column is not None or labels_path is not None or sequence_column is not None):
+            raise ValueError("A .ts file carries its own class labels (condition: class) and one series a line.")
+        if sequence_column is not None and window_length is not None:
+            raise ValueError("Give sequence_column (sequences of their own lengths) or window_length, not both.")
+        self.labelled = label_column is not None or labels_path is not None or condition is not None
 
-    def read(self, path: str | None = None, key: str | None = None, ranks: tuple[int, ...] = (2, 3)) -> np.ndarray:
-        """The raw array of the file (default: the data file), float64, checked for rank and NaNs."""
+    def read(
+        self, path: str | None = None, key: str | None = None, ranks: tuple[int, ...] = (2, 3), finite: bool = True
+    ) -> np.ndarray:
+        """The raw array of the file (default: the data file), float64, checked for rank and (``finite``) NaNs."""
         path, key = Path(path or self.path), key if path else self.key
         if not path.is_file():
             raise FileNotFoundError(f"Array file {path} does not exist (give a .npy, .npz or .csv file).")
@@ -128,7 +163,7 @@ class ArraySequenceDataModule(SequenceDataModule):
                 "(a univariate series needs shape (L, 1))."
             )
         bad = ~np.isfinite(data)
-        if bad.any():
+        if finite and bad.any():
             where = np.argwhere(bad)[0].tolist()
             raise ValueError(
                 f"{path} has {int(bad.sum())} NaN / infinite values (first at index {where}); fill or drop them "
@@ -137,6 +172,16 @@ class ArraySequenceDataModule(SequenceDataModule):
         return data
 
     def load(self):
+        if str(self.path).lower().endswith(".ts"):
+            return self._load_ts()
+        if self.sequence_column is not None:
+            return self._load_long(self.read(finite=False))
+        lengths = self._read_lengths()
+        if lengths is not None:
+            return self._load_padded(self.read(finite=False, ranks=(3,)), lengths)
+        return self._load_fixed()
+
+    def _load_fixed(self):
         data = self.read()
         steps = data.shape[:-1]  # (N, T) or (L,)
         labels = None
@@ -209,6 +254,134 @@ class ArraySequenceDataModule(SequenceDataModule):
         if self.class_count < 2:
             raise ValueError(f"{source} holds one class only ({labels.max()}): a class condition needs two or more.")
         return data, labels
+
+    # -- sequences of different lengths -------------------------------------------------------------------
+    def _load_ts(self):
+        from lightning_gen.data.ts_format import read_ts
+
+        ts = read_ts(self.path)
+        names = [f"the series on line {n}" for n in ts.lines]
+        sequences = check_sequence_list(ts.sequences, str(self.path), names=names)
+        if self.condition is None:
+            return self._random_split(sequences)
+        if ts.labels is None:
+            raise ValueError(f"{self.path} has no class labels (@classLabel false): leave data.condition unset.")
+        labels = np.array([ts.class_names.index(v) for v in ts.labels], dtype=np.int64)
+        return self._labelled_sequences(sequences, labels, str(self.path))
+
+    def _read_lengths(self) -> np.ndarray | None:
+        """The ``lengths`` array of an ``.npz`` (None: the file has none, the sequences share one length)."""
+        path = Path(self.path)
+        if path.suffix.lower() != ".npz" or not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            key = self.lengths_key or ("lengths" if "lengths" in f.files else None)
+            if key is None:
+                return None
+            if key not in f.files:
+                raise KeyError(f"{path} has arrays {f.files}; data.lengths_key={key!r} is not one of them.")
+            if self.key is None and len(f.files) == 2:  # the data array is the other one
+                self.key = next(k for k in f.files if k != key)
+            lengths = np.asarray(f[key])
+        if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"{path}: `{key}` must be one integer length per sequence (N,), got {lengths.dtype} "
+                             f"{lengths.shape}.")  # fmt: skip
+        return lengths.astype(np.int64)
+
+    def _load_padded(self, data: np.ndarray, lengths: np.ndarray):
+        n, t = data.shape[:2]
+        if len(lengths) != n:
+            raise ValueError(f"{self.path} holds {n} sequences but {len(lengths)} lengths: give one per sequence.")
+        for i, length in enumerate(lengths):
+            if length < 1:
+                raise ValueError(f"{self.path}: sequence {i} is empty (length {length}); drop it.")
+            if length > t:
+                raise ValueError(
+                    f"{self.path}: sequence {i} has length {length}, longer than the padded array ({t} steps)."
+                )
+        labels = None
+        if self.label_column is not None:
+            labels, data = self._take_label_column(data)
+            labels = _constant_per_sequence(labels, lengths, f"column {self.label_column} of {self.path}")
+        sequences = check_sequence_list([data[i, :length] for i, length in enumerate(lengths)], str(self.path))
+        if self.labels_path is not None:
+            labels = self._sequence_labels(n)
+        return self._random_split(sequences) if labels is None else self._labelled_sequences(sequences, labels)
+
+    def _sequence_labels(self, n: int) -> np.ndarray:
+        labels = self.read(self.labels_path, self.labels_key, ranks=(1, 2))
+        labels = labels[:, 0] if labels.ndim == 2 and labels.shape[1] == 1 else labels
+        if labels.shape != (n,):
+            raise ValueError(
+                f"{self.labels_path} holds labels of shape {labels.shape}, but {self.path} holds {n} sequences (by "
+                "their lengths / sequence ids): give one label per sequence."
+            )
+        return labels
+
+    def _load_long(self, data: np.ndarray):
+        if data.ndim != 2:
+            raise ValueError(f"sequence_column needs a long table (rows, columns); {self.path} has shape {data.shape}.")
+        d = data.shape[1]
+        taken = [c % d for c in (self.sequence_column, self.label_column) if c is not None]
+        if (
+            not all(-d <= c < d for c in (self.sequence_column, self.label_column) if c is not None)
+            or d - len(taken) < 1
+            or len(set(taken)) < len(taken)
+        ):
+            raise ValueError(
+                f"sequence_column={self.sequence_column}, label_column={self.label_column}: {self.path} has {d} "
+                "columns; each must be a different one of them, and at least one feature column must remain."
+            )
+        ids = data[:, taken[0]]
+        if not np.isfinite(ids).all():
+            raise ValueError(f"{self.path}: data row {int(np.argmin(np.isfinite(ids))) + 1} has no sequence id.")
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # first row of each run of one id
+        seen: dict[float, int] = {}
+        for s in starts:
+            if ids[s] in seen:
+                raise ValueError(
+                    f"{self.path}: sequence id {ids[s]:g} starts at data row {seen[ids[s]] + 1} and again at data "
+                    f"row {s + 1}: the rows of a sequence must be contiguous (sort the file by id, then time)."
+                )
+            seen[ids[s]] = s
+        features = np.delete(data, taken, axis=1)
+        bounds = [*starts[1:], len(data)]
+        names = [f"sequence id {ids[s]:g}" for s in starts]
+        rows = [int(s) + 1 for s in starts]
+        sequences = check_sequence_list([features[a:b] for a, b in zip(starts, bounds)], str(self.path), rows, names)
+        if self.label_column is not None:
+            column = data[:, self.label_column % d]
+            labels = _constant_per_sequence(
+                [column[a:b] for a, b in zip(starts, bounds)], None, f"column {self.label_column} of {self.path}", names
+            )
+            return self._labelled_sequences(sequences, labels)
+        if self.labels_path is not None:
+            return self._labelled_sequences(sequences, self._sequence_labels(len(sequences)))
+        return self._random_split(sequences)
+
+    def _labelled_sequences(self, sequences: list[np.ndarray], labels: np.ndarray, source: str | None = None):
+        source = source or self.labels_path or f"column {self.label_column} of {self.path}"
+        if (labels != np.round(labels)).any() or labels.min() < 0:
+            bad = labels[(labels != np.round(labels)) | (labels < 0)][:5].tolist()
+            raise ValueError(f"Class labels must be integers 0, 1, ..., K - 1; {source} holds {bad}.")
+        labels = labels.astype(np.int64)
+        self.class_count = int(labels.max()) + 1
+        if self.class_count < 2:
+            raise ValueError(f"{source} holds one class only ({labels.max()}): a class condition needs two or more.")
+        return self._random_split(sequences, labels)
+
+
+def _constant_per_sequence(labels, lengths, source: str, names=None) -> np.ndarray:
+    """One label per sequence from per-step labels (a padded (N, T) array with ``lengths``, or a list of (T_i,)
+    arrays); a label that changes within a sequence (or is missing) is refused with the sequence named."""
+    rows = labels if lengths is None else [labels[i, :length] for i, length in enumerate(lengths)]
+    out = []
+    for i, row in enumerate(rows):
+        name = names[i] if names is not None else f"sequence {i}"
+        if not np.isfinite(row).all() or (row != row[0]).any():
+            raise ValueError(f"The label in {source} changes within {name} (or is missing): one label per sequence.")
+        out.append(row[0])
+    return np.array(out)
 
 
 def _read_numpy(path: Path, suffix: str, key: str | None) -> np.ndarray:
