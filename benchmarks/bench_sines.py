@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ("lstm_gan", "rvae", "rvae_gan")
+MODELS = ("lstm_gan", "rvae", "rvae_gan", "timegan")
 PUBLISHED = {  # Yoon et al. 2019, Table 2 (Sines)
     "TimeGAN (published)": (".011 +- .008", ".093 +- .019"),
     "C-RNN-GAN (published)": (".229", ".127"),

@@ -47,6 +47,10 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
     "rvae_gan": ("configs/rvae_gan/sines.yaml", []),
     "rvae": ("configs/rvae/sines.yaml", []),
     "lstm_gan": ("configs/lstm_gan/sines.yaml", []),
+    "timegan": (
+        "configs/timegan/sines.yaml",  # phases of 1 and 2 batches: a resume at batch 4 is in the joint phase
+        ["--model.init_args.embedding_steps=1", "--model.init_args.supervised_steps=2"],
+    ),
 }
 
 # Families whose 2-process DDP / resume runs are in the default test run (the rest are marked slow).
