@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.errors import UserError
+from lightning_gen.errors import UserError, config_reason
 
 #: Modules whose classes and functions a checkpoint may name (a name is allowed when it is one of these or lies
 #: inside one). The project's own models, networks and datasets, and torch's optimizers, schedulers and layers.
@@ -161,6 +161,13 @@ def load_checkpoint(path: str | Path, allow_modules: Iterable[str] = ()) -> dict
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err}).") from err
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (it has no 'state_dict').")
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
+            raise CheckpointError(
+                f"{path}: its {key!r} is a {type(ckpt[key]).__name__}, not a mapping of argument names to values, so "
+                "the model or data it was trained with cannot be rebuilt. The file was edited or written by other "
+                "code: use a checkpoint written by `lightning-gen fit`."
+            )
     foreign = foreign_imports(ckpt, allow)
     if foreign:
         raise CheckpointError(
@@ -216,7 +223,8 @@ def _short(class_path: str) -> str:
 def check_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path) -> None:
     """Every tensor of the checkpoint has the name and shape of one of the model's, and none is missing."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    optional = set(getattr(model, "optional_state_keys", tuple)())  # state older checkpoints lack, with a default
+    missing = [k for k in own if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in own]
     wrong = [
         f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}"
@@ -258,8 +266,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", allow
     try:
         model = instantiate_module(pl.LightningModule, hparams)
     except Exception as err:  # noqa: BLE001  (jsonargparse reports bad recorded arguments in many ways)
+        found = config_reason(err)
+        if found is None:
+            detail = f"({type(err).__name__}: {str(err)[:500]})"
+        else:  # the constructor's own reason, not jsonargparse's Union text and namespace dump
+            key, reason = found
+            at = f"hyper_parameters.{key.removeprefix('model.init_args.')}" if key and "." in key else None
+            detail = f"({reason}{f' [checkpoint key {at}]' if at else ''})"
         raise CheckpointError(
-            f"{path}: the model cannot be built from its recorded config ({type(err).__name__}: {str(err)[:500]})."
+            f"{path}: the model cannot be built from its recorded config {detail}. The checkpoint was edited or "
+            "written by another version of the project: use one written by `lightning-gen fit` with this version."
         ) from err
     check_weights(model, ckpt["state_dict"], path)
     model.load_state_dict(ckpt["state_dict"], strict=True)

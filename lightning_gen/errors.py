@@ -8,7 +8,9 @@ training divergence: 3); ``LIGHTNING_GEN_TRACEBACK=1`` shows the traceback inste
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -57,6 +59,52 @@ def check_output(name: str, path: str, suffix: str | None = None) -> None:
         raise UserError(f"{name} {path}: the folder {parent} is not writable; choose another output path.")
 
 
+def file_in_path(path: str | os.PathLike) -> str | None:
+    """The first existing part of ``path`` (itself or a parent) that is a file, not a folder; None if none is.
+    A folder cannot be made below a file: ``mkdir`` fails with a bare ``Not a directory``."""
+    part = os.path.abspath(path)
+    while part and not os.path.isdir(part):
+        if os.path.exists(part):
+            return part
+        parent = os.path.dirname(part)
+        if parent == part:
+            return None
+        part = parent
+    return None
+
+
+def check_folder(name: str, path: str | os.PathLike) -> None:
+    """A folder that exists or can be made: neither ``path`` nor a parent of it is a file. Checked before any
+    work whose result would go there (parsing a corpus, extracting features), not when the result is written."""
+    blocker = file_in_path(path)
+    if blocker is not None:
+        what = "is a file" if os.path.abspath(blocker) == os.path.abspath(path) else f"runs through the file {blocker}"
+        raise UserError(f"{name} {path} {what}, not a folder; give a folder path (it is created if missing).")
+
+
+def check_init_args(what: str, cls: type, kwargs: dict) -> None:
+    """Every key of ``kwargs`` is an argument of ``cls``'s constructor (its own or, through ``**kwargs``, a parent
+    class's); the message names the unknown key, a close match and the arguments there are."""
+    import difflib
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    unknown = [key for key in kwargs if key not in names]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(
+            f"{what}: {cls.__name__} has no argument {unknown[0]!r}{hint}. Its arguments: {', '.join(names)}."
+        )
+
+
 def check_device(name: str, device: str) -> None:
     """A torch device that exists on this machine (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
     import torch
@@ -102,11 +150,83 @@ class DivergenceError(RuntimeError):
     """Training diverged: a loss or gradient norm was not finite, or a gradient norm exploded."""
 
 
+#: jsonargparse's opening line when a class of the config (model, data) refused its arguments in its constructor
+UNION_ERROR = "Does not validate against any of the Union subtypes"
+_SECTIONS = {"LightningModule": "model", "LightningDataModule": "data"}
+
+
+def config_reason(err: BaseException) -> tuple[str | None, str] | None:
+    """``(key, reason)`` of jsonargparse's "Does not validate against any of the Union subtypes" error (the whole
+    namespace follows it), or None for another error. ``reason``: the constructor's own message (the error's
+    cause, else the one entry of the Errors list that is not "Expected a <class 'NoneType'>"); ``key``: the dotted
+    config key it is about (``model.init_args.n_critic``), when the reason names one, else None."""
+    text = str(err)
+    if UNION_ERROR not in text:
+        return None
+    cause = err.__cause__
+    while cause is not None and UNION_ERROR in str(cause) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if cause is not None and UNION_ERROR not in str(cause):
+        reason = str(cause).strip()
+    else:
+        entries = re.findall(r"^\s*- (.+)$", text.split("Given value", 1)[0], flags=re.MULTILINE)
+        real = [e for e in entries if not e.startswith("Expected a <class 'NoneType'>")]
+        reason = real[0].strip() if real else text.split("\n", 1)[0]
+    subtypes = text.split("Subtypes:", 1)[-1].split("\n", 1)[0]
+    section = next((name for cls, name in _SECTIONS.items() if f".{cls}'" in subtypes), None)
+    given = text.split("Given value:", 1)[-1] if "Given value:" in text else ""
+    subject = re.match(r"[A-Za-z_]\w*", reason)  # "n_critic must be >= 1 ...": the key the reason is about
+    paths = _namespace_paths(given, subject.group(0)) if subject else []
+    if paths:
+        return " or ".join(".".join(p for p in (section, path) if p) for path in paths), reason
+    return section, reason
+
+
+def _namespace_paths(given: str, word: str) -> list[str]:
+    """The dotted paths of the key ``word`` in the repr of a jsonargparse Namespace (``Namespace(a=1,
+    init_args=Namespace(word=0))``: ``init_args.word``)."""
+    stack: list[str | None] = []
+    out = []
+    for m in re.finditer(r"(\w+)=(Namespace\()?|\(|\)", given):
+        key, opens = m.group(1), m.group(2)
+        if key and key == word and not opens:  # a value, not a nested class's namespace
+            out.append(".".join(k for k in [*stack, key] if k))
+        if key and opens:
+            stack.append(key)
+        elif m.group(0) == "(":
+            stack.append(None)
+        elif m.group(0) == ")" and stack:
+            stack.pop()
+    return out
+
+
+def _message(err: BaseException) -> str:
+    """What ``error:`` shows: the message of ``err``, with jsonargparse's Union text cut to its one reason and key,
+    and a path through a file said in words."""
+    found = config_reason(err)
+    if found is not None:
+        key, reason = found
+        if key in _SECTIONS.values():
+            return f"{reason}\n(raised by the class of the config's `{key}:` section; fix its init_args)"
+        if key:
+            return f"{reason}\nConfig key: {key} (change it in the config file, or on the command line: --{key}=VALUE)."
+        return reason
+    message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
+    if isinstance(err, OSError) and err.filename:
+        blocker = file_in_path(err.filename) if err.errno in (errno.ENOTDIR, errno.EEXIST) else None
+        if blocker is not None:
+            return (
+                f"{err.filename}: {blocker} is a file, so no folder can be made there ({err.strerror}); "
+                "choose another folder (a --cache-dir, data_dir or output path)."
+            )
+        if str(err.filename) not in message:
+            message = f"{err.filename}: {message}"
+    return message
+
+
 def report(err: BaseException) -> int:
     """Print ``error: ...`` and return the exit status (2; 3 for a training divergence)."""
-    message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
-    if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
-        message = f"{err.filename}: {message}"
+    message = _message(err)
     print(f"error: {message}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
     return 3 if isinstance(err, DivergenceError) else 2
 

@@ -176,7 +176,7 @@ def test_sample_argument_ranges(tmp_path, capsys, args, message):
         (["--threads", "-1"], "--threads must be an integer in 0..4096, got -1"),
         (["--repeats", "0"], "--repeats must be an integer >= 1, got 0"),
         (["--disc-iterations", "0"], "--disc-iterations must be an integer >= 1"),
-        (["--split", "training"], "--split must be train, val or test"),
+        (["--split", "training"], "--split must be "),  # the choices listed, then "got 'training'"
     ],
 )
 def test_evaluate_argument_ranges(ckpt, capsys, args, message):
@@ -406,3 +406,141 @@ def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsy
     err = capsys.readouterr().err
     assert "outside [0, 10)" in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()
+
+
+# -- issue 22: the last raw messages ---------------------------------------------------------------------------------
+def _digits_samples(tmp_path) -> str:
+    path = tmp_path / "s.npz"
+    np.savez(path, samples=np.zeros((4, 1, 8, 8), np.float32))
+    return str(path)
+
+
+def test_evaluate_unknown_data_arg_is_named_with_a_close_match(tmp_path, capsys):
+    """``--data-arg batch_sise=3``: was a TypeError traceback from the DataModule's constructor."""
+    argv = [_digits_samples(tmp_path), "--data", DIGITS, "--data-arg", "batch_sise=3", "--no-cache"]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "DigitsDataModule has no argument 'batch_sise' (did you mean 'batch_size'?)" in err
+    assert "Its arguments: data_dir, batch_size" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [[1, 2], "abc"], ids=["list", "string"])
+def test_checkpoint_hyperparameters_that_are_not_a_mapping(ckpt, tmp_path, capsys, value):
+    """Was ``TypeError: cannot convert dictionary update sequence element #0`` (a traceback) or a bare ValueError."""
+    bad = _edited(ckpt, tmp_path, "bad.ckpt", lambda s: s.__setitem__("hyper_parameters", value))
+    with pytest.raises(CheckpointError, match=f"its 'hyper_parameters' is a {type(value).__name__}, not a mapping"):
+        load_model(bad)
+    assert sample.main([bad, "--num-samples", "4", "--output", str(tmp_path / "s.npz")]) == 2
+    assert "not a mapping of argument names to values" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", f"--ckpt_path={bad}"))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--ckpt_path: " in err and "not a mapping" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize("content", ["- a\n- b\n", "3\n"], ids=["list", "scalar"])
+def test_config_file_that_is_not_a_yaml_mapping_is_named(tmp_path, capsys, content):
+    """Was ``Unexpected config: - a - b``: the file's text without its name."""
+    bad = tmp_path / "list.yaml"
+    bad.write_text(content)
+    for argv in (["fit", "--config", str(bad)], ["fit", "--config", DIGITS, f"--config={bad}"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, f"--trainer.default_root_dir={tmp_path / 'run'}"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"--config {bad}: the file holds a " in err
+        assert "not a YAML mapping" in err and "configs/gan/digits.yaml" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_inline_config_that_is_not_a_mapping_says_so():
+    from lightning_gen.lightning_cli.parser import _lead
+
+    assert "not a YAML mapping of keys; it reads: '[1, 2]'" in _lead("Unexpected config: [1, 2]")
+
+
+def test_cache_dir_through_a_file_is_refused_before_any_work(tmp_path, capsys):
+    """Was ``[Errno 20] Not a directory`` after the samples were drawn and their features extracted."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    argv = [_digits_samples(tmp_path), "--data", DIGITS, "--cache-dir", str(blocker / "cache")]
+    assert evaluate.main([*argv, "--output", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"--cache-dir {blocker / 'cache'} runs through the file {blocker}, not a folder" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_chorales_data_dir_through_a_file_is_refused_before_parsing(tmp_path, monkeypatch):
+    """The chorales were parsed (tens of seconds) before their cache folder failed to be made."""
+    from lightning_gen.data import chorales
+    from lightning_gen.errors import UserError
+
+    monkeypatch.setattr(chorales, "load_chorale_notes", lambda *a, **k: pytest.fail("parsed before the path check"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    with pytest.raises(UserError, match=r"data_dir .*afile/x runs through the file .*afile, not a folder"):
+        chorales.ChoralesDataModule(data_dir=str(blocker / "x"))
+    with pytest.raises(UserError, match=r"data_dir .*afile is a file, not a folder"):
+        chorales.ChoralesDataModule(data_dir=str(blocker))
+
+
+def test_a_folder_that_cannot_be_made_below_a_file_is_said_in_words(tmp_path, capsys):
+    """Any job's ``mkdir`` below a file (a data_dir of a download, an output folder): the file is named."""
+    from lightning_gen.errors import report
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for err in (
+        NotADirectoryError(20, "Not a directory", str(blocker / "x")),
+        FileExistsError(17, "exists", str(blocker)),
+    ):
+        assert report(err) == 2
+        assert f"{blocker} is a file, so no folder can be made there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arg, reason, key",
+    [
+        ("--model.init_args.n_critic=0", "n_critic must be >= 1", "model.init_args.n_critic"),
+        ("--data.init_args.batch_size=0", "batch_size must be >= 1, got 0", "data.init_args.batch_size"),
+    ],
+    ids=["n_critic", "batch_size"],
+)
+def test_validation_errors_show_the_reason_and_the_key(tmp_path, capsys, arg, reason, key):
+    """Were buried under jsonargparse's "Does not validate against any of the Union subtypes" and a namespace dump."""
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", arg))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"error: {reason}")
+    assert f"Config key: {key} (change it in the config file, or on the command line: --{key}=VALUE)" in err
+    assert "Union subtypes" not in err and "Namespace(" not in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_with_an_invalid_recorded_value_names_the_checkpoint_key(ckpt, tmp_path, capsys):
+    bad = _edited(ckpt, tmp_path, "bad.ckpt", lambda s: s["hyper_parameters"].__setitem__("n_critic", 0))
+    assert sample.main([bad, "--num-samples", "4", "--output", str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "n_critic must be >= 1 (D steps per G step), got 0. [checkpoint key hyper_parameters.n_critic]" in err
+    assert "Union subtypes" not in err and "Namespace(" not in err
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", f"--ckpt_path={bad}"))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: n_critic must be >= 1")
+    assert f"The value comes from --ckpt_path {bad} (checkpoint key hyper_parameters.n_critic)" in err
+    assert "Union subtypes" not in err and not (tmp_path / "run").exists()
+
+
+def test_config_reason_finds_a_nested_key_and_keeps_other_errors_whole():
+    from lightning_gen.errors import config_reason
+
+    text = (
+        "Does not validate against any of the Union subtypes\nSubtypes: [<class 'pytorch_lightning.core.module."
+        "LightningModule'>, <class 'NoneType'>]\nErrors:\n  - base_channels must be >= 1, got 0.\n  - Expected a "
+        "<class 'NoneType'>\nGiven value type: <class 'jsonargparse._namespace.Namespace'>\nGiven value: Namespace("
+        "class_path='m.GAN', init_args=Namespace(generator=Namespace(class_path='m.G', init_args=Namespace("
+        "base_channels=0, betas=(0.5, 0.9))), n_critic=1))"
+    )
+    key, reason = config_reason(ValueError(text))
+    assert (key, reason) == ("model.init_args.generator.init_args.base_channels", "base_channels must be >= 1, got 0.")
+    assert config_reason(ValueError("n_critic must be >= 1")) is None

@@ -22,10 +22,10 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from lightning_gen.callbacks import LossCurves
 from lightning_gen.checkpoints import CheckpointError, check_weights, load_checkpoint, model_config, resolve_checkpoint
-from lightning_gen.errors import UserError
+from lightning_gen.errors import UserError, config_reason
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
 from lightning_gen.lightning_cli.console import EpochLineProgressBar, QuietRichProgressBar, fit_summary, is_terminal
-from lightning_gen.lightning_cli.parser import ErrorFirstParser
+from lightning_gen.lightning_cli.parser import ErrorFirstParser, check_config_files
 from lightning_gen.lightning_cli.run_folder import checkpoint_progress, finished_run_message, reserve_run_folder
 from lightning_gen.lightning_cli.threads import apply_threads
 
@@ -62,6 +62,23 @@ class GenCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else self.config
         apply_threads(config.get("threads"))
 
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, with a model refused for a value recorded in ``--ckpt_path``'s hyperparameters (which
+        LightningCLI applies over the config and the command line) said to come from the checkpoint."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            found = config_reason(err)
+            ckpt_path = (getattr(self, "_ckpt_progress", None) or (None,))[0]
+            if not found or not ckpt_path or not (found[0] or "").startswith("model."):
+                raise
+            key = "hyper_parameters." + found[0].removeprefix("model.init_args.")
+            raise UserError(
+                f"{found[1]}\nThe value comes from --ckpt_path {ckpt_path} (checkpoint key {key}): LightningCLI "
+                "rebuilds the model from the hyperparameters a checkpoint records, over the config and the command "
+                "line. Use a checkpoint written by `lightning-gen fit`, or start a new run without --ckpt_path."
+            ) from err
+
     def parse_arguments(self, parser, args) -> None:
         # LightningCLI reads --ckpt_path right after this (its private ``_parse_ckpt_path``) to take the model's
         # config from it, importing what that config names. Read and audit it first with the project's loader
@@ -69,6 +86,7 @@ class GenCLI(LightningCLI):
         # hostile or broken checkpoint is refused with a clear message before anything is imported, built or
         # written. The weights are checked against the built model in `_check_ckpt_weights`, before the trainer
         # starts. (tests/test_lightning_internals.py checks that parse_arguments runs just before that read.)
+        check_config_files(list(sys.argv[1:] if args is None else args))
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None

@@ -28,6 +28,32 @@ class ErrorFirstParser(LightningArgumentParser):
         self.exit(2)
 
 
+def check_config_files(args: list[str]) -> None:
+    """Every ``--config FILE`` of ``args`` that is a YAML file holds a mapping (or nothing): jsonargparse's own
+    message for a list or a scalar is ``Unexpected config:`` and the file's text, without the file's name."""
+    import yaml
+
+    from lightning_gen.errors import UserError
+
+    for i, arg in enumerate(args):
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if arg == "--config" and i + 1 < len(args):
+            path = args[i + 1]
+        if not path or not os.path.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                content = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # jsonargparse names the file and the line
+        if content is not None and not isinstance(content, dict):
+            kind = "a list" if isinstance(content, list) else f"a single {type(content).__name__} value"
+            raise UserError(
+                f"--config {path}: the file holds {kind}, not a YAML mapping of keys. A config is a mapping that "
+                "names at least the `model:` and `data:` to train, e.g. configs/gan/digits.yaml."
+            )
+
+
 def _lead(message: str) -> str:
     """jsonargparse's message, led by its innermost class-path problem (nested several levels deep in it: a
     network inside the model) in one line, with where class paths come from."""
@@ -35,6 +61,12 @@ def _lead(message: str) -> str:
         return (
             "Unexpected config: a --config file is empty (or not a YAML mapping). A config names at least the "
             "`model:` and `data:` to train, e.g. configs/gan/digits.yaml."
+        )
+    if message.startswith("Unexpected config:"):  # jsonargparse's message for a config that is not a mapping
+        return (
+            "a --config file (or a --config / --model / --data value) is not a YAML mapping of keys; it reads: "
+            f"{message.removeprefix('Unexpected config:').strip()[:200]!r}. A config names at least the `model:` "
+            "and `data:` to train, e.g. configs/gan/digits.yaml."
         )
     problems = re.findall(r"Problem with given class_path '([^']+)':[ \t]*\n\s*(?!Parser key)([^\n]+)", message)
     if not problems:

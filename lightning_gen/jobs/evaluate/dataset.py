@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from lightning_gen.errors import check_init_args
 from lightning_gen.jobs.evaluate.options import EvaluateError
 
 
@@ -68,6 +69,7 @@ def build_datamodule(spec: dict):
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as err:
         raise EvaluateError(f"Unknown dataset class {class_path!r} ({err}).") from err
+    check_init_args("--data-arg / the data config", cls, spec["init_args"])
     return cls(**spec["init_args"])
 
 
