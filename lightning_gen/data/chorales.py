@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lightning_gen.data.sequence_base import SequenceDataModule, _split_counts, check_condition, sliding_windows
+from lightning_gen.errors import check_folder
 from lightning_gen.music import load_chorale_notes, notes_to_roll
 
 CHORALE_CONDITIONS = {"mode": 2, "key": 24}  # condition -> classes
@@ -69,6 +70,7 @@ class ChoralesDataModule(SequenceDataModule):
         if step <= 0:
             raise ValueError(f"step must be > 0 quarter notes, got {step}.")
         check_condition(type(self).__name__, condition, tuple(CHORALE_CONDITIONS))
+        check_folder("data_dir", data_dir)  # the parsed corpus is cached there: say so before parsing it
         self.save_hyperparameters()
         self.data_dir, self.window_length, self.stride, self.step = data_dir, window_length, stride, step
         self.pitch_low, self.pitch_high = pitch_low, pitch_high

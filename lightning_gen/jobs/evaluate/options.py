@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from lightning_gen.checkpoints import add_allow_module_argument
-from lightning_gen.errors import UserError, check_device, check_int, check_output
+from lightning_gen.errors import UserError, check_device, check_folder, check_int, check_output
 from lightning_gen.metrics.image import IMAGE_METRICS
 
 SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music")
@@ -186,5 +186,7 @@ def check_args(args) -> None:
     if args.output:
         check_output("--output", args.output)
     check_device("--device", args.device)
+    if not args.no_cache:
+        check_folder("--cache-dir", args.cache_dir)  # before the samples are drawn and their features extracted
     if not os.path.exists(args.source):
         raise EvaluateError(f"{args.source} does not exist.")
