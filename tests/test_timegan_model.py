@@ -147,3 +147,32 @@ def test_bad_arguments_are_refused(kwargs, message):
 def test_networks_without_the_five_parts_are_refused():
     with pytest.raises(ValueError, match="TimeGANNetworks"):
         TimeGAN(torch.nn.GRU(3, 4))
+
+
+@pytest.mark.slow  # about 5 s: a fit, the sample job (with its plot) and an evaluation
+def test_fit_sample_and_evaluate_commands(tmp_path):
+    """``lightning-gen fit`` of the shipped sines config (tiny), then the ``sample`` job, ``api.sample`` and
+    ``api.evaluate`` on its checkpoint: the commands every family answers to."""
+    import numpy as np
+
+    from lightning_gen import api, sample
+    from lightning_gen.cli import run_lightning_cli
+    from tests.conftest import REPO
+
+    small = ["--data.init_args.num_sequences=64", "--data.init_args.seq_len=8", "--data.init_args.batch_size=4"]
+    run_lightning_cli(
+        ["fit", "--config", f"{REPO}/configs/timegan/sines.yaml", "--trainer.max_steps=4", "--trainer.callbacks=[]"]
+        + ["--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", *small]
+        + ["--model.init_args.embedding_steps=1", "--model.init_args.supervised_steps=1"]
+        + ["--model.init_args.networks.init_args.hidden_size=4", f"--trainer.default_root_dir={tmp_path}"]
+    )
+    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    out = tmp_path / "samples.npz"
+    assert sample.main([ckpt, "--num-samples", "5", "--batch-size", "2", "--output", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["samples"].shape == (5, 8, 5)  # the training length, in the data's scale
+    model = api.load(ckpt)
+    assert api.sample(model, 3).shape == (3, 8, 5)
+    args = {"metrics": ["mmd"], "data_arg": ["num_sequences=64", "seq_len=8"], "no_cache": True}
+    report = api.evaluate(ckpt, **args)
+    assert report["num_generated"] == report["num_real"] > 0 and report["metrics"]["mmd"]["value"] > 0
