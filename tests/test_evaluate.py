@@ -448,3 +448,78 @@ def test_fid_callback_under_ddp_gives_one_value(classifier_ckpt, tmp_path):
     lines = sorted(line for line in out.stdout.splitlines() if line.startswith("RANK"))
     assert len(lines) == 2, out.stdout + out.stderr
     assert lines[0].split()[-1] == lines[1].split()[-1]  # both ranks log the same synced value
+
+
+# -- scores a researcher can trust: the real floor, fidelity and diversity apart, copying ---------------------------
+@pytest.fixture(scope="module")
+def three_models(tmp_path_factory):
+    """Samples of three 'models' of the digits, scored against the validation split (never trained on):
+    varied (the test split's real digits: as varied as the data, never seen), collapsed (one training digit per
+    class repeated, with tiny noise) and copying (random training digits with small noise)."""
+    from lightning_gen.data import DigitsDataModule
+    from lightning_gen.metrics.reference import split_items
+
+    dm = DigitsDataModule(batch_size=16)
+    train, train_y = split_items(dm, "train")
+    varied = split_items(dm, "test")[0]
+    rng = np.random.default_rng(0)
+    n = len(varied)
+    first = [int(np.flatnonzero(train_y.numpy() == c)[0]) for c in range(10)]
+    collapsed = train[np.repeat(first, n // 10 + 1)[:n]].numpy() + rng.normal(0, 0.01, (n, 1, 8, 8))
+    copies = train[rng.integers(0, len(train), n)].numpy() + rng.normal(0, 0.03, (n, 1, 8, 8))
+    root = tmp_path_factory.mktemp("three")
+    paths = {}
+    for name, x in (("varied", varied.numpy()), ("collapsed", collapsed), ("copying", copies)):
+        paths[name] = str(root / f"{name}.npz")
+        np.savez(paths[name], samples=np.clip(x, 0, 1).astype(np.float32))
+    return paths
+
+
+def test_collapsed_and_copying_models_are_flagged_and_ranked_below_a_varied_one(three_models, classifier_ckpt):
+    from lightning_gen.jobs.evaluate.trust import rank_key
+
+    reports = {
+        name: run([path, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache", "--split", "val"])
+        for name, path in three_models.items()
+    }
+    varied, collapsed, copying = reports["varied"], reports["collapsed"], reports["copying"]
+    for report in reports.values():  # every default score, each beside the real data's own on the same protocol
+        assert {"fid", "fid_inf", "kid", "precision_recall", "density_coverage", "memorization"} <= set(
+            report["metrics"]
+        )
+        assert report["metrics"]["kid"]["real"]["n"] == 180 and "reference_value" in report["metrics"]["fid"]
+        assert report["real_floor"] == {"items": "the training split", "n": 180, "against": "val"}
+    assert varied["problems"] == [] and varied["metrics"]["memorization"]["copying"] is False
+    assert "low_diversity" in collapsed["problems"]
+    for key in ("recall", "coverage"):
+        part = "precision_recall" if key == "recall" else "density_coverage"
+        assert collapsed["metrics"][part][key] < 0.5 * varied["metrics"][part][key]
+    assert "copying" in copying["problems"] and copying["metrics"]["memorization"]["copying"] is True
+    assert copying["metrics"]["memorization"]["copy_share"]["value"] > 0.5  # 5% expected without copying
+    assert "COPYING SUSPECTED" in copying["metrics"]["memorization"]["verdict"]
+    ranked = sorted(reports, key=lambda name: rank_key(reports[name]))
+    assert ranked[0] == "varied", {n: rank_key(r) for n, r in reports.items()}
+
+
+def test_reference_is_never_the_training_split_by_default(classifier_ckpt, digits_npz, tmp_path, capsys):
+    """--split auto takes the test split when it holds 4 items per feature dimension (the 16-d test classifier),
+    else validation + test (64-d features: 'held_out'); --split train is labelled as trained on, with no copying
+    test; a small reference is flagged."""
+    from lightning_gen.data import DigitsDataModule
+    from lightning_gen.metrics.reference import choose_reference
+
+    real, _ = digits_npz
+    auto = run([real, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache", "--metrics", "fid"])
+    assert auto["reference"]["split"] == "test" and not auto["reference"]["trained_on"]
+    split, why = choose_reference(DigitsDataModule(batch_size=16), 64)
+    assert split == "held_out" and "180" in why
+    args = [real, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache", "--split", "train"]
+    trained = run([*args, "--metrics", "fid,memorization"])
+    assert trained["reference"]["trained_on"] and trained["flags"][0]["kind"] == "trained_on_reference"
+    assert "not_computed" in trained["metrics"]["memorization"] and "real_floor" not in trained
+    small = run([real, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache", "--num-reference", "36"])
+    assert [f["kind"] for f in small["flags"]][:1] == ["small_reference"]
+    assert small["metrics"]["fid_inf"]["value"] is None and "twice" in small["metrics"]["fid_inf"]["not_computed"]
+    assert evaluate.main([real, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "real data fid" in printed and "reference: the test split" in printed and "memorization" in printed

@@ -15,7 +15,9 @@ computed from the same feature arrays (torchmetrics' metrics take the features t
 
 Metrics: ``fid`` (Heusel et al. 2017), ``kid`` (Binkowski et al. 2018; mean and std over subsets), ``is``
 (Salimans et al. 2016; from the extractor's class logits: Inception's 1008 ImageNet logits, or the
-classifier's own labels), ``precision_recall`` (Kynkaanniemi et al. 2019, k = 3 nearest neighbours).
+classifier's own labels), ``precision_recall`` (Kynkaanniemi et al. 2019, k = 3 nearest neighbours), and from
+:mod:`lightning_gen.metrics.fidelity`: ``fid_inf`` (FID extrapolated to infinitely many samples, Chong & Forsyth
+2020) and ``density_coverage`` (Naeem et al. 2020, k = 5).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import nn
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
-IMAGE_METRICS = ("fid", "kid", "is", "precision_recall")
+IMAGE_METRICS = ("fid", "fid_inf", "kid", "is", "precision_recall", "density_coverage")
 NOT_COMPARABLE = (
     "classifier features: a domain FID for ranking models of this dataset; NOT comparable with published "
     "(Inception) FID / KID / IS"
@@ -385,6 +387,14 @@ def image_metrics_from_features(
             mean, std = inception_score_from_logits(fake["logits"], is_splits)
             ref_mean, _ = inception_score_from_logits(real["logits"], min(is_splits, len(real["logits"])))
             out["is"] = {"value": mean, "std": std, "splits": is_splits, "reference_value": ref_mean}
+        elif name == "fid_inf":
+            from lightning_gen.metrics.fidelity import fid_infinity
+
+            out["fid_inf"] = fid_infinity(real["features"], fake["features"])
+        elif name == "density_coverage":
+            from lightning_gen.metrics.fidelity import density_coverage
+
+            out["density_coverage"] = density_coverage(real["features"], fake["features"])
         else:
             out["precision_recall"] = {**precision_recall_from_features(real["features"], fake["features"]), "k": 3}
     return out

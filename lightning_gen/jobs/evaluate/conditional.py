@@ -3,7 +3,10 @@ the scores themselves (:mod:`lightning_gen.metrics.conditional`).
 
 Images: ``class_accuracy`` (the domain classifier of ``--classifier`` classifies each generated sample; the share
 classified as its requested class) and ``class_fid`` (per-class FID on the FID's features, the mean over classes
-as the value). Sequences: ``class_accuracy`` under a post-hoc classifier fit on the labelled training split. A
+as the value), ``class_recall`` (improved recall within each class) and ``class_diversity`` (within each class, the
+samples' mean pairwise feature distance over the real items', 1.0 = as varied as the data;
+:mod:`lightning_gen.metrics.diversity`): a model that draws one image per class has perfect class accuracy and
+both near 0. Sequences: ``class_accuracy`` under a post-hoc classifier fit on the labelled training split. A
 conditional source (a conditional checkpoint, or a samples file with ``labels``) gets them by default when the
 data is labelled (images: and a classifier is given); unconditional sources are scored as before.
 """
@@ -15,7 +18,10 @@ import torch
 
 from lightning_gen.jobs.evaluate.options import EvaluateError
 
-CONDITIONAL_METRICS = {"image": ("class_accuracy", "class_fid"), "sequence": ("class_accuracy",)}
+CONDITIONAL_METRICS = {
+    "image": ("class_accuracy", "class_fid", "class_recall", "class_diversity"),
+    "sequence": ("class_accuracy",),
+}
 
 
 def source_has_labels(source: str, model) -> bool:
@@ -122,6 +128,20 @@ def image_class_scores(
         entry = C.per_class_fid(real_feats["features"], reference_labels, fake_feats["features"], fake_labels, k)
         entry["features"] = extractor.name
         out["class_fid"] = entry
+    out.update(_class_variety(metrics, fake_labels, reference_labels, fake_feats, real_feats, extractor))
+    return out
+
+
+def _class_variety(metrics, fake_labels, reference_labels, fake_feats, real_feats, extractor) -> dict:
+    """``class_recall`` and ``class_diversity`` on the FID's features (:mod:`lightning_gen.metrics.diversity`)."""
+    from lightning_gen.metrics.diversity import per_class_recall, within_class_diversity
+
+    out = {}
+    for name, score in (("class_recall", per_class_recall), ("class_diversity", within_class_diversity)):
+        if name in metrics:
+            entry = score(fake_feats["features"], fake_labels, real_feats["features"], reference_labels)
+            entry["per_class"] = {str(c): round(v, 4) for c, v in entry["per_class"].items()}
+            out[name] = {**entry, "features": extractor.name}
     return out
 
 

@@ -33,8 +33,8 @@ from lightning_gen.jobs.evaluate.protocol import mark_protocol
 from lightning_gen.jobs.evaluate.report import package_versions, print_table
 from lightning_gen.jobs.evaluate.samples import labelled_samples
 from lightning_gen.jobs.evaluate.scores import image_metrics, model_metrics, sequence_metrics
+from lightning_gen.jobs.evaluate.trust import flags, problems
 from lightning_gen.metrics.image import IMAGE_METRICS
-from lightning_gen.metrics.reference import reference_split
 
 
 def evaluate(args) -> dict:
@@ -54,7 +54,8 @@ def evaluate(args) -> dict:
 def _chosen_metrics(options: EvaluateOptions, datamodule, kind: str) -> list[str]:
     default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
     metrics = list(options.metrics or default)
-    allowed = (IMAGE_METRICS if kind == "image" else SEQUENCE_METRICS) + CONDITIONAL_METRICS[kind] + MODEL_METRICS
+    own = (*IMAGE_METRICS, "memorization") if kind == "image" else SEQUENCE_METRICS
+    allowed = own + CONDITIONAL_METRICS[kind] + MODEL_METRICS
     unknown = [m for m in metrics if m not in allowed]
     if unknown:
         raise EvaluateError(f"Unknown metric(s) {unknown} for {kind} data; choose from {list(allowed)}.")
@@ -85,23 +86,52 @@ def _class_metrics(options: EvaluateOptions, metrics, kind, datamodule, model) -
     return metrics, note
 
 
-def _reference(options: EvaluateOptions, datamodule, kind, metrics):
-    """The reference split (first ``--num-reference`` items), its size, and its labels when a class score needs
-    them (per-class FID; the sequence classifier's held-out accuracy)."""
+def _reference(options: EvaluateOptions, datamodule, kind, metrics, feature_dim: int | None):
+    """The reference split (first ``--num-reference`` items), its size, its labels when a class score needs them
+    (per-class scores; the sequence classifier's held-out accuracy), and what the report says about it: which split
+    and why (``--split auto``: :func:`~lightning_gen.metrics.reference.choose_reference`)."""
     from lightning_gen.metrics.conditional import labelled_split
+    from lightning_gen.metrics.reference import MIN_ITEMS_PER_FEATURE, choose_reference, split_items
 
+    split, why = options.split, f"the {options.split} split, as asked (--split {options.split})"
+    if split == "auto":
+        split, why = choose_reference(datamodule, feature_dim if kind == "image" else None)
     labels = None
-    if "class_fid" in metrics or (kind == "sequence" and "class_accuracy" in metrics):
-        reference, labels = labelled_split(datamodule, options.split, options.seed)
+    class_scores = [m for m in metrics if m in CONDITIONAL_METRICS["image"] and m != "class_accuracy"]
+    if kind == "sequence" and "class_accuracy" in metrics:
+        reference, labels = labelled_split(datamodule, split, options.seed)
     else:
-        reference = reference_split(datamodule, options.split, None, options.seed)
+        reference, labels = split_items(datamodule, split)
+        if class_scores and labels is None:
+            raise EvaluateError(f"{class_scores} need the reference's labels, but the {split} split has none.")
     split_size, n = len(reference), options.num_reference
     if n:
         reference, labels = reference[:n], None if labels is None else labels[:n]
-    return reference, labels, split_size
+    info = {"split": split, "why": why, "items": len(reference), "trained_on": split == "train"}
+    if kind == "image" and feature_dim and len(reference) < MIN_ITEMS_PER_FEATURE * feature_dim:
+        info["warning"] = (
+            f"SMALL REFERENCE: {len(reference):,} items for {feature_dim}-dimensional features (under "
+            f"{MIN_ITEMS_PER_FEATURE} per dimension): FID is biased and can favour samples with too little variety; "
+            "read KID, fid_inf, recall / coverage and the real data's own scores"
+        )
+    return reference, labels, split_size, info
 
 
-def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, reference, spec, reference_labels):
+def _train_items(datamodule, split: str, kind: str, metrics) -> tuple | None:
+    """The training split (images and labels) for the real data's own scores and the copying test; None when the
+    reference is the training split itself or the data has none."""
+    from lightning_gen.metrics.reference import split_items
+
+    if kind != "image" or split == "train":
+        return None
+    try:
+        return split_items(datamodule, "train")
+    except EvaluateError:
+        return None
+
+
+def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, reference, spec, reference_labels,
+                    reference_info, extractor=None):  # fmt: skip
     """The metrics of generated samples: their values, what the report says beside them, the samples, their labels
     (None when unconditional) and their source."""
     fake, labels, source_info = labelled_samples(
@@ -109,11 +139,13 @@ def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, 
     )
     num_classes = getattr(model, "num_classes", None) if model is not None else datamodule.num_classes
     if kind == "image":
+        split = reference_info["split"]
         values, extra = image_metrics(
             metrics, reference, fake, spec,
             features=options.features, classifier=options.classifier, inception_weights=options.inception_weights,
-            split=options.split, seed=options.seed, cache=options.cache, batch_size=options.batch_size,
+            split=split, seed=options.seed, cache=options.cache, batch_size=options.batch_size,
             device=options.device, fake_labels=labels, reference_labels=reference_labels, num_classes=num_classes,
+            train=_train_items(datamodule, split, kind, metrics), extractor=extractor,
         )  # fmt: skip
         return values, extra, fake, labels, source_info
     plain = [m for m in metrics if m not in CONDITIONAL_METRICS[kind]]
@@ -127,6 +159,22 @@ def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, 
     return values, extra, fake, labels, source_info
 
 
+def _extractor(options: EvaluateOptions, kind: str, metrics) -> tuple[object | None, int | None]:
+    """The image feature extractor when it is a classifier (loaded once: its dimension chooses the reference), and
+    the feature dimension; Inception's is known without loading its weights (loaded where the features are)."""
+    if kind != "image" or metrics == ["class_accuracy"]:  # the classifier alone: no features
+        return None, None
+    from lightning_gen.metrics.image import InceptionFeatures
+
+    features = options.features or ("classifier" if options.classifier else "inception")
+    if features == "inception":
+        return None, InceptionFeatures.num_features
+    from lightning_gen.jobs.evaluate.scores import feature_extractor
+
+    extractor = feature_extractor(features, options.classifier, options.inception_weights)
+    return extractor, extractor.num_features
+
+
 def _evaluate(options: EvaluateOptions) -> dict:
     start = time.perf_counter()
     is_ckpt = options.source.endswith(".ckpt")
@@ -138,30 +186,40 @@ def _evaluate(options: EvaluateOptions) -> dict:
     metrics = _chosen_metrics(options, datamodule, kind)
     model = _load_generator(options, kind, spec) if is_ckpt else None
     metrics, class_note = _class_metrics(options, metrics, kind, datamodule, model)
-    reference, reference_labels, split_size = _reference(options, datamodule, kind, metrics)
     sample_metrics = [m for m in metrics if m not in MODEL_METRICS]
+    extractor, dim = _extractor(options, kind, sample_metrics) if sample_metrics else (None, None)
+    reference, reference_labels, split_size, reference_info = _reference(options, datamodule, kind, metrics, dim)
     values: dict[str, dict] = {}
     extra: dict = {"feature_extractor": None}
     fake = labels = None
     source_info = {"kind": "checkpoint", "path": options.source}
     if sample_metrics:
         values, extra, fake, labels, source_info = _sample_metrics(
-            options, sample_metrics, model, datamodule, kind, reference, spec, reference_labels
-        )
+            options, sample_metrics, model, datamodule, kind, reference, spec, reference_labels, reference_info,
+            extractor,
+        )  # fmt: skip
     if "elbo" in metrics:
-        values.update(model_metrics(model, datamodule, options.split, options.device))
+        values.update(model_metrics(model, datamodule, _model_split(reference_info["split"]), options.device))
     deviations = mark_protocol(
         values, options.timegan, extra.get("feature_extractor"), len(reference), split_size, fake
     )
+    questions = flags(values)
+    if reference_info.get("warning"):
+        questions.insert(0, {"kind": "small_reference", "message": reference_info["warning"]})
+    if reference_info["trained_on"]:
+        questions.insert(0, {"kind": "trained_on_reference", "message": f"the reference is {reference_info['why']}"})
     report = {
         "source": source_info,
         "dataset": {"class_path": spec["class_path"], "init_args": spec["init_args"]},
-        "split": options.split,
+        "split": reference_info["split"],
+        "reference": reference_info,
         "num_real": len(reference),
         "num_generated": 0 if fake is None else len(fake),
         "seed": options.seed,
         "metrics": values,
         **extra,
+        "flags": questions,
+        "problems": problems({"flags": questions}),
         # True only when some metric has a published protocol and every such metric followed it
         "comparable_with_published": deviations is not None and not deviations,
         "not_comparable_reasons": deviations or [],
@@ -177,6 +235,11 @@ def _evaluate(options: EvaluateOptions) -> dict:
         with atomic_write(options.output) as f:  # an earlier report survives a failed run
             json.dump(report, f, indent=2, default=str)
     return report
+
+
+def _model_split(split: str) -> str:
+    """The split of a checkpoint's own ELBO terms: the test split for the reference ``held_out``."""
+    return "test" if split == "held_out" else split
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ class EvaluateOptions:
     data: str | None = None
     data_arg: list[str] = field(default_factory=list)
     metrics: list[str] | None = None
-    split: str = "test"
+    split: str = "auto"
     num_samples: int | None = None
     num_reference: int | None = None
     features: str | None = None
@@ -114,12 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
         default=None,
-        help=f"comma-separated; images: {','.join(IMAGE_METRICS)} (default fid); sequences: "
+        help=f"comma-separated; images: {','.join(IMAGE_METRICS)},memorization (default "
+        f"{','.join(DEFAULT_METRICS['image'])}); sequences: "
         f"{','.join(SEQUENCE_METRICS)} (default discriminative,predictive,mmd; piano rolls: "
         "discriminative,mmd,music); both: elbo; samples with class labels (a conditional checkpoint, or a samples "
-        "file with `labels`) also get class_accuracy, and for images (with --classifier) class_fid",
+        "file with `labels`) also get class_accuracy, and for images (with --classifier) class_fid, class_recall, "
+        "class_diversity",
     )
-    p.add_argument("--split", default=EvaluateOptions.split, help="reference split: train, val or test (default test)")
+    p.add_argument(
+        "--split",
+        default=EvaluateOptions.split,
+        help="reference split: auto (default: the test split when it holds 4 items per feature dimension, else "
+        "held_out), held_out (validation and test together: never trained on), test, val or train",
+    )
     p.add_argument(
         "--num-samples",
         type=int,
@@ -181,8 +188,8 @@ def check_args(args) -> None:
     check_int("--pred-iterations", args.pred_iterations, 1)
     check_int("--repeats", args.repeats, 1)
     check_int("--seed", args.seed, 0, 2**32 - 1)
-    if args.split not in ("train", "val", "test"):
-        raise EvaluateError(f"--split must be train, val or test, got {args.split!r}.")
+    if args.split not in ("auto", "held_out", "train", "val", "test"):
+        raise EvaluateError(f"--split must be auto, held_out, train, val or test, got {args.split!r}.")
     if args.output:
         check_output("--output", args.output)
     check_device("--device", args.device)

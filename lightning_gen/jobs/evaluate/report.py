@@ -55,18 +55,54 @@ def class_note(name: str, entry: dict) -> str:
     return note
 
 
+def _real_note(entry: dict) -> str:
+    """The real data's own numbers on the same protocol (and the samples' at that count), for the note."""
+    real = entry.get("real")
+    if not real:
+        return ""
+    own = ", ".join(f"{k} {v:.4g}" for k, v in real.items() if k not in ("n", "items"))
+    note = f"real data {own} (n={real['n']:,})"
+    matched = entry.get("matched")
+    if matched:
+        note += "; samples at that n " + ", ".join(f"{k} {v:.4g}" for k, v in matched.items() if k != "n")
+    return note
+
+
+def _special_row(name: str, entry: dict, mark: str) -> tuple[str, str, str, str] | None:
+    """The rows of scores that are not one value: two-part metrics, class scores, the copying test."""
+    if "not_computed" in entry:
+        return name, "not computed", "", entry["not_computed"]
+    if name in ("class_accuracy", "class_fid"):
+        std = f"{entry['std']:.4g}" if entry.get("std") is not None else ""
+        note = "; ".join(n for n in (class_note(name, entry), _real_note(entry)) if n)
+        return name, f"{entry['value']:.6g}", std, note
+    if name in ("class_recall", "class_diversity"):
+        note = f"mean of {len(entry['per_class'])} classes" + ("; 1.0 = as varied as the data" if "div" in name else "")
+        return name, f"{entry['value']:.4g}", "", "; ".join(n for n in (note, _real_note(entry)) if n)
+    if name == "precision_recall":
+        note = "; ".join(n for n in (f"k={entry['k']}", _real_note(entry)) if n)
+        return name, f"P {entry['precision']:.4f}  R {entry['recall']:.4f}{mark}", "", note
+    if name == "density_coverage":
+        note = "; ".join(n for n in (f"k={entry['k']}", _real_note(entry)) if n)
+        return name, f"D {entry['density']:.4f}  C {entry['coverage']:.4f}", "", note
+    if name == "memorization":
+        return name, f"C_T {entry['value']:.3g}" if entry["value"] is not None else "C_T -", "", entry["verdict"]
+    return None
+
+
 def table_row(name: str, entry: dict) -> tuple[str, str, str, str]:
     """One table row: metric, value (``*`` when not comparable with published scores), ± std, note."""
     mark = " *" if entry.get("not_comparable") else ""
-    if name in ("class_accuracy", "class_fid"):
-        std = f"{entry['std']:.4g}" if entry.get("std") is not None else ""
-        return name, f"{entry['value']:.6g}", std, class_note(name, entry)
-    if name == "precision_recall":
-        return name, f"P {entry['precision']:.4f}  R {entry['recall']:.4f}{mark}", "", f"k={entry['k']}"
+    special = _special_row(name, entry, mark)
+    if special is not None:
+        return special
     std, runs = _spread(entry)
-    shown = ("value", "std", "reference_value", "reference_std", "repeats", "comparable_with_published")
-    extras = {k: v for k, v in entry.items() if k not in (*shown, "not_comparable")}
-    notes = [f"reference {entry['reference_value']:.4g}"] if "reference_value" in entry else []
+    shown = ("value", "std", "reference_value", "reference_std", "repeats", "comparable_with_published", "points")
+    extras = {k: v for k, v in entry.items() if k not in (*shown, "not_comparable", "real", "matched")}
+    if entry.get("real"):
+        notes = [_real_note(entry)]
+    else:
+        notes = [f"reference {entry['reference_value']:.4g}"] if "reference_value" in entry else []
     notes += [runs] if runs else []
     if extras and "reference_value" not in entry:
         notes.append(", ".join(f"{k}={v}" for k, v in extras.items()))
@@ -76,7 +112,7 @@ def table_row(name: str, entry: dict) -> tuple[str, str, str, str]:
 def _class_lines(report: dict) -> list[str]:
     """Per-class values of the class scores, and the generated labels, for conditional samples."""
     lines = []
-    for name in ("class_accuracy", "class_fid"):
+    for name in ("class_accuracy", "class_fid", "class_recall", "class_diversity"):
         entry = report["metrics"].get(name)
         if entry and entry.get("per_class"):
             cells = "  ".join(f"{c}: {v:.3g}" for c, v in entry["per_class"].items())
@@ -105,6 +141,11 @@ def print_table(report: dict) -> None:
         f"dataset {report['dataset']['class_path']} split={report['split']}  real n={report['num_real']}  "
         f"generated n={report['num_generated']}  seed={report['seed']}"
     ]
+    if report.get("reference"):
+        lines.append(f"reference: {report['reference']['why']}")
+    if report.get("real_floor"):
+        floor = report["real_floor"]
+        lines.append(f"real data's own scores: {floor['n']:,} items of {floor['items']} against the same reference")
     if extractor:
         lines.append(
             f"features {extractor['name']} (sha256 {extractor['weights_sha256'][:16]}...)  {extractor['note']}"
@@ -115,6 +156,7 @@ def print_table(report: dict) -> None:
         share = report["out_of_range_share"]
         lines.append(f"generated values outside the real range: {share:.2%} (scored as they are)")
     lines += _class_lines(report)
+    lines += [f"! {flag['kind'].upper()}: {flag['message']}" for flag in report.get("flags") or []]
     reasons = report.get("not_comparable_reasons") or []
     if reasons:
         lines.append(f"* {NOT_COMPARABLE.upper()}: " + "; ".join(reasons) + ".")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 
 from lightning_gen.jobs.evaluate.cache import reference_features
+from lightning_gen.jobs.evaluate.conditional import CONDITIONAL_METRICS
 from lightning_gen.jobs.evaluate.options import EvaluateError, FeatureCache, TimeGANSettings
+from lightning_gen.jobs.evaluate.trust import attach_floor, copying_entry, floor_count, safe_scores, subset
 from lightning_gen.metrics.image import check_images
 
 
@@ -40,11 +42,14 @@ def image_metrics(
     fake_labels: torch.Tensor | None = None,
     reference_labels: torch.Tensor | None = None,
     num_classes: int | None = None,
+    train: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    extractor=None,
 ) -> tuple[dict, dict]:
-    """FID / KID / IS / precision-recall of ``fake`` against ``reference`` on ``features`` (default: classifier
-    when a ``classifier`` checkpoint is given, else inception), with the reference features from ``cache``; and
-    for conditional samples (``fake_labels``) ``class_accuracy`` and ``class_fid``
-    (:mod:`lightning_gen.jobs.evaluate.conditional`)."""
+    """FID / FID-infinity / KID / IS / precision-recall / density-coverage of ``fake`` against ``reference`` on
+    ``features`` (default: classifier when a ``classifier`` checkpoint is given, else inception), with the
+    reference features from ``cache``; for conditional samples (``fake_labels``) the class scores
+    (:mod:`lightning_gen.jobs.evaluate.conditional`). With ``train`` (the training split's images and labels): the
+    real data's own scores beside each, and the copying test (``memorization``) (:mod:`~.trust`)."""
     from lightning_gen.jobs.evaluate.conditional import image_class_scores
     from lightning_gen.metrics.image import IMAGE_METRICS, extract_features, image_metrics_from_features
 
@@ -55,29 +60,82 @@ def image_metrics(
                                     batch_size, device)  # fmt: skip
         return scores, {"feature_extractor": None}
     features = features or ("classifier" if classifier else "inception")
-    extractor = feature_extractor(features, classifier, inception_weights)
+    extractor = extractor or feature_extractor(features, classifier, inception_weights)
+    provenance = _provenance(extractor, classifier, features, metrics, len(fake), len(reference))
+    real_feats, cache_info = reference_features(
+        extractor, reference, spec, provenance, split, seed, cache, batch_size, device
+    )
+    fake_feats = extract_features(extractor, fake, batch_size, device)
+
+    def class_scores(fake_f, fake_y, images):
+        return image_class_scores(metrics, fake_y, reference_labels, fake_f, real_feats, extractor, classifier,
+                                  num_classes, images, batch_size, device)  # fmt: skip
+
+    values = safe_scores(lambda names: image_metrics_from_features(real_feats, fake_feats, names), plain)
+    conditional = fake_labels is not None and len(plain) < len(metrics)
+    if conditional:
+        values.update(class_scores(fake_feats, fake_labels, fake))
+    extra = {"feature_extractor": provenance, "reference_cache": cache_info}
+    if train is None:
+        if "memorization" in metrics:
+            values["memorization"] = {"value": None, "not_computed": "no training split to compare with"}
+        return values, extra
+    train_feats, _ = reference_features(extractor, train[0], spec, provenance, "train", seed, cache, batch_size,
+                                        device)  # fmt: skip
+    n = floor_count(len(fake), len(train[0]))
+    scored = [m for m in plain if "not_computed" not in values[m] and m != "is"]
+    real, matched = _floors(scored, real_feats, train_feats, fake_feats, n)
+    if conditional and train[1] is not None and reference_labels is not None:
+        real.update(_class_floor(metrics, class_scores, train, train_feats, n))
+        if matched is not None:
+            matched.update(_class_floor(metrics, class_scores, (fake, fake_labels), fake_feats, n))
+    attach_floor(values, real, matched, n, "the training split's first items")
+    if "memorization" in metrics:
+        values["memorization"] = copying_entry(train[0], reference, fake, seed, split)
+    extra["real_floor"] = {"items": "the training split", "n": n, "against": split}
+    return values, extra
+
+
+def _provenance(extractor, classifier, features: str, metrics, num_fake: int, num_real: int) -> dict:
+    """What the report records about the extractor; FID with fewer samples than features is refused."""
     provenance = extractor.provenance()
     if classifier:
         from lightning_gen.checkpoints import resolve_checkpoint  # a run folder names its newest last.ckpt
 
         provenance["checkpoint"] = str(resolve_checkpoint(classifier))
     dim = provenance["num_features"]
-    if "fid" in metrics and min(len(fake), len(reference)) < dim:
+    if "fid" in metrics and min(num_fake, num_real) < dim:
         raise EvaluateError(
             f"FID with {dim}-dimensional {features} features needs at least {dim} samples per set; got "
-            f"{len(fake)} generated and {len(reference)} reference. Use more samples (or another split)."
+            f"{num_fake} generated and {num_real} reference. Use more samples (or another split)."
         )
-    real_feats, cache_info = reference_features(
-        extractor, reference, spec, provenance, split, seed, cache, batch_size, device
-    )
-    fake_feats = extract_features(extractor, fake, batch_size, device)
-    values = image_metrics_from_features(real_feats, fake_feats, plain) if plain else {}
-    if fake_labels is not None and len(plain) < len(metrics):
-        values.update(
-            image_class_scores(metrics, fake_labels, reference_labels, fake_feats, real_feats, extractor, classifier,
-                               num_classes, fake, batch_size, device)
-        )  # fmt: skip
-    return values, {"feature_extractor": provenance, "reference_cache": cache_info}
+    return provenance
+
+
+def _floors(names, real_feats, train_feats, fake_feats, n) -> tuple[dict, dict | None]:
+    """The real data's own scores (``n`` training items against the reference) and the samples' at that count
+    (None when they are that many already)."""
+    from lightning_gen.metrics.image import image_metrics_from_features
+
+    train_n = subset(train_feats, n)
+    real = safe_scores(lambda names: image_metrics_from_features(real_feats, train_n, names), names, ())
+    if n >= len(fake_feats["features"]):
+        return real, None
+    fake_n = subset(fake_feats, n)
+    return real, safe_scores(lambda names: image_metrics_from_features(real_feats, fake_n, names), names, ())
+
+
+def _class_floor(metrics, class_scores, items, feats, n) -> dict:
+    """The class scores of the first ``n`` of ``items`` (images and their labels)."""
+    asked = [m for m in metrics if m in CONDITIONAL_METRICS["image"]]
+    if not asked:
+        return {}
+    images, labels = items
+    try:
+        scores = class_scores(subset(feats, n), labels[:n], images[:n])
+    except ValueError:  # too few items of some class at this count: no floor for the class scores
+        return {}
+    return {k: v for k, v in scores.items() if k in asked}
 
 
 def sequence_metrics(
