@@ -244,9 +244,9 @@ class TimeGAN(AdversarialLogs, SequenceModel):
         if self.sampler_ema is not None:
             self.sampler_ema.update(self._sampler())
         if logs_this_step(self):
-            terms = {"g_adversarial": adversarial, "g_adversarial_latent": adversarial_latent,
-                     "supervised": supervised, "moment_matching": moments}  # fmt: skip
-            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
+            terms = {"train/g_adversarial": adversarial, "train/g_adversarial_latent": adversarial_latent,
+                     "train/supervised": supervised, "train/moment_matching": moments}  # fmt: skip
+            self.log_dict({k: v.detach() for k, v in terms.items()})
             self.log_g_step(g_loss, g_norm)
 
     def discriminator_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
