@@ -176,3 +176,15 @@ def test_fit_sample_and_evaluate_commands(tmp_path):
     args = {"metrics": ["mmd"], "data_arg": ["num_sequences=64", "seq_len=8"], "no_cache": True}
     report = api.evaluate(ckpt, **args)
     assert report["num_generated"] == report["num_real"] > 0 and report["metrics"]["mmd"]["value"] > 0
+
+
+def test_sequences_of_different_lengths_are_refused():
+    class Ragged(pl.LightningDataModule):
+        variable_length = True
+
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(torch.rand(8, 8, 3)), batch_size=4)
+
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="different lengths"):
+        trainer.fit(tiny(), Ragged())

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen import lightning_internals as li
 from lightning_gen.losses import d_loss_ns, g_loss_ns, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
@@ -171,6 +172,17 @@ class TimeGAN(AdversarialLogs, SequenceModel):
             return recovery(supervisor(generator(z.to(self.device))))
 
     # -- Lightning hooks ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(li.attached_trainer(self), "datamodule", None)
+        if getattr(datamodule, "variable_length", False):
+            raise ValueError(
+                f"{type(datamodule).__name__} holds sequences of different lengths; this TimeGAN trains on windows of "
+                "one length (its losses would count the padding). Cut the data into fixed-length windows (e.g. "
+                "ArraySequenceDataModule's window_length), or use a model that takes lengths (R-VAE, R-VAE-GAN, "
+                "LSTM-GAN)."
+            )
+
     def configure_optimizers(self):
         n = self.networks
         return [
