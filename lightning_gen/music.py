@@ -249,3 +249,16 @@ def write_roll_samples(
         write_midi(roll, midi_dir / f"sample_{i:03d}.mid", pitch_low, step)
     png = piano_roll_image(rolls[:8], pitch_low, f"{stem}.png", step)
     return {"samples": output, "midi": str(midi_dir), "piano roll": png}
+
+
+def shift_rolls(rolls: np.ndarray, semitones) -> np.ndarray:
+    """Rolls (N, T, P) each moved up by its ``semitones`` (N,) (negative: down), one int for all; notes moved
+    past the lowest or highest column are dropped (columns are not wrapped around)."""
+    rolls = np.asarray(rolls)
+    shifts = np.broadcast_to(np.asarray(semitones, dtype=np.int64), (len(rolls),))
+    out = np.zeros_like(rolls)
+    p = rolls.shape[-1]
+    for i, s in enumerate(shifts):
+        if abs(s) < p:
+            out[i, :, max(s, 0) : p + min(s, 0)] = rolls[i, :, max(-s, 0) : p - max(s, 0)]
+    return out

@@ -11,6 +11,23 @@ from lightning_gen.music import load_chorale_notes, notes_to_roll
 CHORALE_CONDITIONS = {"mode": 2, "key": 24}  # condition -> classes
 
 
+def common_key_shift(notes: np.ndarray, tonic: int, minor: int, pitch_low: int, pitch_high: int, name: str) -> int:
+    """Semitones that move a chorale in the key (``tonic``, ``minor``) to C major or A minor: the smallest
+    shift (-6..+5) that keeps every note in ``[pitch_low, pitch_high]``, else the one an octave away that
+    does. Raises, naming the chorale, if neither fits the pitch range."""
+    shift = (9 * int(minor) - int(tonic)) % 12  # A (9) is the minor keys' target tonic, C (0) the major keys'
+    shift = shift - 12 if shift > 5 else shift
+    low, high = (float(notes[:, 0].min()), float(notes[:, 0].max())) if len(notes) else (pitch_low, pitch_low)
+    for candidate in sorted((shift, shift - 12, shift + 12), key=abs):
+        if low + candidate >= pitch_low and high + candidate <= pitch_high:
+            return candidate
+    raise ValueError(
+        f"{name} (pitches {low:.0f}..{high:.0f}) does not fit [{pitch_low}, {pitch_high}] once moved to "
+        f"{'A minor' if minor else 'C major'} ({shift:+d} semitones, or an octave from there): widen the range "
+        "(pitch_low / pitch_high) or set transpose: false."
+    )
+
+
 def key_class(tonic: int, minor: int) -> int:
     """The ``key`` condition's class of a key: ``tonic`` pitch class (0 = C ... 11 = B) for major keys,
     ``12 + tonic`` for minor keys (24 classes)."""
@@ -31,6 +48,11 @@ class ChoralesDataModule(SequenceDataModule):
     ``key``, 24 classes, the tonic's pitch class (0 = C ... 11 = B) for a major key and 12 + it for a minor
     key (:func:`key_class`; 371 chorales over 24 keys: some keys have few or no chorales).
 
+    ``transpose``: every chorale moved into a common key, C major or A minor (by the same key analysis;
+    :func:`common_key_shift`), so a model learns one set of scale degrees instead of 24 transpositions of it, as
+    the JSB chorales benchmark does (Boulanger-Lewandowski et al. 2012 transpose to C major / C minor).
+    The ``key`` condition then only carries the mode.
+
     Args:
         data_dir: cache folder.
         window_length: frames per training sequence (32 eighths: four 4/4 bars).
@@ -42,6 +64,7 @@ class ChoralesDataModule(SequenceDataModule):
         max_chorales: parse only the first N chorales (None: all); for quick tests.
         progress: show a progress bar while parsing.
         condition: ``mode`` or ``key`` for labelled windows; None (default): unlabelled.
+        transpose: move every chorale into C major or A minor (False: as written).
         **kwargs: see :class:`SequenceDataModule`.
     """
 
@@ -58,6 +81,7 @@ class ChoralesDataModule(SequenceDataModule):
         max_chorales: int | None = None,
         progress: bool = True,
         condition: str | None = None,
+        transpose: bool = False,
         batch_size: int = 64,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -75,17 +99,42 @@ class ChoralesDataModule(SequenceDataModule):
         self.data_dir, self.window_length, self.stride, self.step = data_dir, window_length, stride, step
         self.pitch_low, self.pitch_high = pitch_low, pitch_high
         self.max_chorales, self.progress, self.condition = max_chorales, progress, condition
+        self.transpose = transpose
+        self.shifts: dict[str, int] = {}  # chorale name -> semitones it was moved by (with transpose)
         self.labelled = condition is not None
         self.class_count = CHORALE_CONDITIONS.get(condition)
         self.names: dict[str, list[str]] = {}
 
     def rolls(self) -> tuple[list[str], list[np.ndarray]]:
         """Names and piano rolls (T_i, P) uint8 of every chorale asked for."""
+        if self.transpose:
+            names, notes, keys = load_chorale_notes(self.data_dir, self.max_chorales, self.progress, keys=True)
+            return names, self._to_rolls(names, notes, keys)
         names, notes = load_chorale_notes(self.data_dir, self.max_chorales, self.progress)
         return names, self._to_rolls(names, notes)
 
-    def _to_rolls(self, names: list[str], notes: list[np.ndarray]) -> list[np.ndarray]:
+    def _to_rolls(self, names: list[str], notes: list[np.ndarray], keys: np.ndarray | None = None) -> list[np.ndarray]:
+        if self.transpose:  # each chorale into C major / A minor
+            lo, hi = self.pitch_low, self.pitch_high
+            shifts = [common_key_shift(n, t, m, lo, hi, k) for k, n, (t, m) in zip(names, notes, keys)]
+            notes = [n + np.asarray([s, 0, 0], dtype=n.dtype) for n, s in zip(notes, shifts)]
+            self.shifts = dict(zip(names, shifts))
         return [notes_to_roll(n, self.pitch_low, self.pitch_high, self.step, name=k) for k, n in zip(names, notes)]
+
+    def to_written_keys(self, rolls: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Rolls (N, T, P) generated in the common key moved into the keys the chorales are written in: each
+        roll by the inverse shift of a training chorale drawn at random (so the keys come out as often as in
+        the training chorales), notes moved past the pitch range dropped. The rolls as they are without
+        ``transpose``. Needs ``setup()`` first."""
+        if not self.transpose:
+            return np.asarray(rolls)
+        if not self.names.get("train"):
+            raise ValueError("to_written_keys() needs the training chorales: call setup() first.")
+        from lightning_gen.music import shift_rolls
+
+        train_shifts = np.asarray([self.shifts[name] for name in self.names["train"]])
+        drawn = np.random.default_rng(seed).choice(train_shifts, size=len(rolls))
+        return shift_rolls(np.asarray(rolls), -drawn)
 
     def chorale_labels(self) -> np.ndarray:
         """The class of every chorale asked for (N,) int64, under ``condition``."""
@@ -94,6 +143,8 @@ class ChoralesDataModule(SequenceDataModule):
         return self._labels(load_chorale_notes(self.data_dir, self.max_chorales, self.progress, keys=True)[2])
 
     def _labels(self, keys: np.ndarray) -> np.ndarray:
+        if self.transpose:  # the keys after the move: C major or A minor
+            keys = np.stack([9 * keys[:, 1], keys[:, 1]], axis=1)
         if self.condition == "mode":
             return keys[:, 1].astype(np.int64)
         return np.asarray([key_class(t, m) for t, m in keys], dtype=np.int64).reshape(-1)
@@ -101,7 +152,7 @@ class ChoralesDataModule(SequenceDataModule):
     def load(self):
         if self.labelled:
             names, notes, keys = load_chorale_notes(self.data_dir, self.max_chorales, self.progress, keys=True)
-            rolls, labels = self._to_rolls(names, notes), self._labels(keys)
+            rolls, labels = self._to_rolls(names, notes, keys), self._labels(keys)
         else:
             names, rolls = self.rolls()
             labels = None
