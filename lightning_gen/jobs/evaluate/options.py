@@ -15,7 +15,8 @@ from lightning_gen.metrics.image import IMAGE_METRICS
 SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music")
 MODEL_METRICS = ("elbo",)
 DEFAULT_METRICS = {
-    "image": ["fid"],
+    # a distance, its unbiased estimates, fidelity and diversity apart, and the copying test (issue 22)
+    "image": ["fid", "fid_inf", "kid", "precision_recall", "density_coverage", "memorization"],
     "sequence": ["discriminative", "predictive", "mmd"],
     "piano_roll": ["discriminative", "mmd", "music"],
 }
