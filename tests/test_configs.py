@@ -3,6 +3,7 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -31,6 +32,12 @@ def data_overrides(config: str, tmp_path, monkeypatch) -> list[str]:
         write_fake_cifar10(root)
         monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
         monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    elif name == "JapaneseVowelsDataModule":  # small .ts files of the archive's layout (not its checksums)
+        from tests.variable_length_helpers import write_fake_vowels
+
+        write_fake_vowels(root)
+        return [f"--data.init_args.data_dir={root}", "--data.init_args.download=false",
+                "--data.init_args.check_files=false", "--data.init_args.batch_size=4"]  # fmt: skip
     elif name == "ChoralesDataModule":  # parse 4 chorales into a fresh cache (about 2 s), not all 371
         return [
             f"--data.init_args.data_dir={root}",
@@ -38,6 +45,12 @@ def data_overrides(config: str, tmp_path, monkeypatch) -> list[str]:
             "--data.init_args.progress=false",
             "--data.init_args.batch_size=4",
         ]
+    elif name in ("StocksDataModule", "EnergyDataModule"):  # a small CSV of the file's width, not the real one
+        width = 6 if name == "StocksDataModule" else 28
+        path = tmp_path / "series.csv"
+        rows = np.random.default_rng(0).uniform(1, 100, size=(48, width))
+        path.write_text(",".join(f"c{i}" for i in range(width)) + "\n" + "\n".join(",".join(map(str, r)) for r in rows))
+        return [f"--data.init_args.path={path}", "--data.init_args.sha256=null", "--data.init_args.batch_size=4"]
     else:
         return []
     return [

@@ -15,6 +15,7 @@ from lightning_gen.data.sequences import (
     SequenceDataModule,
     SinesDataModule,
 )
+from lightning_gen.data.timegan_data import EnergyDataModule, StocksDataModule, TimeGANCSVDataModule
 
 __all__ = [
     "ArrayImageDataModule",
@@ -22,6 +23,9 @@ __all__ = [
     "ChoralesDataModule",
     "SequenceDataModule",
     "SinesDataModule",
+    "StocksDataModule",
+    "EnergyDataModule",
+    "TimeGANCSVDataModule",
     "CIFAR10DataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",

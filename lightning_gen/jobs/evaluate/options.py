@@ -11,14 +11,17 @@ from pathlib import Path
 from lightning_gen.checkpoints import add_allow_module_argument
 from lightning_gen.errors import UserError, check_device, check_folder, check_int, check_output
 from lightning_gen.metrics.image import IMAGE_METRICS
+from lightning_gen.metrics.sequence_scores import EXTRA_SEQUENCE_METRICS
 
-SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music")
+#: TimeGAN's scores, MMD, music statistics, and the scores that do not saturate (strong_discriminative,
+#: context_fid, correlational: :mod:`lightning_gen.metrics.sequence_scores`)
+SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music", *EXTRA_SEQUENCE_METRICS)
 MODEL_METRICS = ("elbo",)
 DEFAULT_METRICS = {
     # a distance, its unbiased estimates, fidelity and diversity apart, and the copying test (issue 22)
     "image": ["fid", "fid_inf", "kid", "precision_recall", "density_coverage", "memorization"],
-    "sequence": ["discriminative", "predictive", "mmd"],
-    "piano_roll": ["discriminative", "mmd", "music"],
+    "sequence": ["discriminative", "predictive", "mmd", "density_coverage", "memorization"],
+    "piano_roll": ["discriminative", "mmd", "music", "density_coverage", "memorization"],
 }
 
 # -- the published protocols (issue 16: a short evaluation must not look like a published score) ---------------

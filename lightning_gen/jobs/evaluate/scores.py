@@ -162,11 +162,18 @@ def sequence_metrics(
     # when that lies in [0, 1] (TimeGAN's sines), else min-max scaled with the training split's range.
     if getattr(datamodule, "scale_data", True):
         reference = datamodule.inverse_scale(reference)
-    scores = [m for m in metrics if m != "music"]
+    from lightning_gen.metrics.sequence_scores import EXTRA_SEQUENCE_METRICS, extra_sequence_scores
+
+    scores = [m for m in metrics if m != "music" and m not in EXTRA_SEQUENCE_METRICS]
     out, info = S.sequence_scores(
         reference, fake, scores, timegan.disc_iterations, timegan.pred_iterations, timegan.repeats, seed, device,
         datamodule.data_min, datamodule.data_max,
     )  # fmt: skip
+    extra = [m for m in metrics if m in EXTRA_SEQUENCE_METRICS]
+    if extra:  # in the same space, each with the real data's own score (one half of the reference against the other)
+        real_s, fake_s, _ = S.scoring_space(reference, fake, datamodule.data_min, datamodule.data_max)
+        out.update(extra_sequence_scores(real_s, fake_s, extra, timegan.repeats, seed))
+    info["scaling"] = getattr(datamodule, "scaling_note", None) or info["scaling"]  # e.g. TimeGAN's stocks / energy
     if timegan.repeats == 1:  # one run has no spread: a std of 0 would read as a certain score
         for entry in out.values():
             entry.pop("std", None)
@@ -177,6 +184,12 @@ def sequence_metrics(
             raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
         for stat, pair in S.compare_music_statistics(reference, fake, int(pitch_low)).items():
             out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
+    if "discriminative" in out and getattr(datamodule, "pitch_low", None) is not None and len(reference) >= 10:
+        from lightning_gen.metrics.music import real_halves  # piano rolls: the real windows' own score beside it
+
+        halves = real_halves(reference, seed)  # binary windows
+        floor = S.discriminative_score(*halves, timegan.disc_iterations, 128, timegan.repeats, seed, device)[0]
+        out["discriminative"]["reference_value"] = floor
     return out, {"feature_extractor": None, **info}
 
 

@@ -1,0 +1,206 @@
+"""TimeGAN's real benchmarks, stocks and energy, for any sequence model config at a CPU-second budget.
+
+A model is built from any config (``--config``, stacked like ``lightning-gen fit --config A --config B``; the data
+must be :class:`~lightning_gen.data.StocksDataModule` or :class:`~lightning_gen.data.EnergyDataModule`), trained for
+``--budget-cpu-s`` seconds of *process CPU time* on ``--threads`` torch threads (the machine may be shared), then
+sampled: as many windows as the real data has (TimeGAN's protocol: every window of the file, 3,661 for stocks,
+19,711 for energy), scored against all of them in TimeGAN's scaled space (min-max over the whole file) through
+``lightning_gen.metrics.timegan.sequence_scores``, the code path of ``lightning-gen evaluate``: the published
+discriminative and predictive scores (Yoon et al. 2019) and, beside them, the scores of
+:mod:`lightning_gen.metrics.sequence_scores` (a stronger post-hoc discriminator, Context-FID, the correlational
+score). ``--real`` scores the real data against itself instead (one half of the windows against the other, and the
+time-shuffled windows against the real ones): the floor every row is read against.
+
+    python benchmarks/bench_timegan_data.py --config configs/rvae_gan/stocks.yaml --budget-cpu-s 300 --repeats 3
+    python benchmarks/bench_timegan_data.py --config configs/rvae/energy.yaml --real --repeats 3
+    python benchmarks/bench_timegan_data.py --leaderboard benchmarks/results/leaderboard/timegan_data.json \\
+        benchmarks/results/timegan_data/*.json     # one leaderboard file from several runs, and its table
+
+Writes a JSON file (``--out``, default ``benchmarks/results/timegan_data/<model>_<dataset>[_real].json``) holding a
+leaderboard row; checkpoints go to ``runs/bench_timegan_data/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+PUBLISHED = {  # discriminative / predictive; Yoon et al. 2019 Table 2, Yuan and Qiao (Diffusion-TS) 2024 Table 1
+    "stocks": {"TimeGAN": (".102 +- .021", ".038 +- .001"), "Diffusion-TS": (".067 +- .015", ".036")},
+    "energy": {"TimeGAN": (".236 +- .012", ".273 +- .004"), "Diffusion-TS": (".122 +- .003", ".250")},
+}
+TIMEGAN_METRICS = ("discriminative", "predictive")
+EXTRA_METRICS = ("strong_discriminative", "context_fid", "correlational")
+
+
+def build(configs: list[str], seed: int, cli_args: list[str]):
+    """The model and DataModule of the stacked configs (LightningCLI syntax for ``cli_args``)."""
+    from lightning_gen.cli import run_lightning_cli
+
+    stacked = [a for c in configs for a in ("--config", c)]
+    cli = run_lightning_cli([*stacked, f"--seed_everything={seed}", *cli_args], run=False)
+    if not hasattr(cli.datamodule, "all_windows"):
+        raise SystemExit(f"{configs}: the data is {type(cli.datamodule).__name__}, not StocksDataModule / Energy...")
+    return cli.model, cli.datamodule
+
+
+def train(model, datamodule, budget_s: float, name: str):
+    """Train for ``budget_s`` CPU seconds (validation off: the scores below are the evaluation)."""
+    import pytorch_lightning as pl
+    from bench_sines import cpu_budget_callback
+
+    budget = cpu_budget_callback(budget_s)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=100_000,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[budget],
+    )
+    trainer.fit(model, datamodule)
+    path = os.path.join(REPO, "runs", "bench_timegan_data", f"{name}.ckpt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    trainer.save_checkpoint(path)
+    batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+    return {"cpu_s": round(budget.used, 1), "batches": batches, "epochs": trainer.current_epoch,
+            "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
+
+
+def score(real: np.ndarray, fake: np.ndarray, datamodule, metrics, args) -> tuple[dict, dict]:
+    """Every score of ``fake`` against ``real`` (both in the file's units), in TimeGAN's scaled space."""
+    from lightning_gen.metrics.sequence_scores import extra_sequence_scores
+    from lightning_gen.metrics.timegan import scoring_space, sequence_scores
+
+    published = [m for m in metrics if m in TIMEGAN_METRICS]
+    out, info = sequence_scores(
+        real, fake, published, args.disc_iterations, args.pred_iterations, args.repeats, args.seed,
+        data_min=datamodule.data_min, data_max=datamodule.data_max, reference_predictive=False,
+    )  # fmt: skip
+    extra = [m for m in metrics if m in EXTRA_METRICS]
+    if extra:
+        real_s, fake_s, _ = scoring_space(real, fake, datamodule.data_min, datamodule.data_max)
+        out.update(extra_sequence_scores(real_s, fake_s, extra, repeats=args.repeats, seed=args.seed))
+    return out, info
+
+
+def time_shuffled(windows: np.ndarray, seed: int) -> np.ndarray:
+    """Real windows with their time steps permuted (each window its own permutation): right marginals, no dynamics."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random(windows.shape[:2]), axis=1)  # (N, T)
+    return np.take_along_axis(windows, order[..., None], axis=1)
+
+
+def row(values: dict) -> dict:
+    return {m: {"value": v["value"], "spread": v.get("std")} for m, v in values.items()}
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", action="append", default=[], help="model config (repeat to stack overlays)")
+    p.add_argument("--cli-arg", action="append", default=[], metavar="ARG", help="LightningCLI override")
+    p.add_argument("--name", default=None, help="model name in the results (default: the first config's folder)")
+    p.add_argument("--budget-cpu-s", type=float, default=300.0, help="training budget, CPU seconds")
+    p.add_argument("--real", action="store_true", help="score the real data against itself instead of training")
+    p.add_argument("--metrics", default=",".join(TIMEGAN_METRICS + EXTRA_METRICS))
+    p.add_argument("--repeats", type=int, default=3, help="metric repeats (TimeGAN: 10)")
+    p.add_argument("--disc-iterations", type=int, default=2000)
+    p.add_argument("--pred-iterations", type=int, default=5000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="training seed (and the metrics')")
+    p.add_argument("--out", default=None)
+    p.add_argument("--leaderboard", default=None, metavar="JSON", help="merge result files (positional) into JSON")
+    p.add_argument("results", nargs="*", help="with --leaderboard: result files to merge")
+    args = p.parse_args(argv)
+    if args.leaderboard:
+        return merge(args.leaderboard, args.results)
+    if not args.config:
+        p.error("give --config (a stocks or energy config), or --leaderboard")
+    torch.set_num_threads(args.threads)
+    metrics = [m for m in args.metrics.split(",") if m]
+    command = "python benchmarks/bench_timegan_data.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    model, datamodule = build(args.config, args.seed, args.cli_arg)
+    dataset = type(datamodule).__name__.removesuffix("DataModule").lower()
+    name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.config[0])))
+    real = datamodule.inverse_scale(datamodule.all_windows())  # every window, in the file's units
+    out = args.out or os.path.join(REPO, "benchmarks", "results", "timegan_data",
+                                   f"{'real' if args.real else name}_{dataset}.json")  # fmt: skip
+    result = {"model": "real data" if args.real else name, "config": args.config, "cli_args": args.cli_arg,
+              "dataset": dataset, "budget_cpu_s": None if args.real else args.budget_cpu_s, "seeds": 1,
+              "num_real": len(real), "repeats": args.repeats, "command": command, "commit": commit()}  # fmt: skip
+    if args.real:  # one half of the windows against the other, and time-shuffled windows against all
+        half = np.random.default_rng(args.seed).permutation(len(real))
+        a, b = real[half[: len(real) // 2]], real[half[len(real) // 2 :]]
+        values, info = score(a, b, datamodule, metrics, args)
+        shuffled, _ = score(real, time_shuffled(real, args.seed), datamodule, metrics, args)
+        result.update(metrics=row(values), time_shuffled=row(shuffled), scaling=info["scaling"])
+    else:
+        result["training"] = train(model, datamodule, args.budget_cpu_s, f"{name}_{dataset}_s{args.seed}")
+        if hasattr(model, "fit_latent_density"):  # as at the end of an epoch: the density of the last codes
+            model.fit_latent_density(torch.from_numpy(datamodule.splits["train"]))
+        from bench_sines import generate
+
+        fake = generate(model, len(real), real.shape[1])
+        t = time.process_time()
+        values, info = score(real, fake, datamodule, metrics, args)
+        result.update(metrics=row(values), metric_cpu_s=round(time.process_time() - t, 1), **info)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    print(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+def merge(path: str, results: list[str]) -> int:
+    """One leaderboard file (a list of rows, each with the real data's own scores of its dataset) and its table."""
+    loaded = []
+    for r in results:
+        with open(r) as f:
+            loaded.append(json.load(f))
+    real = {x["dataset"]: x for x in loaded if x["model"] == "real data"}
+    rows = []
+    for x in loaded:
+        if x["model"] == "real data":
+            continue
+        own = real.get(x["dataset"], {}).get("metrics", {})
+        rows.append({k: x[k] for k in ("model", "config", "dataset", "budget_cpu_s", "metrics", "seeds", "command",
+                                       "commit")} | {"real_data": {m: v["value"] for m, v in own.items()}})  # fmt: skip
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=2)
+    names = sorted({m for r in loaded for m in r.get("metrics", {})}, key=lambda m: (m not in TIMEGAN_METRICS, m))
+    fmt = lambda v: "-" if v is None else f"{v['value']:.3f}" + (f" +- {v['spread']:.3f}" if v.get("spread") else "")  # noqa: E731
+    print("| dataset | model | CPU s | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 3))
+    for r in sorted(loaded, key=lambda r: (r["dataset"], r["model"] != "real data", r["model"])):
+        print(f"| {r['dataset']} | {r['model']} | {r.get('budget_cpu_s') or '-'} | "
+              + " | ".join(fmt(r["metrics"].get(m)) for m in names) + " |")  # fmt: skip
+        if "time_shuffled" in r:
+            print(f"| {r['dataset']} | real, time-shuffled | - | "
+                  + " | ".join(fmt(r["time_shuffled"].get(m)) for m in names) + " |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
