@@ -166,3 +166,26 @@ def test_music_statistics_callback_logs_generated_and_real_figures():
     trainer.datamodule = SimpleNamespace(splits={"val": real})  # no pitch_low: not piano-roll data
     with pytest.raises(ValueError, match="piano-roll data"):
         MusicStatistics(every_n_epochs=1).on_validation_epoch_end(trainer, module)
+
+
+def test_evaluate_gives_the_roll_discriminative_score_its_real_halves_figure(monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning_gen.jobs.evaluate.options import TimeGANSettings
+    from lightning_gen.jobs.evaluate.scores import sequence_metrics
+    from lightning_gen.metrics import sequence, timegan
+
+    sizes = []
+
+    def fake_score(real, fake, iterations, batch_size, repeats, seed, device, **lengths):
+        sizes.append((len(real), len(fake)))
+        return 0.4 if len(sizes) == 1 else 0.05, 0.0
+
+    monkeypatch.setattr(timegan, "discriminative_score", fake_score)
+    monkeypatch.setattr(sequence, "discriminative_score", fake_score)
+    real = (np.random.default_rng(0).random((12, 4, 6)) < 0.4).astype(np.float32)
+    rolls = SimpleNamespace(scale_data=False, pitch_low=60, data_min=None, data_max=None)
+    settings = TimeGANSettings(disc_iterations=3, pred_iterations=3, repeats=1)
+    out, _ = sequence_metrics(["discriminative"], real, real[::-1].copy(), rolls, settings)
+    assert out["discriminative"]["value"] == 0.4 and out["discriminative"]["reference_value"] == 0.05
+    assert sizes == [(12, 12), (6, 6)]  # then one half of the real windows against the other
