@@ -69,6 +69,27 @@ def meets(name: str, value: float, real: float) -> bool | None:
     return bool(abs(value - real) <= bound * abs(real))
 
 
+def discriminative(real: np.ndarray, rolls: np.ndarray, args) -> dict:
+    """``roll_discriminative_score`` of the samples; the real halves' figure depends on the real windows only,
+    so it is computed once per setting and kept in ``<out>/real_discriminative_<setting>.json``."""
+    from lightning_gen.metrics.music import roll_discriminative_score
+
+    setting = f"{real.shape[0]}x{real.shape[1]}x{real.shape[2]}_{args.disc_iterations}it_{args.disc_repeats}rep"
+    cache = os.path.join(args.out, f"real_discriminative_{setting}.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            floor = json.load(f)
+        from lightning_gen.metrics.timegan import discriminative_score
+
+        drawn = (real[np.random.default_rng(0).permutation(len(real))[: len(rolls)]] > 0.5).astype(np.float32)
+        gen, gen_std = discriminative_score(drawn, rolls, args.disc_iterations, 128, args.disc_repeats, 0)
+        return {"discriminative": {"generated": gen, "generated_std": gen_std, **floor}}
+    out = roll_discriminative_score(real, rolls, args.disc_iterations, args.disc_repeats, seed=0)
+    with open(cache, "w") as f:
+        json.dump({k: out["discriminative"][k] for k in ("real", "real_std")}, f)
+    return out
+
+
 def leaderboard_row(args, result: dict) -> dict:
     stats = result["statistics"]
     metrics = {k: {"value": v["generated"], "spread": v.get("generated_std")} for k, v in stats.items()}
@@ -114,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     import pytorch_lightning as pl
 
     from lightning_gen.cli import run_lightning_cli
-    from lightning_gen.metrics.music import compare_music_statistics, roll_discriminative_score
+    from lightning_gen.metrics.music import compare_music_statistics
     from lightning_gen.music import piano_roll_image, write_roll_samples
 
     config = os.path.join(REPO, "configs", args.model, f"{args.config}.yaml")
@@ -132,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     real = real_windows(dm)  # (n, T, P) binary
     stats = compare_music_statistics(real, rolls, pitch_low=dm.pitch_low)
     drawn = real[np.random.default_rng(0).permutation(len(real))[: 2 * len(rolls)]]  # halves as big as the samples
-    stats.update(roll_discriminative_score(drawn, rolls, args.disc_iterations, args.disc_repeats, seed=0))
     os.makedirs(args.out, exist_ok=True)
+    stats.update(discriminative(drawn, rolls, args))
     stem = os.path.join(args.out, f"chorales_{args.model}_{args.config}{args.tag}")
     written = write_roll_samples(rolls[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4)
     written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png", dm.step, label="real")
