@@ -189,3 +189,17 @@ def test_evaluate_gives_the_roll_discriminative_score_its_real_halves_figure(mon
     out, _ = sequence_metrics(["discriminative"], real, real[::-1].copy(), rolls, settings)
     assert out["discriminative"]["value"] == 0.4 and out["discriminative"]["reference_value"] == 0.05
     assert sizes == [(12, 12), (6, 6)]  # then one half of the real windows against the other
+
+
+def test_wav_of_a_roll_sounds_its_note(tmp_path):
+    from scipy.io import wavfile
+
+    from lightning_gen.music import write_wav
+
+    roll = np.zeros((3, 13), np.float32)
+    roll[:2, 9] = 1  # A4 (pitch_low 60 + 9) for two eighths = one second at 60 quarters a minute; then silence
+    rate, audio = wavfile.read(write_wav(roll, tmp_path / "a.wav", pitch_low=60, tempo=60, rate=8000))
+    assert rate == 8000 and audio.dtype == np.int16 and len(audio) == 12001
+    sounding = audio[:8000].astype(np.float64)
+    assert np.fft.rfftfreq(8000, 1 / 8000)[np.abs(np.fft.rfft(sounding)).argmax()] == pytest.approx(440, abs=1)
+    assert np.abs(audio[8001:]).max() == 0  # the last step is silent
