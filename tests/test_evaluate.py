@@ -523,3 +523,32 @@ def test_reference_is_never_the_training_split_by_default(classifier_ckpt, digit
     assert evaluate.main([real, "--data", DIGITS, "--classifier", classifier_ckpt, "--no-cache"]) == 0
     printed = capsys.readouterr().out
     assert "real data fid" in printed and "reference: the test split" in printed and "memorization" in printed
+
+
+def test_sequences_get_density_coverage_and_the_copying_test(tmp_path):
+    """Sines: the real test split (unseen) passes; noisy copies of training windows are flagged as copying, one
+    window repeated as lacking variety; both rank below the real sequences."""
+    from lightning_gen.jobs.evaluate.trust import rank_key
+
+    data = ["num_sequences=1000", "seq_len=8"]
+    dm = evaluate.build_datamodule(evaluate.resolve_data_spec(SINES, None, data))
+    dm.setup()
+    train, rng = dm.inverse_scale(dm.splits["train"]), np.random.default_rng(0)
+    unseen = dm.inverse_scale(dm.splits["test"])
+    samples = {
+        "unseen": unseen,
+        "copies": train[rng.integers(0, len(train), len(unseen))] + rng.normal(0, 0.002, unseen.shape),
+        "collapsed": np.repeat(train[:1], len(unseen), axis=0) + rng.normal(0, 0.002, unseen.shape),
+    }
+    reports = {}
+    for name, x in samples.items():
+        np.savez(tmp_path / f"{name}.npz", samples=x.astype(np.float32))
+        reports[name] = run([str(tmp_path / f"{name}.npz"), "--data", SINES, "--data-arg", data[0], "--data-arg",
+                             data[1], "--metrics", "mmd,density_coverage,memorization"])  # fmt: skip
+    good = reports["unseen"]["metrics"]
+    assert (
+        good["density_coverage"]["real"]["n"] == len(unseen) and "flattened windows" in good["memorization"]["features"]
+    )
+    assert reports["unseen"]["problems"] == [] and reports["copies"]["problems"] == ["copying"]
+    assert "low_diversity" in reports["collapsed"]["problems"]
+    assert sorted(reports, key=lambda n: rank_key(reports[n], "mmd"))[0] == "unseen"

@@ -13,7 +13,7 @@ def sets():
     rng = np.random.default_rng(0)
     train, unseen, fresh = (rng.normal(size=(n, 8)) for n in (900, 150, 150))
     copies = train[rng.integers(0, len(train), 150)] + rng.normal(0, 0.01, (150, 8))
-    blurred = 0.3 * fresh  # pulled to the centre: near everything, copies nothing
+    blurred = 0.5 * fresh  # pulled to the centre: near everything, copies nothing
     collapsed = np.repeat(fresh[:3], 50, axis=0) + rng.normal(0, 0.01, (150, 8))
     return train, unseen, {"fresh": fresh, "copies": copies, "blurred": blurred, "collapsed": collapsed}
 
@@ -52,7 +52,7 @@ def test_copying_tests_tell_copies_from_fresh_blurred_samples(sets):
         > copy_share(train, unseen, fakes["fresh"])["value"]
     )
     seen = seen_unseen(train, unseen, fakes["blurred"])
-    assert seen["seen_sets"] == 6 and seen["expected"] == pytest.approx(1 / 7) and seen["z"] < 3
+    assert seen["seen_sets"] == 6 and seen["expected"] == pytest.approx(1 / 7) and seen["p_value"] > 0.05
 
 
 def test_meehan_ct_and_pixel_space_shapes():

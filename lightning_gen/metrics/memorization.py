@@ -32,8 +32,10 @@ import torch
 
 #: C_T (a weighted Z score) at or below this reads as copying (Meehan et al. 2020 test at Z's usual levels)
 CT_COPYING = -3.0
-#: the seen / unseen test's one-sided Z score at or above this reads as copying
-SEEN_CLOSER_Z = 3.0
+#: the seen / unseen test's one-sided p value below which it reads as copying on its own (about Z = 3) ...
+SEEN_P_ALONE = 1e-3
+#: ... and with C_T at or below ``CT_COPYING`` (C_T says "nearer the training data", this test "not blur")
+SEEN_P_WITH_CT = 0.01
 
 
 def _array(x) -> np.ndarray:
@@ -110,7 +112,8 @@ def seen_unseen(train, unseen, fake, seed: int = 0) -> dict:
 
     Samples that share their nearest item (a collapsed or averaged model's) count once: the share is over the
     distinct nearest items. Returns ``{"value": share, "expected", "z": (expected - share) / its binomial std
-    (positive: nearer the seen items, copying), "seen_sets": K, "per_set", "distinct_nearest"}``."""
+    (positive: nearer the seen items, copying), "p_value": the exact one-sided binomial test's (scipy), "seen_sets":
+    K, "per_set", "distinct_nearest"}``."""
     train, unseen, fake = _array(train), _array(unseen), _array(fake)
     m = min(len(unseen), len(train))
     k = max(1, len(train) // m)
@@ -118,6 +121,7 @@ def seen_unseen(train, unseen, fake, seed: int = 0) -> dict:
     order = rng.permutation(len(train))
     sets = [train[order[i * m : (i + 1) * m]] for i in range(k)] + [unseen[rng.permutation(len(unseen))[:m]]]
     pool = np.concatenate(sets)  # (K + 1) * m items; the last m are the unseen ones
+    from scipy.stats import binomtest
     from sklearn.neighbors import NearestNeighbors
 
     winner = NearestNeighbors(n_neighbors=1).fit(pool).kneighbors(fake)[1][:, 0]
@@ -127,10 +131,13 @@ def seen_unseen(train, unseen, fake, seed: int = 0) -> dict:
     share = float((distinct >= k * m).mean())
     expected = 1.0 / (k + 1)
     z = (expected - share) / math.sqrt(expected * (1 - expected) / len(distinct))
+    nearest_unseen = int((distinct >= k * m).sum())
+    p_value = binomtest(nearest_unseen, len(distinct), expected, alternative="less").pvalue
     return {
         "value": share,
         "expected": expected,
         "z": float(z),
+        "p_value": float(p_value),
         "seen_sets": k,
         "per_set": m,
         "distinct_nearest": int(len(distinct)),
@@ -142,20 +149,21 @@ def copying_tests(train, unseen, fake, seed: int = 0) -> dict:
     ct = meehan_ct(train, unseen, fake, seed=seed)
     share = copy_share(train, unseen, fake)
     seen = seen_unseen(train, unseen, fake, seed)
-    copying = seen["z"] >= SEEN_CLOSER_Z
     low_ct = ct["value"] is not None and ct["value"] <= CT_COPYING
+    # copying: clearly nearer the seen sets, or nearer the training data (C_T) and not as near the unseen set
+    copying = seen["p_value"] < SEEN_P_ALONE or (low_ct and seen["p_value"] < SEEN_P_WITH_CT)
     nearest = f"{seen['value']:.1%} of samples nearest the unseen set ({seen['expected']:.1%} expected)"
     if copying:
         verdict = (
-            f"COPYING SUSPECTED: samples lie nearer the training items than equally many unseen ones: {nearest}, Z "
-            f"{seen['z']:.1f}; C_T {_fmt(ct['value'])}; {share['value']:.1%} nearer the training set than 95% of "
+            f"COPYING SUSPECTED: samples lie nearer the training items than equally many unseen ones: {nearest}, p "
+            f"{seen['p_value']:.2g}; C_T {_fmt(ct['value'])}; {share['value']:.1%} nearer the training set than 95% of "
             "unseen data are (5% expected)"
         )
     elif low_ct:
         verdict = (
-            f"C_T {_fmt(ct['value'])}: samples lie nearer the training data than unseen data does, but as near unseen "
-            f"items as seen ones ({nearest}): no sign of copying particular training items (averaged, blurry or "
-            "collapsed samples lower C_T too)"
+            f"C_T {_fmt(ct['value'])}: samples lie nearer the training data than unseen data does, but the unseen "
+            f"set is as often their nearest as a seen one ({nearest}, p {seen['p_value']:.2g}): no sign of copying "
+            "particular training items (averaged, blurry or collapsed samples lower C_T too)"
         )
     else:
         verdict = f"no sign of copying (C_T {_fmt(ct['value'])}; {nearest})"

@@ -33,7 +33,7 @@ from lightning_gen.jobs.evaluate.protocol import mark_protocol
 from lightning_gen.jobs.evaluate.report import package_versions, print_table
 from lightning_gen.jobs.evaluate.samples import labelled_samples
 from lightning_gen.jobs.evaluate.scores import image_metrics, model_metrics, sequence_metrics
-from lightning_gen.jobs.evaluate.trust import flags, problems
+from lightning_gen.jobs.evaluate.trust import SEQUENCE_TRUST_METRICS, flags, problems, sequence_trust
 from lightning_gen.metrics.image import IMAGE_METRICS
 
 
@@ -54,7 +54,7 @@ def evaluate(args) -> dict:
 def _chosen_metrics(options: EvaluateOptions, datamodule, kind: str) -> list[str]:
     default = DEFAULT_METRICS["piano_roll" if getattr(datamodule, "pitch_low", None) is not None else kind]
     metrics = list(options.metrics or default)
-    own = (*IMAGE_METRICS, "memorization") if kind == "image" else SEQUENCE_METRICS
+    own = (*IMAGE_METRICS, "memorization") if kind == "image" else (*SEQUENCE_METRICS, *SEQUENCE_TRUST_METRICS)
     allowed = own + CONDITIONAL_METRICS[kind] + MODEL_METRICS
     unknown = [m for m in metrics if m not in allowed]
     if unknown:
@@ -148,12 +148,13 @@ def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, 
             train=_train_items(datamodule, split, kind, metrics), extractor=extractor,
         )  # fmt: skip
         return values, extra, fake, labels, source_info
-    plain = [m for m in metrics if m not in CONDITIONAL_METRICS[kind]]
+    plain = [m for m in metrics if m not in CONDITIONAL_METRICS[kind] and m not in SEQUENCE_TRUST_METRICS]
     values, extra = {}, {"feature_extractor": None}
     if plain:
         values, extra = sequence_metrics(
             plain, reference, fake, datamodule, options.timegan, options.seed, options.device
         )
+    values.update(sequence_trust(metrics, datamodule, reference, fake, reference_info["split"], options.seed))
     if "class_accuracy" in metrics:
         values.update(sequence_class_scores(datamodule, reference, reference_labels, fake, labels, options.seed))
     return values, extra, fake, labels, source_info

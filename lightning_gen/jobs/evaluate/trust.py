@@ -15,6 +15,9 @@ copying test, and the report's flags.
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+
 #: distances: lower is better, and a value at or below the real data's own is a question
 LOWER_BETTER = ("fid", "fid_inf", "kid", "class_fid")
 #: diversity numbers: below this share of the real data's own value the report flags a lack of variety
@@ -138,3 +141,50 @@ def copying_entry(train_images, reference_images, fake_images, seed: int, split:
         ", PCA of the training split)" if train.shape[1] < fake_images[0].numel() else ")"
     )
     return entry
+
+
+#: the sequence scores of this module: fidelity / diversity and the copying test in the post-hoc feature space
+SEQUENCE_TRUST_METRICS = ("density_coverage", "memorization")
+
+
+def sequence_space(datamodule, fake) -> np.ndarray:
+    """Generated sequences (in the data's original scale, as the sample job writes them) in the model's space: the
+    training split's min-max scaling (none for piano rolls), each (T, D) window flattened to one row."""
+    from lightning_gen.scaling import min_max_scale
+
+    x = np.asarray(fake.numpy() if isinstance(fake, torch.Tensor) else fake, dtype=np.float32)
+    if getattr(datamodule, "scale_data", True):
+        x = min_max_scale(x, datamodule.data_min, datamodule.data_max)
+    return x.reshape(len(x), -1)
+
+
+def sequence_trust(metrics, datamodule, reference: torch.Tensor, fake, split: str, seed: int = 0) -> dict:
+    """Density / coverage (Naeem et al. 2020) and the copying test of generated sequences, in the post-hoc feature
+    space of the flattened min-max-scaled windows (the space TimeGAN's scores and MMD read), each with the real
+    data's own value: as many training windows against the same reference."""
+    from lightning_gen.metrics.fidelity import density_coverage
+    from lightning_gen.metrics.reference import split_items
+
+    asked = [m for m in metrics if m in SEQUENCE_TRUST_METRICS]
+    if not asked:
+        return {}
+    real, fake = reference.reshape(len(reference), -1).numpy(), sequence_space(datamodule, fake)
+    train = None if split == "train" else split_items(datamodule, "train")[0]
+    train = None if train is None else train.reshape(len(train), -1).numpy()
+    space = "flattened windows, min-max scaled with the training split's range"
+    out = {}
+    if "density_coverage" in asked:
+        out["density_coverage"] = {**density_coverage(real, fake), "features": space}
+        if train is not None:
+            n = floor_count(len(fake), len(train))
+            matched = {"density_coverage": density_coverage(real, fake[:n])} if n < len(fake) else None
+            attach_floor(out, {"density_coverage": density_coverage(real, train[:n])}, matched, n, "training windows")
+    if "memorization" in asked:
+        if train is None:
+            out["memorization"] = {"value": None, "not_computed": "the reference is the training split"}
+        else:
+            from lightning_gen.metrics.memorization import copying_tests, pixel_space
+
+            t, u, f = pixel_space(train, real, fake, seed=seed)
+            out["memorization"] = {**copying_tests(t, u, f, seed), "features": space + f" ({t.shape[1]} dimensions)"}
+    return out
