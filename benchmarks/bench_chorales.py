@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     stats.update(discriminative(drawn, rolls, args))
     stem = os.path.join(args.out, f"chorales_{args.model}_{args.config}{args.tag}")
-    written = write_roll_samples(rolls[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4)
+    written = write_roll_samples(rolls[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4, max_audio_files=2)
     written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png", dm.step, label="real")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {

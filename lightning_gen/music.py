@@ -237,13 +237,13 @@ def write_roll_samples(
     pitch_low: int,
     step: float = 0.5,
     max_files: int = 16,
-    max_audio_files: int = 4,
+    max_audio_files: int = 0,
 ) -> dict[str, str]:
     """The sample job's files for piano-roll models: ``output`` (.npz with ``samples``, the binary rolls
     float32 (N, T, P), and ``probabilities``, what the model returned: sampled binary rolls for the R-VAE /
     R-VAE-GAN, so both are the same there; probabilities are thresholded at 0.5), MIDI files of the first
     ``max_files`` rolls in ``<output stem>_midi/``, WAV files (:func:`write_wav`) of the first
-    ``max_audio_files`` beside them, and a PNG of the first 8 rolls beside ``output``."""
+    ``max_audio_files`` (default none) beside them, and a PNG of the first 8 rolls beside ``output``."""
     rolls = (probabilities > 0.5).astype(np.float32)  # (N, T, P)
     np.savez_compressed(
         output, samples=rolls, probabilities=probabilities.astype(np.float32), pitch_low=pitch_low, step=step

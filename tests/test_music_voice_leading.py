@@ -1,6 +1,8 @@
 """Voice-leading statistics of piano rolls on hand-made rolls, the discriminative score on rolls, and the
 chorale data's transposition into a common key."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,12 @@ def test_wav_of_a_roll_sounds_its_note(tmp_path):
     sounding = audio[:8000].astype(np.float64)
     assert np.fft.rfftfreq(8000, 1 / 8000)[np.abs(np.fft.rfft(sounding)).argmax()] == pytest.approx(440, abs=1)
     assert np.abs(audio[8001:]).max() == 0  # the last step is silent
+
+
+def test_roll_samples_write_wavs_only_when_asked(tmp_path):
+    from lightning_gen.music import write_roll_samples
+
+    rolls = np.zeros((3, 4, 13), np.float32)
+    rolls[:, :, 9] = 1
+    written = write_roll_samples(rolls, str(tmp_path / "r.npz"), pitch_low=60, max_files=2, max_audio_files=1)
+    assert sorted(os.listdir(written["midi"])) == ["sample_000.mid", "sample_000.wav", "sample_001.mid"]
