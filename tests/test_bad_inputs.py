@@ -16,15 +16,14 @@ from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
 from tests.conftest import REPO
 from tests.robust_helpers import family_args, fit_family, last_ckpt
+from tests.shared_checkpoints import tiny_gan_ckpt  # noqa: F401  (a session fixture: one fit for both modules)
 
 DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("good")
-    fit_family("gan", root, "--trainer.max_steps=2")
-    return last_ckpt(root)
+def ckpt(request):
+    return request.getfixturevalue("tiny_gan_ckpt")
 
 
 @contextlib.contextmanager
@@ -314,7 +313,7 @@ def test_two_fits_at_once_get_two_run_folders(tmp_path, monkeypatch):
 
     (tmp_path / "lightning_logs" / "version_0").mkdir(parents=True)  # the other fit's, made a moment ago
     monkeypatch.setattr(CSVLogger, "_get_next_version", lambda self: 0)  # what both fits saw
-    fit_family("gan", tmp_path, "--trainer.max_steps=1")
+    fit_family("gan", tmp_path, "--trainer.max_steps=1", "--loss_curves.enabled=false")  # no picture: faster
     assert os.listdir(tmp_path / "lightning_logs" / "version_0") == []
     assert os.path.isfile(last_ckpt(tmp_path, version=1))
 
@@ -396,13 +395,14 @@ def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsy
     """A samples file whose labels name a class the domain classifier does not have (10 of digits' 0..9)."""
     from tests.conftest import fit_config
 
-    classifier = fit_config("configs/classifier/digits.yaml", tmp_path / "clf", "--trainer.max_steps=2")
+    tiny = ["--model.init_args.network.init_args.width=4", "--model.init_args.network.init_args.feature_dim=8"]
+    classifier = fit_config("configs/classifier/digits.yaml", tmp_path / "clf", "--trainer.max_steps=1", *tiny)
     labels = np.arange(100) % 10
     labels[7] = 10
     np.savez(tmp_path / "s.npz", samples=np.random.default_rng(0).random((100, 1, 8, 8), np.float32), labels=labels)
     argv = [str(tmp_path / "s.npz"), "--data", os.path.join(REPO, "configs/gan/digits.yaml"), "--no-cache"]
     argv += ["--features", "classifier", "--classifier", classifier, "--output", str(tmp_path / "r.json")]
-    assert evaluate.main(argv) == 2
+    assert evaluate.main([*argv, "--metrics", "class_accuracy"]) == 2  # the class score alone: no features needed
     err = capsys.readouterr().err
     assert "outside [0, 10)" in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()

@@ -73,27 +73,29 @@ def test_threads_must_not_be_negative(tmp_path, restore_threads):
 def test_fit_ends_with_summary_plain_epoch_lines_and_finished_resume_creates_nothing(tmp_path, capsys, restore_threads):
     root = tmp_path / "run"
     plain_bar = ["--trainer.enable_progress_bar=true"]  # stdout is not a terminal here: one line per epoch
-    fit_family("gan", root, "--trainer.max_epochs=2", *plain_bar)
+    # one batch per epoch, no loss-curve picture (tests/test_ux_pictures.py checks its summary line): three fits
+    short = ["--trainer.limit_train_batches=1", "--loss_curves.enabled=false"]
+    fit_family("gan", root, "--trainer.max_epochs=2", *plain_bar, *short)
     out, err = capsys.readouterr()
     folder = os.path.join(str(root), "lightning_logs", "version_0")
     assert "\x1b[" not in out + err and "\r" not in out + err  # no terminal control codes in a redirected log
     assert "epoch 1/2" in out and "epoch 2/2" in out and "val/d_loss=" in out
     assert "v_num" not in out + err and "litlogger" not in out + err and "tensorboardX" not in out + err
-    assert "Fit finished: 2 epoch(s), 6 step(s)." in err
+    assert "Fit finished: 2 epoch(s), 2 step(s)." in err
     assert f"checkpoint:  {last_ckpt(root)}" in err
     assert f"metrics:     {os.path.join(folder, 'metrics.csv')}" in err
     assert "final:" in err and "val/d_loss=" in err.split("final:")[1]
 
     # resuming the finished run: a clear message, the flag to extend it, and no new version_N
-    fit_family("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}")
+    fit_family("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}", *short)
     out, err = capsys.readouterr()
     assert "is finished (it reached max_epochs=2: 2 epochs trained)" in err
     assert "--trainer.max_epochs=4" in err and "Fit finished" not in err
     assert sorted(os.listdir(os.path.join(str(root), "lightning_logs"))) == ["version_0"]
 
     # and extending it trains on into version_1
-    cli = fit_family("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}")
-    assert cli.trainer.current_epoch == 3 and os.path.isfile(last_ckpt(root, version=1))
+    cli = fit_family("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root)}", *short)
+    assert cli.trainer.current_epoch == cli.trainer.global_step == 3 and os.path.isfile(last_ckpt(root, version=1))
     err = capsys.readouterr().err
     assert f"(the steps before the resume: {os.path.join(folder, 'metrics.csv')})" in err
 

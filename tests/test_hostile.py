@@ -14,16 +14,13 @@ from lightning_gen import evaluate, sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
 from tests.conftest import REPO
-from tests.robust_helpers import family_args, last_ckpt
+from tests.robust_helpers import family_args
+from tests.shared_checkpoints import tiny_gan_ckpt  # noqa: F401  (a session fixture: one fit for both modules)
 
 
 @pytest.fixture(scope="module")
-def good_ckpt(tmp_path_factory):
-    from lightning_gen.cli import run_lightning_cli
-
-    root = tmp_path_factory.mktemp("good")
-    run_lightning_cli(family_args("gan", root, "--trainer.max_steps=2"))
-    return last_ckpt(root)
+def good_ckpt(request):
+    return request.getfixturevalue("tiny_gan_ckpt")
 
 
 _counter = [0]

@@ -37,7 +37,7 @@ def check_config_files(args: list[str]) -> None:
 
     for i, arg in enumerate(args):
         path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
-        if arg == "--config" and i + 1 < len(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
             path = args[i + 1]
         if not path or not os.path.isfile(path):
             continue
