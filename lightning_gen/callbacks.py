@@ -195,10 +195,20 @@ class SequencePlot(pl.Callback):
         real = self._real(trainer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            fake = pl_module.sample(len(real), length=self.length or real.shape[1]).float().cpu()
+            lengths = getattr(trainer.datamodule, "lengths", None)  # sequences of different lengths: no padding shown
+            if lengths is not None and self.length is None:
+                from lightning_gen.plotting import trim
+
+                split = "val" if len(lengths["val"]) else "train"  # the split _real reads
+                drawn = pl_module.sample_lengths(len(real)).cpu()
+                fake = trim(pl_module.sample(len(real), lengths=drawn).float().cpu().numpy(), drawn.numpy())
+                real = trim(real.numpy(), lengths[split][: len(real)])
+            else:
+                fake = pl_module.sample(len(real), length=self.length or real.shape[1]).float().cpu()
         info = getattr(pl_module, "data_info", None)
         roll = bool(getattr(info, "is_piano_roll", False))
-        rows = [(real.numpy(), "real"), (fake.numpy(), "generated")]
+        as_array = lambda x: x.numpy() if isinstance(x, torch.Tensor) else x  # noqa: E731  (trimmed: object arrays)
+        rows = [(as_array(real), "real"), (as_array(fake), "generated")]
         if roll:  # pitch and time axes: MIDI pitches from pitch_low, frames of `step` quarter notes
             pitch_low, step = int(getattr(info, "pitch_low", 0)), float(getattr(info, "step", 0)) or None
             fig = sequence_figure(rows, roll=True, pitch_low=pitch_low, step=step)

@@ -102,6 +102,15 @@ def sequence_figure(
     return fig
 
 
+def trim(batch: np.ndarray, lengths) -> np.ndarray:
+    """Zero-padded sequences (N, T, D) cut to their ``lengths`` (N,): an object array of (T_i, D) arrays that
+    :func:`sequence_figure` draws like a batch, so that a plot never shows padding as data."""
+    out = np.empty(len(batch), dtype=object)
+    for i, (seq, length) in enumerate(zip(batch, np.asarray(lengths), strict=True)):
+        out[i] = np.asarray(seq)[: int(length)]
+    return out
+
+
 def save_sequences(
     batch: np.ndarray,
     path: str | os.PathLike,

@@ -19,6 +19,13 @@ per-feature minimum and maximum (its real-data loaders); :func:`scoring_space` m
 :func:`sequence_scores` is the one code path of ``lightning-gen evaluate`` and ``benchmarks/bench_sines.py``.
 Generated values outside the real range are scored as they are (a bad sample, not bad input) and their share
 is reported (:func:`out_of_range_share`).
+
+Sequences of different lengths are scored as the reference code scores them: zero-padded arrays with their
+lengths (``extract_time`` in ``utils.py``), the lengths passed to the post-hoc GRUs (``dynamic_rnn(...,
+sequence_length=T)``: the discriminator decides from each sequence's state at its last real step, the predictor
+reads and is scored on real steps only); the scaling's minimum and maximum are those of the real steps; and the
+report adds the two-sample Kolmogorov-Smirnov statistic between the real and the generated lengths
+(:func:`length_ks`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,75 @@ import torch
 from torch import nn
 
 from lightning_gen.metrics.mmd import mmd_rbf
+from lightning_gen.nets.recurrent import run_rnn
 from lightning_gen.scaling import min_max_scale
+
+
+def check_lengths(lengths, x: np.ndarray, name: str) -> np.ndarray | None:
+    """``lengths`` of the sequences ``x`` (N, T, D) as int64 (N,), each in [1, T]; None stays None."""
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths.detach().cpu().numpy() if isinstance(lengths, torch.Tensor) else lengths)
+    if arr.shape != (len(x),) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} lengths: expected {len(x)} integers (one per sequence), got {arr.dtype} {arr.shape}.")
+    bad = np.flatnonzero((arr < 1) | (arr > x.shape[1]))
+    if len(bad):
+        raise ValueError(
+            f"{name}: sequence {bad[0]} has length {arr[bad[0]]}, outside [1, {x.shape[1]}] (the padded array's steps)."
+        )
+    return arr.astype(np.int64)
+
+
+def real_step_values(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The values of the real steps of (N, T, D) sequences, (steps, D): padding left out."""
+    if lengths is None:
+        return x.reshape(-1, x.shape[-1])
+    return x[np.arange(x.shape[1])[None] < lengths[:, None]]
+
+
+def zero_padding(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """Steps past each length set to 0 (a copy), as TimeGAN's padded arrays."""
+    if lengths is None:
+        return x
+    return np.where((np.arange(x.shape[1])[None] < lengths[:, None])[..., None], x, 0.0).astype(x.dtype)
+
+
+def padded_lengths(x) -> np.ndarray:
+    """The lengths (N,) of zero-padded sequences (N, T, D): up to each one's last step with a non-zero value (at
+    least 1). For the padded splits of a variable-length DataModule and files that carry no lengths; continuous
+    data essentially never has a real step of exact zeros in every feature."""
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+    nonzero = (arr != 0).any(axis=2)  # (N, T)
+    last = arr.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.where(nonzero.any(axis=1), last, 1).astype(np.int64)
+
+
+def original_scale_with_lengths(reference: np.ndarray, fake: np.ndarray, datamodule) -> tuple:
+    """The evaluate job's reference split (as the model sees it) in the data's original scale beside generated
+    sequences (already in it), and ``{"real_lengths", "fake_lengths"}`` for a DataModule of sequences of different
+    lengths (``{}`` otherwise): both zero-padded to the reference's steps, their lengths read off the padding
+    (:func:`padded_lengths`)."""
+    if getattr(datamodule, "lengths", None) is None:
+        if getattr(datamodule, "scale_data", True):
+            reference = datamodule.inverse_scale(reference)
+        return reference, fake, {}
+    lengths = {"real_lengths": padded_lengths(reference), "fake_lengths": padded_lengths(fake)}
+    fake = np.pad(fake, ((0, 0), (0, max(0, reference.shape[1] - fake.shape[1])), (0, 0)))
+    reference = zero_padding(datamodule.inverse_scale(reference), lengths["real_lengths"])  # padding stays 0
+    return reference, fake, lengths
+
+
+def length_ks(real_lengths, fake_lengths) -> dict:
+    """How well generated lengths match the real ones: the two-sample Kolmogorov-Smirnov statistic (the largest
+    gap between the two empirical CDFs; 0: the same distribution), its p-value (``scipy.stats.ks_2samp``), and the
+    histograms ``{length: count}`` of both."""
+    from scipy.stats import ks_2samp
+
+    real, fake = np.asarray(real_lengths, dtype=np.int64), np.asarray(fake_lengths, dtype=np.int64)
+    test = ks_2samp(real, fake)
+    hist = lambda a: {int(k): int(v) for k, v in zip(*np.unique(a, return_counts=True))}  # noqa: E731
+    return {"value": float(test.statistic), "p_value": float(test.pvalue), "real_histogram": hist(real),
+            "generated_histogram": hist(fake)}  # fmt: skip
 
 
 # -- input checks -----------------------------------------------------------------------------------
@@ -77,8 +152,8 @@ class _PostHocGRU(nn.Module):
         self.head = nn.Linear(hidden, 1)
         self.per_step = per_step
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, last = self.gru(x)  # outputs (B, T, H), last (1, B, H)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        outputs, last = run_rnn(self.gru, x, lengths)  # outputs (B, T, H), last (1, B, H) at each last real step
         if self.per_step:
             return self.head(outputs)  # (B, T, 1)
         return self.head(last[0]).squeeze(-1)  # (B,)
@@ -88,35 +163,47 @@ def _hidden(dim: int) -> int:
     return max(1, int(dim / 2))
 
 
-def _batch(rng: np.random.Generator, data: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The reference's ``batch_generator``: a permutation, first ``batch_size`` indices."""
-    idx = rng.permutation(len(data))[:batch_size]
-    return data[torch.from_numpy(idx)]
+def _batch(rng: np.random.Generator, data: torch.Tensor, batch_size: int, lengths=None):
+    """The reference's ``batch_generator``: a permutation, first ``batch_size`` indices (with their lengths)."""
+    idx = torch.from_numpy(rng.permutation(len(data))[:batch_size])
+    return data[idx], (None if lengths is None else lengths[idx])
 
 
-def _discriminative_once(real: np.ndarray, fake: np.ndarray, iterations: int, batch_size: int, seed: int, device):
+def _discriminative_once(
+    real: np.ndarray,
+    fake: np.ndarray,
+    iterations: int,
+    batch_size: int,
+    seed: int,
+    device,
+    real_len=None,
+    fake_len=None,
+):
     rng = np.random.default_rng(seed)
-    # train_test_divide: each set permuted on its own, first 80 % for training.
+    # train_test_divide: each set permuted on its own, first 80 % for training (lengths with their sequences).
     real_idx, fake_idx = rng.permutation(len(real)), rng.permutation(len(fake))
     n_real, n_fake = int(len(real) * 0.8), int(len(fake) * 0.8)
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    cut = lambda a, i: None if a is None else torch.from_numpy(a[i])  # noqa: E731  (lengths stay on the CPU)
     train_x, test_x = as_t(real[real_idx[:n_real]]), as_t(real[real_idx[n_real:]])
     train_x_hat, test_x_hat = as_t(fake[fake_idx[:n_fake]]), as_t(fake[fake_idx[n_fake:]])
+    train_t, test_t = cut(real_len, real_idx[:n_real]), cut(real_len, real_idx[n_real:])
+    train_t_hat, test_t_hat = cut(fake_len, fake_idx[:n_fake]), cut(fake_len, fake_idx[n_fake:])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _PostHocGRU(real.shape[2], _hidden(real.shape[2]), per_step=False).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     bce = nn.functional.binary_cross_entropy_with_logits
     for _ in range(iterations):
-        logit_real = net(_batch(rng, train_x, batch_size))
-        logit_fake = net(_batch(rng, train_x_hat, batch_size))
+        logit_real = net(*_batch(rng, train_x, batch_size, train_t))
+        logit_fake = net(*_batch(rng, train_x_hat, batch_size, train_t_hat))
         # d_loss = mean sigmoid CE(real, 1) + mean sigmoid CE(fake, 0)
         loss = bce(logit_real, torch.ones_like(logit_real)) + bce(logit_fake, torch.zeros_like(logit_fake))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     with torch.no_grad():
-        correct = (net(test_x) > 0).sum() + (net(test_x_hat) <= 0).sum()  # sigmoid > 0.5 <=> logit > 0
+        correct = (net(test_x, test_t) > 0).sum() + (net(test_x_hat, test_t_hat) <= 0).sum()  # logit > 0: real
     accuracy = float(correct) / (len(test_x) + len(test_x_hat))
     return abs(0.5 - accuracy)
 
@@ -129,6 +216,8 @@ def discriminative_score(
     repeats: int = 10,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    real_lengths=None,
+    fake_lengths=None,
 ) -> tuple[float, float]:
     """TimeGAN's discriminative score: mean and std over ``repeats`` of ``|accuracy - 0.5|``.
 
@@ -143,6 +232,8 @@ def discriminative_score(
         repeats: independent runs (fresh split, network and batches); TimeGAN's ``metric_iteration`` is 10.
         seed: run ``r`` uses seed ``seed + r``.
         device: where the GRU trains.
+        real_lengths, fake_lengths: the lengths (N,) and (M,) of zero-padded sequences of different lengths
+            (None: every sequence has T steps); the GRU reads each sequence up to its length.
     """
     real = check_sequences(real, "real", min_count=5)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=5)
@@ -150,32 +241,58 @@ def discriminative_score(
         raise ValueError(
             f"real and fake sequences must have the same length T, got {real.shape[1]} and {fake.shape[1]}."
         )
+    real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
     _check_args(iterations, batch_size, repeats)
     with _cpu_threads(device), _trainable():
-        scores = [_discriminative_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
+        scores = [
+            _discriminative_once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len)
+            for r in range(repeats)
+        ]
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def _predictive_once(real: np.ndarray, fake: np.ndarray, iterations: int, batch_size: int, seed: int, device):
+def _predictive_once(
+    real: np.ndarray,
+    fake: np.ndarray,
+    iterations: int,
+    batch_size: int,
+    seed: int,
+    device,
+    real_len=None,
+    fake_len=None,
+):
     rng = np.random.default_rng(seed)
     dim = real.shape[2]
-    # Inputs: every feature but the last at steps 0..T-2; target: the last feature at steps 1..T-1.
+    # Inputs: every feature but the last at steps 0..T-2; target: the last feature at steps 1..T-1 (T: a
+    # sequence's length; the GRU reads T - 1 steps, as the reference's ``sequence_length=T - 1``).
     x_fake = torch.from_numpy(fake[:, :-1, : dim - 1]).to(device)  # (M, T-1, D-1)
     y_fake = torch.from_numpy(fake[:, 1:, dim - 1 :]).to(device)  # (M, T-1, 1)
+    t_fake = None if fake_len is None else torch.from_numpy(fake_len - 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _PostHocGRU(dim - 1, _hidden(dim), per_step=True).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     for _ in range(iterations):
-        idx = torch.from_numpy(rng.permutation(len(fake))[:batch_size]).to(device)
-        loss = (torch.sigmoid(net(x_fake[idx])) - y_fake[idx]).abs().mean()  # absolute_difference
+        idx = torch.from_numpy(rng.permutation(len(fake))[:batch_size])
+        t = None if t_fake is None else t_fake[idx]
+        error = (torch.sigmoid(net(x_fake[idx.to(device)], t)) - y_fake[idx.to(device)]).abs()  # (B, T-1, 1)
+        if t is None:
+            loss = error.mean()  # absolute_difference
+        else:  # the real steps' mean: padding is no target
+            mask = (torch.arange(error.shape[1]) < t[:, None]).to(error).unsqueeze(-1)
+            loss = (error * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    t_real = None if real_len is None else torch.from_numpy(real_len - 1)
     with torch.no_grad():
-        pred = torch.sigmoid(net(torch.from_numpy(real[:, :-1, : dim - 1]).to(device))).cpu().numpy()
-    # Mean over sequences of each sequence's MAE (the reference's loop of mean_absolute_error).
-    return float(np.abs(pred - real[:, 1:, dim - 1 :]).mean(axis=(1, 2)).mean())
+        pred = torch.sigmoid(net(torch.from_numpy(real[:, :-1, : dim - 1]).to(device), t_real)).cpu().numpy()
+    # Mean over sequences of each sequence's MAE (the reference's loop of mean_absolute_error), over real steps.
+    error = np.abs(pred - real[:, 1:, dim - 1 :])[..., 0]  # (N, T-1)
+    if real_len is None:
+        return float(error.mean(axis=1).mean())
+    mask = np.arange(error.shape[1])[None] < (real_len - 1)[:, None]
+    return float(((error * mask).sum(axis=1) / mask.sum(axis=1)).mean())
 
 
 def predictive_score(
@@ -186,6 +303,8 @@ def predictive_score(
     repeats: int = 10,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    real_lengths=None,
+    fake_lengths=None,
 ) -> tuple[float, float]:
     """TimeGAN's predictive score ("train on synthetic, test on real"): mean and std of the MAE.
 
@@ -202,9 +321,16 @@ def predictive_score(
         raise ValueError("predictive_score needs at least 2 features per step (it predicts the last from the others).")
     if real.shape[1] < 2 or fake.shape[1] < 2:
         raise ValueError("predictive_score needs sequences of length >= 2 (it predicts one step ahead).")
+    real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
+    for name, lengths in (("real", real_len), ("fake", fake_len)):
+        if lengths is not None and lengths.min() < 2:
+            raise ValueError(f"predictive_score: a {name} sequence has length 1; it needs >= 2 (one step ahead).")
     _check_args(iterations, batch_size, repeats)
     with _cpu_threads(device), _trainable():
-        scores = [_predictive_once(real, fake, iterations, batch_size, seed + r, device) for r in range(repeats)]
+        scores = [
+            _predictive_once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len)
+            for r in range(repeats)
+        ]
     return float(np.mean(scores)), float(np.std(scores))
 
 
@@ -237,7 +363,9 @@ def _check_args(iterations: int, batch_size: int, repeats: int) -> None:
 
 
 # -- the published protocol: which space, one code path --------------------------------------------
-def scoring_space(real, fake, data_min=None, data_max=None) -> tuple[np.ndarray, np.ndarray, str]:
+def scoring_space(
+    real, fake, data_min=None, data_max=None, real_lengths=None, fake_lengths=None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Real and generated sequences (both in the data's original scale) in the space TimeGAN scores them in.
 
     Data that already lies in [0, 1] is scored as it is: TimeGAN's ``main.py`` scores its sines (in [0.5, 1])
@@ -245,24 +373,32 @@ def scoring_space(real, fake, data_min=None, data_max=None) -> tuple[np.ndarray,
     .20). Other data is min-max scaled per feature with ``data_min`` / ``data_max`` (the training split's, as
     the model saw it; default: ``real``'s own), TimeGAN's ``MinMaxScaler``. Generated values are never clipped.
 
+    With ``real_lengths`` / ``fake_lengths`` (zero-padded sequences of different lengths) only real steps decide
+    the range, and padding stays 0 after scaling.
+
     Returns:
         (real, fake, scaling): float32 arrays and a sentence naming the scaling, for the report.
     """
     real = check_sequences(real, "real")
     fake = check_sequences(fake, "fake", dim=real.shape[2])
-    if real.min() >= 0.0 and real.max() <= 1.0:
+    real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
+    steps = real_step_values(real, real_len)  # (steps, D)
+    if steps.min() >= 0.0 and steps.max() <= 1.0:
         return real, fake, "none: the data already lies in [0, 1] and is scored as it is (TimeGAN's protocol)"
-    lo = real.min(axis=(0, 1)) if data_min is None else np.asarray(data_min, dtype=np.float32)
-    hi = real.max(axis=(0, 1)) if data_max is None else np.asarray(data_max, dtype=np.float32)
-    scaled = [min_max_scale(x, lo, hi) for x in (real, fake)]
+    lo = steps.min(axis=0) if data_min is None else np.asarray(data_min, dtype=np.float32)
+    hi = steps.max(axis=0) if data_max is None else np.asarray(data_max, dtype=np.float32)
+    scaled = [zero_padding(min_max_scale(x, lo, hi), n) for x, n in ((real, real_len), (fake, fake_len))]
     whose = "the real data's" if data_min is None else "the training split's"
     return scaled[0], scaled[1], f"min-max with {whose} per-feature min and max (TimeGAN's MinMaxScaler)"
 
 
-def out_of_range_share(real, fake) -> float:
-    """Share of generated values outside the real data's per-feature [min, max] (0: all inside)."""
+def out_of_range_share(real, fake, real_lengths=None, fake_lengths=None) -> float:
+    """Share of generated values outside the real data's per-feature [min, max] (0: all inside); real steps only
+    for sequences of different lengths."""
     real, fake = check_sequences(real, "real"), check_sequences(fake, "fake", dim=np.shape(real)[2])
-    lo, hi = real.min(axis=(0, 1)), real.max(axis=(0, 1))  # (D,) each
+    real = real_step_values(real, check_lengths(real_lengths, real, "real"))
+    fake = real_step_values(fake, check_lengths(fake_lengths, fake, "fake"))
+    lo, hi = real.min(axis=0), real.max(axis=0)  # (D,) each
     return float(((fake < lo) | (fake > hi)).mean())
 
 
@@ -278,6 +414,8 @@ def sequence_scores(
     data_min=None,
     data_max=None,
     reference_predictive: bool = True,
+    real_lengths=None,
+    fake_lengths=None,
 ) -> tuple[dict[str, dict], dict]:
     """TimeGAN's scores (and MMD) of generated against real sequences, both given in the data's original
     scale, in the space :func:`scoring_space` picks: the one code path of ``lightning-gen evaluate`` and
@@ -289,24 +427,33 @@ def sequence_scores(
         disc_iterations, pred_iterations, repeats: TimeGAN's 2,000, 5,000 and 10; batch 128.
         data_min, data_max: per-feature scaling for data outside [0, 1] (see :func:`scoring_space`).
         reference_predictive: also train the predictor on ``real`` itself (the floor to compare with).
+        real_lengths, fake_lengths: lengths of zero-padded sequences of different lengths (None: all T steps);
+            with both, the result also holds ``length_ks`` (:func:`length_ks`).
 
     Returns:
         ``({metric: {"value", ...}}, {"scaling": sentence, "out_of_range_share": share})``.
     """
-    real, fake, scaling = scoring_space(real, fake, data_min, data_max)
+    # lengths go to the scores only when given: fixed-length sequences take the very call they always took
+    lengths = {k: v for k, v in (("real_lengths", real_lengths), ("fake_lengths", fake_lengths)) if v is not None}
+    real, fake, scaling = scoring_space(real, fake, data_min, data_max, **lengths)
+    real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
+    fixed = {} if real_len is None else {"real_lengths": real_len, "fake_lengths": real_len}
     out: dict[str, dict] = {}
     for name in metrics:
         if name == "discriminative":
-            mean, std = discriminative_score(real, fake, disc_iterations, 128, repeats, seed, device)
+            mean, std = discriminative_score(real, fake, disc_iterations, 128, repeats, seed, device, **lengths)
             out[name] = {"value": mean, "std": std, "iterations": disc_iterations, "repeats": repeats}
         elif name == "predictive":
-            mean, std = predictive_score(real, fake, pred_iterations, 128, repeats, seed, device)
+            mean, std = predictive_score(real, fake, pred_iterations, 128, repeats, seed, device, **lengths)
             out[name] = {"value": mean, "std": std, "iterations": pred_iterations, "repeats": repeats}
             if reference_predictive:  # the same score trained on real data: the floor to compare with
-                ref_mean, ref_std = predictive_score(real, real, pred_iterations, 128, repeats, seed, device)
+                ref_mean, ref_std = predictive_score(real, real, pred_iterations, 128, repeats, seed, device, **fixed)
                 out[name].update(reference_value=ref_mean, reference_std=ref_std)
         elif name == "mmd":
-            out[name] = {"value": mmd_rbf(real, fake), "kernel": "rbf, median-heuristic bandwidth, biased"}
+            out[name] = {"value": mmd_rbf(real, fake, x_lengths=real_len, y_lengths=fake_len),
+                         "kernel": "rbf, median-heuristic bandwidth, biased"}  # fmt: skip
         else:
             raise ValueError(f"Unknown sequence score {name!r}: choose discriminative, predictive or mmd.")
-    return out, {"scaling": scaling, "out_of_range_share": out_of_range_share(real, fake)}
+    if real_len is not None and fake_len is not None:
+        out["length_ks"] = length_ks(real_len, fake_len)
+    return out, {"scaling": scaling, "out_of_range_share": out_of_range_share(real, fake, real_len, fake_len)}

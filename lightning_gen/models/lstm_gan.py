@@ -16,15 +16,22 @@ from lightning_gen.models.common import (
     logs_this_step,
     save_plain_hyperparameters,
 )
-from lightning_gen.models.sequence_common import SequenceModel
+from lightning_gen.models.sequence_common import (
+    SequenceModel,
+    batch_lengths,
+    masked_moments,
+    real_steps,
+    zero_padding,
+)
 
 
-def moment_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def moment_loss(real: torch.Tensor, fake: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """TimeGAN's moment-matching term ``G_loss_V`` (Yoon et al. 2019, reference ``timegan.py``): mean absolute
     gap of the per-(step, feature) standard deviations (sqrt(var + 1e-6), differentiable at var 0) plus that
-    of the means, both over the batch of (B, T, D) sequences."""
-    real_var, real_mean = torch.var_mean(real, dim=0, unbiased=False)  # (T, D) each
-    fake_var, fake_mean = torch.var_mean(fake, dim=0, unbiased=False)
+    of the means, both over the batch of (B, T, D) sequences (of ``lengths``, shared by real and fake: at each
+    step, over the sequences still running)."""
+    real_var, real_mean = masked_moments(real, lengths, unbiased=False)  # (T, D) each
+    fake_var, fake_mean = masked_moments(fake, lengths, unbiased=False)
     std_gap = ((fake_var + 1e-6).sqrt() - (real_var + 1e-6).sqrt()).abs().mean()
     return std_gap + (fake_mean - real_mean).abs().mean()
 
@@ -65,6 +72,11 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         pretrain_batches: batches of maximum-likelihood pretraining before the adversarial game: G alone
             minimises the teacher-forced next-step NLL, D waits (0: none; needs ``feed_previous``). C-RNN-GAN
             pretrains G for 6 epochs (Mogren 2016, sec. 4; ``--pretraining_epochs 6`` in its run scripts).
+
+    Sequences of different lengths (batches ending with a mask, :class:`~lightning_gen.data.SequenceDataModule`):
+    every fake of a batch is generated with the length of the real sequence beside it (TimeGAN's reference code
+    feeds its generator the real batch's lengths), D reads both packed, and every loss term counts the real steps
+    only; ``sample`` draws lengths from the training length distribution (:class:`LengthDistribution`).
 
     Class-conditional (a conditional GAN, Mirza & Osindero 2014) when G and D are built with ``num_classes``:
     both read the label's embedding at every step, D judges real sequences with their labels against fakes
@@ -136,14 +148,20 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         return torch.randn(n, length, self.latent_dim, device=self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, z: torch.Tensor | None = None, labels=None) -> torch.Tensor:
+    def sample(
+        self, n: int, length: int | None = None, z: torch.Tensor | None = None, labels=None, lengths=None
+    ) -> torch.Tensor:
         """``n`` sequences (n, length, D) in [0, 1] (the training length by default; any length works, the
         generator runs step by step), from the EMA generator when there is one; of the classes ``labels`` for
-        a conditional model (one per sequence, or one for all; default: drawn from the training labels)."""
+        a conditional model (one per sequence, or one for all; default: drawn from the training labels).
+
+        A model trained on sequences of different lengths makes sequences of ``lengths`` (n,) (default: drawn
+        from the training length distribution, per class), zero-padded to the longest; ``length`` forces one."""
         g = self.generator_ema.module if self.generator_ema is not None else self.generator
         y = self.labels_for(n, labels)
+        steps, lengths = self.generation_lengths(n, length, lengths, y)
         with eval_mode(g):
-            return g(self.noise(n, self.sample_length(length)) if z is None else z.to(self.device), y)
+            return zero_padding(g(self.noise(n, steps) if z is None else z.to(self.device), y), lengths)
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -154,18 +172,19 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
+        lengths = batch_lengths(batch)  # (B,) for sequences of different lengths, else None
         if batches_done(self) < self.pretrain_batches:
-            self.pretrain_step(real, labels)
+            self.pretrain_step(real, labels, lengths)
             return
-        self.discriminator_step(real, labels)
+        self.discriminator_step(real, labels, lengths)
         if (batch_idx + 1) % self.n_critic == 0:
-            self.generator_step(real, labels)
+            self.generator_step(real, labels, lengths)
 
-    def pretrain_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    def pretrain_step(self, real: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> None:
         """One maximum-likelihood update of G alone (C-RNN-GAN's pretraining): teacher-forced next-step NLL."""
         opt_g = self.optimizers()[0]
         with self.toggled_optimizer(opt_g):
-            nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real, labels)
+            nll = self.generator.next_step_loss(self.noise(real.shape[0], real.shape[1]), real, labels, lengths)
             self.manual_backward(nll)
             self.finish_step(opt_g)
         if self.generator_ema is not None:
@@ -173,43 +192,61 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         if logs_this_step(self):
             self.log("train/pretrain_nll", nll.detach())
 
-    def _critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """One critic value per sequence (B,), the mean over steps, for the per-sample gradient penalty."""
-        out = self.discriminator(x, labels)
-        return out.flatten(1).mean(1) if out.dim() > 1 else out
+    def _logits(self, x: torch.Tensor, labels=None, lengths=None) -> torch.Tensor:
+        """D's logits on the real steps only (the discriminator packs sequences of different lengths)."""
+        if lengths is None:
+            return self.discriminator(x, labels)
+        return real_steps(self.discriminator(x, labels, lengths), lengths)
 
-    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        """One D update: real vs. fakes from a frozen G (no graph through G), both with the real labels."""
+    def _critic(self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> torch.Tensor:
+        """One critic value per sequence (B,), the mean over (real) steps, for the per-sample gradient penalty."""
+        out = self.discriminator(x, labels) if lengths is None else self.discriminator(x, labels, lengths)
+        if out.dim() == 1:
+            return out
+        if lengths is None:
+            return out.flatten(1).mean(1)
+        mask = torch.arange(out.shape[1], device=out.device) < lengths.to(out.device)[:, None]
+        return (out * mask).sum(1) / lengths.to(out)
+
+    def _features(self, x: torch.Tensor, labels=None, lengths=None) -> torch.Tensor:
+        """D's top-layer features averaged over sequences and their real steps (F,)."""
+        if lengths is None:
+            return self.discriminator.features(x, labels).mean((0, 1))
+        return self.discriminator.features(x, labels, lengths).sum((0, 1)) / lengths.sum()  # padding's are 0
+
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> None:
+        """One D update: real vs. fakes from a frozen G (no graph through G), both with the real labels (and
+        lengths)."""
         with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0], real.shape[1]), labels)
+            fake = zero_padding(self.generator(self.noise(real.shape[0], real.shape[1]), labels), lengths)
         self.discriminator_update(
             self.optimizers()[1],
             real,
             fake,
-            lambda x: self.discriminator(x, labels),
-            lambda x: self._critic(x, labels),
+            lambda x: self._logits(x, labels, lengths),
+            lambda x: self._critic(x, labels, lengths),
             penalty_without_cudnn=True,
         )
 
-    def generator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    def generator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> None:
         """One G update on fresh noise (adversarial + optional feature matching); D is frozen by the toggle."""
         opt_g = self.optimizers()[0]
         with self.toggled_optimizer(opt_g):
             z = self.noise(real.shape[0], real.shape[1])
-            fake = self.generator(z, labels)  # (B, T, D)
-            g_loss = g_adversarial = self.adversarial.g(self.discriminator(fake, labels))
+            fake = zero_padding(self.generator(z, labels), lengths)  # (B, T, D)
+            g_loss = g_adversarial = self.adversarial.g(self._logits(fake, labels, lengths))
             terms = {}
             if self.feature_matching > 0:
                 with torch.no_grad():
-                    real_features = self.discriminator.features(real, labels).mean((0, 1))  # (F,)
-                fake_features = self.discriminator.features(fake, labels).mean((0, 1))  # (F,)
+                    real_features = self._features(real, labels, lengths)  # (F,)
+                fake_features = self._features(fake, labels, lengths)  # (F,)
                 terms["feature_matching"] = (fake_features - real_features).pow(2).sum()
                 g_loss = g_loss + self.feature_matching * terms["feature_matching"]
             if self.moment_matching > 0:
-                terms["moment_matching"] = moment_loss(real, fake)
+                terms["moment_matching"] = moment_loss(real, fake, lengths)
                 g_loss = g_loss + self.moment_matching * terms["moment_matching"]
             if self.supervised > 0:  # the same noise, teacher-forced on the real batch
-                terms["supervised"] = self.generator.next_step_loss(z, real, labels)
+                terms["supervised"] = self.generator.next_step_loss(z, real, labels, lengths)
                 g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
             self.manual_backward(g_loss)
             g_norm = self.finish_step(opt_g)
@@ -223,11 +260,11 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         self.log_g_step(g_loss, g_norm)
 
     def _evaluate(self, batch, prefix: str) -> None:
-        real, labels = batch[0], self.batch_labels(batch)
-        fake = self.sample(real.shape[0], length=real.shape[1], labels=labels)
-        real_logits, fake_logits = self.discriminator(real, labels), self.discriminator(fake, labels)
+        real, labels, lengths = batch[0], self.batch_labels(batch), batch_lengths(batch)
+        fake = self.evaluation_fakes(real, labels, lengths)
+        real_logits, fake_logits = self._logits(real, labels, lengths), self._logits(fake, labels, lengths)
         self.log_dict(self.d_metrics(prefix, real_logits, fake_logits), sync_dist=True)
-        self.log_moment_gap(real, prefix, labels)
+        self.log_moment_gap(real, prefix, labels, lengths, fake if lengths is not None else None)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

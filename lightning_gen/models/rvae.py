@@ -13,7 +13,7 @@ from lightning_gen import lightning_internals as li
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
 from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
-from lightning_gen.models.sequence_common import SequenceModel
+from lightning_gen.models.sequence_common import SequenceModel, batch_lengths, zero_padding
 
 
 def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> None:
@@ -33,15 +33,20 @@ def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> 
         raise ValueError("likelihood='bernoulli' needs a decoder with output='sigmoid' (its outputs are logits).")
 
 
-def sequence_nll(x: torch.Tensor, raw: torch.Tensor, decoder: nn.Module, likelihood: str, sigma: float) -> torch.Tensor:
-    """-log p(x | z) per sequence (B,), summed over steps and features, up to a constant.
+def sequence_nll(
+    x: torch.Tensor, raw: torch.Tensor, decoder: nn.Module, likelihood: str, sigma: float, lengths=None
+) -> torch.Tensor:
+    """-log p(x | z) per sequence (B,), summed over steps and features, up to a constant; over the real steps
+    of sequences of ``lengths`` (B,) (None: all steps), so padding is never a target.
 
     ``bernoulli``: binary cross-entropy on the decoder's logits (piano rolls). ``gaussian``: squared error
     of the decoder's mean over ``2 sigma^2`` (a Gaussian with fixed standard deviation ``sigma``).
     """
     if likelihood == "bernoulli":
-        return F.binary_cross_entropy_with_logits(raw, x, reduction="none").flatten(1).sum(1)
-    return (decoder.activate(raw) - x).pow(2).flatten(1).sum(1) / (2 * sigma**2)
+        values = F.binary_cross_entropy_with_logits(raw, x, reduction="none")
+    else:
+        values = (decoder.activate(raw) - x).pow(2) / (2 * sigma**2)
+    return zero_padding(values, lengths).flatten(1).sum(1)
 
 
 class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
@@ -67,21 +72,28 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         """Whether the data are binary (piano rolls): values are sampled, not the decoder's means."""
         return self.likelihood == "bernoulli"
 
-    def encode_mean(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(x, labels)[0]  # posterior means (B, Z)
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None):
+        """q(z | x): (mu, logvar), the encoder reading sequences of ``lengths`` packed (None: every step)."""
+        return self.encoder(x, labels) if lengths is None else self.encoder(x, labels, lengths)
+
+    def encode_mean(self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> torch.Tensor:
+        return self.encode(x, labels, lengths)[0]  # posterior means (B, Z)
 
     @torch.no_grad()
     def fit_latent_density(self, data=None, batch_size: int = 256) -> None:
         """:meth:`LatentDensityMixin.fit_latent_density`, whose loop hands ``encode_mean`` the inputs alone; a
         conditional model encodes each sequence with its label, so its codes are gathered here from a labelled
         dataset or loader (default: the trainer's training set) or a pair of tensors (x, labels): the first
-        ``prior_max_codes`` items, every rank the same density, as the mixin does."""
-        if not self.conditional or self.latent_density.kind == "standard":
+        ``prior_max_codes`` items, every rank the same density, as the mixin does. Sequences of different
+        lengths are encoded with their lengths (their batches' masks) here too."""
+        if not (self.conditional or self.variable_length) or self.latent_density.kind == "standard":
             return super().fit_latent_density(data, batch_size)
         if isinstance(data, (tuple, list)):
             data = TensorDataset(*data)
-        if isinstance(data, torch.Tensor):
+        if isinstance(data, torch.Tensor) and self.conditional:
             raise ValueError("A conditional model encodes with labels: give fit_latent_density a pair (x, labels).")
+        if isinstance(data, torch.Tensor):
+            data = TensorDataset(data)
         trainer = li.attached_trainer(self)
         if data is None:
             data = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
@@ -91,13 +103,14 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         data = Subset(data, range(min(len(data), self.prior_max_codes)))
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
-        batches = [
-            (x.to(self.device), y.to(self.device).long())
-            for x, y in DataLoader(data, batch_size=batch_size, sampler=sampler)
-        ]
+        codes, labels = [], []
         with eval_mode(self):
-            codes = torch.cat([self.encode_mean(x, y).float() for x, y in batches])
-        self.fit_density_to_codes(codes, torch.cat([y for _, y in batches]))
+            for batch in DataLoader(data, batch_size=batch_size, sampler=sampler):
+                batch = [batch] if isinstance(batch, torch.Tensor) else batch
+                y = batch[1].to(self.device).long() if self.conditional else None
+                codes.append(self.encode_mean(batch[0].to(self.device), y, batch_lengths(batch)).float())
+                labels.append(y)
+        self.fit_density_to_codes(torch.cat(codes), torch.cat(labels) if self.conditional else None)
 
     @property
     def sampling_decoder(self) -> nn.Module:
@@ -112,25 +125,30 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         z: torch.Tensor | None = None,
         labels=None,
         prior: PriorKind | None = None,
+        lengths=None,
     ) -> torch.Tensor:
         """``n`` sequences (n, length, D) in [0, 1] (binary rolls for piano rolls); any length works (the
         decoder runs autoregressively). z comes from the fitted latent density (``prior``: the configured
         kind; ``"standard"`` for N(0, I)) unless given; ``labels``: the classes of a conditional model (one per
-        sequence, or one for all; default: drawn from the training labels)."""
+        sequence, or one for all; default: drawn from the training labels). A model trained on sequences of
+        different lengths makes sequences of ``lengths`` (n,) (default: drawn from the training length
+        distribution, per class), zero-padded to the longest; ``length`` forces one length."""
         y = self.labels_for(n, labels)
         z = self.sample_latent(n, prior, y) if z is None else z.to(self.device)
+        steps, lengths = self.generation_lengths(n, length, lengths, y)
         decoder = self.sampling_decoder
         with eval_mode(decoder):
-            return decoder.generate(z, self.sample_length(length), binary=self.binary, labels=y)[1]
+            return zero_padding(decoder.generate(z, steps, binary=self.binary, labels=y)[1], lengths)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, length: int | None = None, labels=None) -> torch.Tensor:
-        """Encode (B, T, D) to the posterior mean and decode it freely (no teacher forcing)."""
+    def reconstruct(self, x: torch.Tensor, length: int | None = None, labels=None, lengths=None) -> torch.Tensor:
+        """Encode (B, T, D) (of ``lengths``, when they differ) to the posterior mean and decode it freely (no
+        teacher forcing); steps past a length are zeros."""
         y = self.labels_for(x.shape[0], labels) if self.conditional and labels is not None else None
         if self.conditional and y is None:
             raise ValueError("A conditional model reconstructs sequences with their labels: give labels.")
-        mu, _ = self.encoder(x, y)
-        return self.decoder.generate(mu, length or x.shape[1], binary=self.binary, labels=y)[1]
+        mu = self.encode_mean(x, y, lengths)
+        return zero_padding(self.decoder.generate(mu, length or x.shape[1], binary=self.binary, labels=y)[1], lengths)
 
 
 class RVAE(RecurrentVAEModel):
@@ -190,12 +208,14 @@ class RVAE(RecurrentVAEModel):
         self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
         self.init_recurrent_vae(prior, prior_components, prior_max_codes)
 
-    def elbo_terms(self, x: torch.Tensor, teacher_forcing: float, labels: torch.Tensor | None = None):
-        """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D)."""
-        mu, logvar = self.encoder(x, labels)
+    def elbo_terms(self, x: torch.Tensor, teacher_forcing: float, labels: torch.Tensor | None = None, lengths=None):
+        """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D) (of ``lengths``:
+        the encoder reads them packed, the NLL counts their real steps)."""
+        mu, logvar = self.encode(x, labels, lengths)
         z = reparameterize(mu, logvar)
         raw, _ = self.decoder.generate(z, x.shape[1], x, teacher_forcing, self.binary, labels)  # (B, T, D)
-        return sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma), kl_normal(mu, logvar), raw
+        nll = sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma, lengths)
+        return nll, kl_normal(mu, logvar), raw
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -203,9 +223,10 @@ class RVAE(RecurrentVAEModel):
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
+        lengths = batch_lengths(batch)  # (B,) for sequences of different lengths, else None
         opt = self.optimizers()
         with self.toggled_optimizer(opt):
-            recon, kl, _ = self.elbo_terms(x, self.teacher_forcing, labels)
+            recon, kl, _ = self.elbo_terms(x, self.teacher_forcing, labels, lengths)
             beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
             loss = (recon + beta * kl).mean()
             self.manual_backward(loss)
@@ -224,13 +245,14 @@ class RVAE(RecurrentVAEModel):
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
 
     def _evaluate(self, batch, prefix: str) -> None:
-        x, labels = batch[0], self.batch_labels(batch)
-        recon, kl, _ = self.elbo_terms(x, 0.0, labels)  # free-running reconstruction
+        x, labels, lengths = batch[0], self.batch_labels(batch), batch_lengths(batch)
+        recon, kl, _ = self.elbo_terms(x, 0.0, labels, lengths)  # free-running reconstruction
         self.log_dict(
             {f"{prefix}/recon": recon.mean(), f"{prefix}/kl": kl.mean(), f"{prefix}/elbo": -(recon + kl).mean()},
             sync_dist=True,
         )
-        self.log_moment_gap(x, prefix, labels)
+        fake = None if lengths is None else self.evaluation_fakes(x, labels, lengths)
+        self.log_moment_gap(x, prefix, labels, lengths, fake)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

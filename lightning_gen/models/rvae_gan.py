@@ -28,6 +28,7 @@ from lightning_gen.models.common import (
 )
 from lightning_gen.models.latent_density import LatentDensity, PriorKind
 from lightning_gen.models.rvae import RecurrentVAEModel, check_vae_parts, sequence_nll
+from lightning_gen.models.sequence_common import batch_lengths, real_steps, zero_padding
 
 
 @contextmanager
@@ -107,6 +108,11 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         ema_decay: if set, keep an exponential moving average of the decoder's weights (updated after each
             decoder step; Yazici et al. 2019) and sample from it; the density is still fitted to the live
             encoder's codes, and the GAN's prior samples still come from the live decoder.
+
+    Sequences of different lengths (batches ending with a mask): reconstructions and prior samples take the
+    lengths of the real batch (as TimeGAN's reference code generates with the real batch's lengths), the encoder
+    and D read every sequence packed, and every loss term counts real steps only (padding is zero in x, x~ and
+    x_p alike); ``sample`` draws lengths from the training length distribution.
 
     Class-conditional when the three networks are built with ``num_classes``: encoder q(z | x, y) and decoder
     p(x | z, y) as in the conditional VAE (Sohn et al. 2015), D reads the label with the sequence; the
@@ -213,13 +219,30 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
+        lengths = batch_lengths(batch)  # (B,) for sequences of different lengths, else None
         adversarial = batches_done(self) >= self.adversarial_start  # after the warm start (class docstring)
-        prior = self.encoder_decoder_step(x, adversarial, labels)
+        prior = self.encoder_decoder_step(x, adversarial, labels, lengths)
         if adversarial:
-            self.discriminator_step(x, prior, labels)
+            self.discriminator_step(x, prior, labels, lengths)
+
+    def _d_features(self, x: torch.Tensor, labels=None, lengths=None) -> torch.Tensor:
+        """D's features (B, T, F), sequences of different lengths packed (features past a length are 0)."""
+        return (
+            self.discriminator.features(x, labels)
+            if lengths is None
+            else self.discriminator.features(x, labels, lengths)
+        )
+
+    def _d_logits(self, h: torch.Tensor, lengths=None) -> torch.Tensor:
+        """D's logits from its features, those of the real steps only."""
+        return (
+            self.discriminator.classify(h)
+            if lengths is None
+            else real_steps(self.discriminator.classify(h, lengths), lengths)
+        )
 
     def encoder_decoder_loss(
-        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None
+        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None, lengths=None
     ) -> dict[str, torch.Tensor]:
         """The loss of step 1 (class docstring) and its parts: one encoder pass, one decoder pass on the
         posterior, one on the prior, D frozen; z reaches the decoder through a gradient scaled by 1 / gamma.
@@ -227,11 +250,12 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         ``feature_nll`` / ``adversarial`` entries: nothing of the GAN was computed). ``e_loss`` and ``g_loss``
         are the encoder's and the decoder's objectives, whose gradients ``loss`` gives each network."""
         b, length = x.shape[0], x.shape[1]
-        mu, logvar = self.encoder(x, labels)  # (B, Z) each
+        mu, logvar = self.encode(x, labels, lengths)  # (B, Z) each
         z = reparameterize(mu, logvar)
         z_dec = scale_gradient(z, 1.0 / self.gamma)  # encoder gets grad of L_rec, decoder of gamma * L_rec
         raw, recon = self.decoder.generate(z_dec, length, x, self.teacher_forcing, self.binary, labels)
-        data_nll = sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma)  # (B,)
+        recon = zero_padding(recon, lengths)
+        data_nll = sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma, lengths)  # (B,)
         kl = kl_normal(mu, logvar)  # (B,)
         beta = kl_warmup(batches_done(self), self.kl_weight, self.kl_warmup_steps)
         if not adversarial:
@@ -241,15 +265,18 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
                     "prior": None}  # fmt: skip
         z_prior = self.training_prior.sample(b, labels=labels).to(self.device)  # N(0, I) until the first fit
         _, prior = self.decoder.generate(z_prior, length, binary=self.binary, labels=labels)  # (B, T, D)
+        prior = zero_padding(prior, lengths)
         with frozen(self.discriminator):
             if self.feature_recon_weight > 0:
                 three = None if labels is None else labels.repeat(3)  # x, recon and prior share the labels
-                h = self.discriminator.features(torch.cat([x, recon, prior]), three)  # (3B, T, F)
-                real_features, recon_features, prior_features = h.split(b)
+                h = self._d_features(
+                    torch.cat([x, recon, prior]), three, None if lengths is None else lengths.repeat(3)
+                )
+                real_features, recon_features, prior_features = h.split(b)  # (B, T, F) each; 0 past a length
                 feature_nll = 0.5 * (recon_features - real_features.detach()).pow(2).flatten(1).sum(1)  # (B,)
             else:
-                prior_features, feature_nll = self.discriminator.features(prior, labels), x.new_zeros(b)
-            g_adversarial = self.adversarial.g(self.discriminator.classify(prior_features))
+                prior_features, feature_nll = self._d_features(prior, labels, lengths), x.new_zeros(b)
+            g_adversarial = self.adversarial.g(self._d_logits(prior_features, lengths))
         recon_loss = (self.feature_recon_weight * feature_nll + self.data_recon_weight * data_nll).mean()
         g_loss = self.gamma * recon_loss + self.adversarial_weight * g_adversarial
         return {"loss": beta * kl.mean() + g_loss, "e_loss": beta * kl.mean() + recon_loss, "g_loss": g_loss,
@@ -257,12 +284,12 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
                 "adversarial": g_adversarial, "prior": prior}  # fmt: skip
 
     def encoder_decoder_step(
-        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None
+        self, x: torch.Tensor, adversarial: bool = True, labels: torch.Tensor | None = None, lengths=None
     ) -> torch.Tensor | None:
         """Step 1: one backward, then the encoder's and the decoder's optimizer step (each touches only its
         own network's gradients); returns the prior samples (detached) for D (None in the warm start)."""
         opt_e, opt_g, _ = self.optimizers()
-        out = self.encoder_decoder_loss(x, adversarial, labels)
+        out = self.encoder_decoder_loss(x, adversarial, labels, lengths)
         self.manual_backward(out["loss"])
         e_norm = self.finish_step(opt_e)
         g_norm = self.finish_step(opt_g)
@@ -283,25 +310,30 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             self.log_g_step(out["g_loss"], g_norm)
         return None if out["prior"] is None else out["prior"].detach()
 
-    def discriminator_step(self, x: torch.Tensor, prior: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        """Step 2: D learns real x against prior samples made (and detached) in step 1 for the same labels."""
-        self.discriminator_update(self.optimizers()[2], x, prior, lambda v: self.discriminator(v, labels))
+    def discriminator_step(
+        self, x: torch.Tensor, prior: torch.Tensor, labels: torch.Tensor | None = None, lengths=None
+    ) -> None:
+        """Step 2: D learns real x against prior samples made (and detached) in step 1 for the same labels (and
+        lengths)."""
+        critic = lambda v: self._d_logits(self._d_features(v, labels, lengths), lengths)  # noqa: E731
+        self.discriminator_update(self.optimizers()[2], x, prior, critic)
 
     def _evaluate(self, batch, prefix: str) -> None:
-        x, labels = batch[0], self.batch_labels(batch)
-        mu, logvar = self.encoder(x, labels)
+        x, labels, lengths = batch[0], self.batch_labels(batch), batch_lengths(batch)
+        mu, logvar = self.encode(x, labels, lengths)
         raw = self.decoder(mu, x.shape[1], labels=labels)  # free-running reconstruction from the posterior mean
-        fake = self.sample(x.shape[0], length=x.shape[1], labels=labels)
-        real_logits, fake_logits = self.discriminator(x, labels), self.discriminator(fake, labels)
+        fake = self.evaluation_fakes(x, labels, lengths)
+        real_logits = self._d_logits(self._d_features(x, labels, lengths), lengths)
+        fake_logits = self._d_logits(self._d_features(fake, labels, lengths), lengths)
         self.log_dict(
             {
-                f"{prefix}/recon": sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma).mean(),
+                f"{prefix}/recon": sequence_nll(x, raw, self.decoder, self.likelihood, self.sigma, lengths).mean(),
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 **self.d_metrics(prefix, real_logits, fake_logits),
             },
             sync_dist=True,
         )
-        self.log_moment_gap(x, prefix, labels)
+        self.log_moment_gap(x, prefix, labels, lengths, fake if lengths is not None else None)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

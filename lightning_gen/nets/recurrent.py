@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 Cell = Literal["gru", "lstm", "rnn"]
 Output = Literal["sigmoid", "identity"]
@@ -23,7 +24,8 @@ class CPUAutocastSafeLSTM(nn.LSTM):
     """
 
     def forward(self, input, hx=None):
-        if input.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        device = input.data.device if isinstance(input, PackedSequence) else input.device
+        if device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 hx = tuple(h.float() for h in hx) if isinstance(hx, tuple) else hx
                 return super().forward(input.float(), hx)
@@ -42,6 +44,28 @@ def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidi
             f"input_size, hidden_size and num_layers must be >= 1, got {input_size}, {hidden_size}, {num_layers}."
         )
     return _CELLS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
+
+
+def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
+    """``rnn(x, state)`` on padded sequences (B, T, F) of ``lengths`` (B,) (None: all T steps): packed
+    (``pack_padded_sequence``), so that no step past a sequence's length reaches the recurrence, its final state
+    is that at the sequence's last real step and a backward direction starts there, as TimeGAN's reference code
+    passes ``sequence_length`` to every ``dynamic_rnn``. Outputs past a length are zeros (B, T, H)."""
+    if lengths is None:
+        return rnn(x, state)
+    if lengths.shape != (x.shape[0],):
+        raise ValueError(f"lengths must be (B,) = ({x.shape[0]},), got {tuple(lengths.shape)}.")
+    packed = pack_padded_sequence(x, lengths.detach().cpu().long(), batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed, state)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H)
+    return out, state
+
+
+def step_mask(lengths: torch.Tensor | None, steps: int, like: torch.Tensor) -> torch.Tensor | None:
+    """Float mask (B, T, 1) of the real steps (None when ``lengths`` is None)."""
+    if lengths is None:
+        return None
+    return (torch.arange(steps, device=like.device) < lengths.to(like.device)[:, None]).to(like.dtype).unsqueeze(-1)
 
 
 def _activate(kind: str, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ from lightning_gen.nets.recurrent import (
     _straight_through_bernoulli,
     make_rnn,
     make_step_labels,
+    run_rnn,
+    step_mask,
     with_labels,
 )
 
@@ -141,13 +143,19 @@ class LSTMGenerator(nn.Module):
         inputs = torch.cat([with_labels(self, z, labels), prev], dim=-1)
         return self.head(self.rnn(inputs, self._state(z))[0])  # (B, T, D)
 
-    def next_step_loss(self, z: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def next_step_loss(
+        self, z: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None, lengths=None
+    ) -> torch.Tensor:
         """Negative log-likelihood of real sequences under teacher forcing, per value: binary cross-entropy
-        for ``bernoulli``, squared error (Gaussian, fixed variance) otherwise."""
+        for ``bernoulli``, squared error (Gaussian, fixed variance) otherwise; over the real steps of sequences
+        of ``lengths`` (B,) (None: every step)."""
         raw = self.next_step_prediction(z, target, labels)
         if self.output == "bernoulli":
-            return nn.functional.binary_cross_entropy_with_logits(raw, target)
-        return (_activate(self.output, raw) - target).pow(2).mean()
+            values = nn.functional.binary_cross_entropy_with_logits(raw, target, reduction="none")
+        else:
+            values = (_activate(self.output, raw) - target).pow(2)
+        mask = step_mask(lengths, target.shape[1], values)
+        return values.mean() if mask is None else (values * mask).sum() / (mask.sum() * values.shape[-1])
 
 
 class RecurrentDiscriminator(nn.Module):
@@ -189,22 +197,26 @@ class RecurrentDiscriminator(nn.Module):
         self.feature_dim = hidden_size * (2 if bidirectional else 1)
         self.head = nn.Linear(self.feature_dim, 1)
 
-    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> torch.Tensor:
+        """Top-layer hidden states (B, T, H * directions); with ``lengths`` (B,) the sequences are packed (padding
+        never enters the recurrence) and the states past each length are zeros."""
         if x.dim() != 3 or x.shape[-1] != self.data_dim:
             raise ValueError(f"RecurrentDiscriminator wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
-        return self.rnn(with_labels(self, x, labels))[0]  # (B, T, H * directions)
+        return run_rnn(self.rnn, with_labels(self, x, labels), lengths)[0]  # (B, T, H * directions)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classify(self.features(x, labels))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> torch.Tensor:
+        return self.classify(self.features(x, labels, lengths), lengths)
 
-    def classify(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits from ``features(x)`` (B, T, F): a model that needs both runs the recurrent layers once."""
+    def classify(self, h: torch.Tensor, lengths=None) -> torch.Tensor:
+        """Logits from ``features(x)`` (B, T, F): a model that needs both runs the recurrent layers once. Per
+        step, the logits past a sequence's length are meaningless: a model keeps the real steps' only."""
         if self.per_step:
             return self.head(h).squeeze(-1)  # (B, T)
-        if self.bidirectional:  # last step of the forward pass, first step of the backward pass
-            last = torch.cat([h[:, -1, : self.hidden_size], h[:, 0, self.hidden_size :]], dim=-1)  # (B, F)
+        last_step = h[:, -1] if lengths is None else h[torch.arange(h.shape[0]), lengths.to(h.device).long() - 1]
+        if self.bidirectional:  # last real step of the forward pass, first step of the backward pass
+            last = torch.cat([last_step[:, : self.hidden_size], h[:, 0, self.hidden_size :]], dim=-1)  # (B, F)
         else:
-            last = h[:, -1]  # (B, F)
+            last = last_step  # (B, F)
         return self.head(last).squeeze(-1)  # (B,)
 
 
@@ -243,10 +255,14 @@ class RecurrentEncoder(nn.Module):
         summary = hidden_size * num_layers * (2 if bidirectional else 1)
         self.to_stats = nn.Linear(summary, 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, lengths=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar); with ``lengths`` (B,) the sequences are packed: the final states are those at each
+        sequence's last real step."""
         if x.dim() != 3 or x.shape[-1] != self.data_dim:
             raise ValueError(f"RecurrentEncoder wants (B, T, {self.data_dim}), got {tuple(x.shape)}.")
-        _, state = self.rnn(with_labels(self, x, labels))
+        _, state = run_rnn(self.rnn, with_labels(self, x, labels), lengths)
         h = state[0] if self.cell == "lstm" else state  # (layers * directions, B, H)
         h = h.transpose(0, 1).reshape(x.shape[0], -1)  # (B, layers * directions * H)
         mu, logvar = self.to_stats(h).chunk(2, dim=-1)  # (B, Z) each

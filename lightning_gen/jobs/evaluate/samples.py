@@ -52,11 +52,7 @@ def labelled_samples(
         if kind == "image":
             x = (draw(model, n, batch_size, labels).clamp(-1, 1) + 1) / 2
         else:
-            x = draw(model, n, batch_size, labels, length=reference.shape[1])
-            if getattr(datamodule, "pitch_low", None) is not None:
-                x = (x > 0.5).float()  # binary rolls like the reference (and the sample job's files)
-            else:  # the data's original scale, like a samples file (see scores.sequence_metrics)
-                x = model.to_original(x)
+            x = _draw_sequences(model, datamodule, n, batch_size, labels, reference.shape[1])
         info = {"kind": "checkpoint", "path": source, "model": type(model).__name__, "drawn": n}
         if labels is not None:
             info["labels"] = "drawn from the training label distribution stored in the checkpoint"
@@ -81,6 +77,25 @@ def labelled_samples(
         x = x[:num_samples]
         labels = None if labels is None else labels[:num_samples]
     return x, labels, info
+
+
+def _draw_sequences(model, datamodule, n: int, batch_size: int, labels, steps: int) -> torch.Tensor:
+    """``n`` generated sequences of ``steps`` steps as the reference holds them: binary rolls, or in the data's
+    original scale (like a samples file, see scores.sequence_metrics); a model trained on sequences of different
+    lengths draws them from its training lengths (per class) and pads them with zeros to ``steps``."""
+    from lightning_gen.jobs.sample import draw
+
+    if getattr(model, "variable_length", False):
+        from lightning_gen.metrics.timegan import zero_padding
+
+        lengths = model.sample_lengths(n, labels).cpu()
+        x = draw(model, n, batch_size, labels, lengths)
+        x = torch.nn.functional.pad(x, (0, 0, 0, max(0, steps - x.shape[1])))
+        return torch.from_numpy(zero_padding(model.to_original(x).numpy(), lengths.numpy()))  # padding stays 0
+    x = draw(model, n, batch_size, labels, length=steps)
+    if getattr(datamodule, "pitch_low", None) is not None:
+        return (x > 0.5).float()  # binary rolls like the reference (and the sample job's files)
+    return model.to_original(x)
 
 
 def _npz_labels(path: str, f, n: int) -> torch.Tensor | None:

@@ -153,6 +153,10 @@ def sequence_metrics(
 
     reference = S.check_sequences(reference, "reference")
     fake = S.check_sequences(fake, "generated samples", dim=reference.shape[2])
+    from lightning_gen.metrics.timegan import original_scale_with_lengths
+
+    # both sets in the data's original scale (and, for sequences of different lengths, their lengths)
+    reference, fake, lengths = original_scale_with_lengths(reference, fake, datamodule)
     if fake.shape[1] != reference.shape[1]:
         raise EvaluateError(
             f"Generated sequences have length {fake.shape[1]}, the reference split {reference.shape[1]}: sample "
@@ -160,14 +164,12 @@ def sequence_metrics(
         )
     # One code path with benchmarks/bench_sines.py: both sets in the data's original scale, scored as they are
     # when that lies in [0, 1] (TimeGAN's sines), else min-max scaled with the training split's range.
-    if getattr(datamodule, "scale_data", True):
-        reference = datamodule.inverse_scale(reference)
     from lightning_gen.metrics.sequence_scores import EXTRA_SEQUENCE_METRICS, extra_sequence_scores
 
     scores = [m for m in metrics if m != "music" and m not in EXTRA_SEQUENCE_METRICS]
     out, info = S.sequence_scores(
         reference, fake, scores, timegan.disc_iterations, timegan.pred_iterations, timegan.repeats, seed, device,
-        datamodule.data_min, datamodule.data_max,
+        datamodule.data_min, datamodule.data_max, **lengths,
     )  # fmt: skip
     extra = [m for m in metrics if m in EXTRA_SEQUENCE_METRICS]
     if extra:  # in the same space, each with the real data's own score (one half of the reference against the other)

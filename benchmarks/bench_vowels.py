@@ -1,0 +1,198 @@
+"""Japanese Vowels: sequences of different lengths (7 to 29 steps, 12 features, 9 speakers), every sequence family.
+
+Each model is built from its shipped config (``configs/<model>/vowels.yaml`` or ``vowels_cond.yaml``, the speaker
+as the class), trained for a budget of *process CPU time* (the CPU-budget callback of ``bench_sines.py``, one torch
+thread), then asked for as many utterances as the data holds (640), each of a length drawn from the training length
+distribution (per speaker for a conditional model, whose speakers are drawn from the training label counts). Scored:
+
+- ``length_ks``: the two-sample Kolmogorov-Smirnov statistic between generated and real lengths (target <= .1);
+- ``discriminative``: TimeGAN's discriminative score on the variable-length protocol (post-hoc GRU reading each
+  sequence up to its length, 80/20 split, |accuracy - 0.5|; ``lightning_gen.metrics.timegan.sequence_scores``, the
+  code path of ``lightning-gen evaluate``), beside the real data's own score: one random half of the utterances
+  against the other half, same protocol;
+- ``speaker_accuracy`` (conditional configs): the share of generated utterances that a classifier trained on the
+  real training utterances (``lightning_gen.metrics.conditional.sequence_class_accuracy``, the evaluate job's
+  sequence classifier; zero-padded sequences, as the generated ones) puts in the speaker asked for, beside its
+  accuracy on the real test utterances (target >= .8).
+
+    python benchmarks/bench_vowels.py --data-dir ../shared/data/japanese-vowels --budget-cpu-s 180
+
+Writes ``--out`` (JSON, after every model) and ``benchmarks/results/leaderboard/vowels.json``; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
+from bench_sines import cpu_budget_callback  # noqa: E402
+
+from lightning_gen.cli import run_lightning_cli  # noqa: E402
+from lightning_gen.metrics.conditional import sequence_class_accuracy  # noqa: E402
+from lightning_gen.metrics.timegan import length_ks, sequence_scores, zero_padding  # noqa: E402
+
+CONFIGS = ("lstm_gan/vowels", "lstm_gan/vowels_cond", "rvae/vowels", "rvae/vowels_cond", "rvae_gan/vowels",
+           "rvae_gan/vowels_cond")  # fmt: skip
+
+
+def build(config: str, data_dir: str, seed: int):
+    cli = run_lightning_cli(
+        ["--config", os.path.join(REPO, "configs", f"{config}.yaml"), f"--seed_everything={seed}",
+         f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false"],
+        run=False,
+    )  # fmt: skip
+    return cli.model, cli.datamodule
+
+
+def train(config: str, data_dir: str, budget_s: float, seed: int):
+    model, datamodule = build(config, data_dir, seed)
+    budget = cpu_budget_callback(budget_s)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=100_000, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[budget],
+    )  # fmt: skip
+    trainer.fit(model, datamodule)
+    batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+    return model, datamodule, {"cpu_s": round(budget.used, 1), "batches": batches}
+
+
+def real_split(datamodule, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A split's utterances in the data's original scale (zero-padded), their lengths and labels."""
+    lengths = datamodule.lengths[split]
+    x = zero_padding(datamodule.inverse_scale(datamodule.splits[split]).astype(np.float32), lengths)
+    return x, lengths, None if datamodule.labels is None else datamodule.labels[split]
+
+
+def real_all(datamodule):
+    parts = [real_split(datamodule, s) for s in ("train", "val", "test")]
+    labels = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), labels
+
+
+@torch.no_grad()
+def generate(model, n: int, steps: int, labels: np.ndarray | None = None, seed: int = 0):
+    """``n`` utterances (original scale, zero-padded to ``steps``) and their lengths, drawn from the model's
+    training length distribution (per class for the ``labels`` of a conditional model)."""
+    torch.manual_seed(seed)
+    model.eval()
+    y = None if labels is None else torch.as_tensor(labels)
+    lengths = model.sample_lengths(n, y).cpu()
+    x = model.sample(n, labels=y, lengths=lengths).cpu()
+    x = torch.nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))
+    original = model.to_original(x).numpy().astype(np.float32)
+    return zero_padding(original, lengths.numpy()), lengths.numpy()
+
+
+def discriminative(real, real_len, fake, fake_len, datamodule, args) -> dict:
+    out, _ = sequence_scores(
+        real, fake, ("discriminative",), args.disc_iterations, 1, args.repeats, args.seed,
+        data_min=datamodule.data_min, data_max=datamodule.data_max, real_lengths=real_len, fake_lengths=fake_len,
+    )  # fmt: skip
+    return out["discriminative"]
+
+
+def real_own_score(datamodule, args) -> dict:
+    """The real data's own discriminative score: one random half of the utterances against the other."""
+    x, lengths, _ = real_all(datamodule)
+    order = np.random.default_rng(args.seed).permutation(len(x))
+    a, b = order[: len(x) // 2], order[len(x) // 2 :]
+    return discriminative(x[a], lengths[a], x[b], lengths[b], datamodule, args)
+
+
+def score(config: str, model, datamodule, args) -> dict:
+    real, real_len, real_y = real_all(datamodule)
+    labels = None
+    if model.conditional:
+        labels = model.labels_for(len(real)).cpu().numpy()  # drawn from the training label counts
+    fake, fake_len = generate(model, len(real), real.shape[1], labels, args.seed)
+    metrics = {"length_ks": {"value": length_ks(real_len, fake_len)["value"]}}
+    disc = discriminative(real, real_len, fake, fake_len, datamodule, args)
+    metrics["discriminative"] = {"value": disc["value"], "spread": disc.get("std")}
+    if model.conditional:
+        train_x, _, train_y = real_split(datamodule, "train")
+        test_x, _, test_y = real_split(datamodule, "test")
+        asked = np.arange(args.per_class * model.num_classes) % model.num_classes
+        gen, _ = generate(model, len(asked), real.shape[1], asked, args.seed + 1)
+        acc = sequence_class_accuracy(train_x, train_y, gen, asked, test_x, test_y, seed=args.seed)
+        metrics["speaker_accuracy"] = {
+            "value": acc["value"],
+            "spread": acc.get("std"),
+            "real_test": acc["reference_value"],
+        }
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--data-dir", default="data/japanese-vowels", help="folder of the two JapaneseVowels .ts files")
+    p.add_argument("--budget-cpu-s", type=float, default=180.0, help="training budget per config, CPU seconds")
+    p.add_argument("--disc-iterations", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the discriminative score")
+    p.add_argument("--per-class", type=int, default=100, help="generated utterances per speaker for the accuracy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "vowels.json"))
+    p.add_argument("--leaderboard", default=os.path.join(REPO, "benchmarks", "results", "leaderboard", "vowels.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    command = "python benchmarks/bench_vowels.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    results = {"command": command, "commit": commit.strip(), "budget_cpu_s": args.budget_cpu_s,
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads 1, torch {torch.__version__}",
+               "configs": {}}  # fmt: skip
+    _, datamodule = build(args.configs[0], args.data_dir, args.seed)
+    datamodule.setup()
+    t = time.process_time()
+    own = real_own_score(datamodule, args)
+    results["real_half_vs_half"] = {"discriminative": own["value"], "std": own.get("std"),
+                                    "cpu_s": round(time.process_time() - t, 1)}  # fmt: skip
+    print("real half vs half:", results["real_half_vs_half"], flush=True)
+    rows = []
+    for config in args.configs:
+        model, datamodule, info = train(config, args.data_dir, args.budget_cpu_s, args.seed)
+        t = time.process_time()
+        metrics = score(config, model, datamodule, args)
+        info["score_cpu_s"] = round(time.process_time() - t, 1)
+        results["configs"][config] = {**info, "metrics": metrics}
+        print(config, info, metrics, flush=True)
+        real = {"discriminative_half_vs_half": own["value"]}
+        if "speaker_accuracy" in metrics:
+            real["speaker_accuracy_real_test"] = metrics["speaker_accuracy"]["real_test"]
+        rows.append({"model": config.split("/")[0], "config": f"configs/{config}.yaml", "dataset": "japanese-vowels",
+                     "budget_cpu_s": args.budget_cpu_s, "metrics": {k: {"value": v["value"], "spread": v.get("spread")}
+                     for k, v in metrics.items()}, "real_data": real, "seeds": 1, "command": command,
+                     "commit": results["commit"]})  # fmt: skip
+        for path, data in ((args.out, results), (args.leaderboard, rows)):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(data, f, indent=2, default=float)
+    print_table(results)
+    return 0
+
+
+def print_table(results: dict) -> None:
+    own = results["real_half_vs_half"]["discriminative"]
+    print("\n| config | length KS | discriminative (real half vs half) | speaker accuracy (real test) | training |")
+    print("|---|---|---|---|---|")
+    for config, info in results["configs"].items():
+        m = info["metrics"]
+        acc = m.get("speaker_accuracy")
+        acc = f"{acc['value']:.3f} ({acc['real_test']:.3f})" if acc else "-"
+        print(f"| {config} | {m['length_ks']['value']:.3f} | {m['discriminative']['value']:.3f} ({own:.3f}) | {acc} | "
+              f"{info['cpu_s']} CPU s, {info['batches']} batches |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
