@@ -5,12 +5,20 @@ sample``, or a folder of images. The dataset comes from ``--data CONFIG.yaml`` (
 training config), else from the checkpoint (Lightning stores the DataModule's arguments) or the
 ``config.yaml`` LightningCLI wrote beside it.
 
-Images: ``fid`` (default), ``kid``, ``is``, ``precision_recall`` on ``inception`` or ``classifier`` features
-(:mod:`lightning_gen.metrics.image`); reference features are cached in ``data/metric_cache/``, keyed by
-everything that changes them. Sequences: ``discriminative``, ``predictive`` (TimeGAN), ``mmd``, ``music``
-(piano rolls) (:mod:`lightning_gen.metrics.sequence`). Both: ``elbo`` (a checkpoint's own test-split terms,
+Images: ``fid``, ``fid_inf`` (FID extrapolated to infinite samples), ``kid``, ``precision_recall``,
+``density_coverage`` and ``memorization`` (the copying test) by default, and ``is``, on ``inception`` or
+``classifier`` features (:mod:`lightning_gen.metrics.image`, :mod:`lightning_gen.metrics.fidelity`,
+:mod:`lightning_gen.metrics.memorization`); reference features are cached in ``data/metric_cache/``, keyed by
+everything that changes them. The reference is a split the model never trained on (``--split auto``: the test
+split when it holds 4 items per feature dimension, else validation and test together), and every image score
+comes with the real data's own score on the same protocol (training items against the same reference, as many as
+the samples) and the report's flags: a score at or past the real data's, a lack of variety, copying, a small
+reference (:mod:`~.trust`). Sequences: ``discriminative``, ``predictive`` (TimeGAN), ``mmd``, ``music``
+(piano rolls) (:mod:`lightning_gen.metrics.sequence`), and ``density_coverage`` and ``memorization`` on the
+flattened min-max-scaled windows. Both: ``elbo`` (a checkpoint's own test-split terms,
 for VAE-type models). Samples with class labels (a conditional checkpoint, or a samples file with ``labels``):
-``class_accuracy`` and, for images, ``class_fid`` (:mod:`~.conditional`, :mod:`lightning_gen.metrics.conditional`).
+``class_accuracy`` and, for images, ``class_fid``, ``class_recall`` and ``class_diversity`` (:mod:`~.conditional`,
+:mod:`lightning_gen.metrics.conditional`, :mod:`lightning_gen.metrics.diversity`).
 
 The JSON report (``--output``) records beside each value the feature extractor and the SHA-256 of its
 weights, the resize rule, the numbers of real and generated samples, the split, the seed and the package
@@ -19,7 +27,8 @@ versions; a table is printed.
 One module per job: :mod:`~.options` (the typed :class:`EvaluateOptions`, the command line, the range checks),
 :mod:`~.dataset` (which dataset), :mod:`~.samples` (the generated samples), :mod:`~.cache` (cached reference
 features), :mod:`~.scores` (image, sequence and model metrics), :mod:`~.conditional` (class scores of conditional
-samples), :mod:`~.protocol` (comparable with published scores?), :mod:`~.report` (versions, table) and :mod:`~.job`
+samples), :mod:`~.trust` (the real data's own scores, the copying test, the flags), :mod:`~.protocol`
+(comparable with published scores?), :mod:`~.report` (versions, table) and :mod:`~.job`
 (the job). The reference split is
 :func:`lightning_gen.metrics.reference.reference_split`, shared with the training-time metric.
 """
