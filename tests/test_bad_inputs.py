@@ -424,6 +424,27 @@ def test_evaluate_unknown_data_arg_is_named_with_a_close_match(tmp_path, capsys)
     assert "Its arguments: data_dir, batch_size" in err and "Traceback" not in err
 
 
+def test_the_data_argument_check_accepts_every_shipped_config():
+    """No false refusals: every ``data:`` section of configs/ passes :func:`check_init_args` (arguments reached
+    through ``**kwargs`` of a parent class included)."""
+    import glob
+    import importlib
+
+    import yaml
+
+    from lightning_gen.errors import check_init_args
+
+    checked = 0
+    for path in sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)):
+        with open(path) as f:
+            data = (yaml.safe_load(f) or {}).get("data")
+        if isinstance(data, dict) and "class_path" in data:
+            module, _, name = data["class_path"].rpartition(".")
+            check_init_args(path, getattr(importlib.import_module(module), name), data.get("init_args") or {})
+            checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize("value", [[1, 2], "abc"], ids=["list", "string"])
 def test_checkpoint_hyperparameters_that_are_not_a_mapping(ckpt, tmp_path, capsys, value):
     """Was ``TypeError: cannot convert dictionary update sequence element #0`` (a traceback) or a bare ValueError."""
