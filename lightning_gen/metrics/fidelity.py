@@ -42,12 +42,18 @@ def knn_radii(real: np.ndarray, k: int) -> np.ndarray:
     return distances[:, k]  # column 0 is the item itself
 
 
-def _in_balls(centres: np.ndarray, radii: np.ndarray, points: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """(len(points), len(centres)) bool: whether each point lies in each centre's ball; built in row chunks."""
+def _ball_counts(centres: np.ndarray, radii: np.ndarray, points: np.ndarray, chunk: int = 1024):
+    """For points in the balls around ``centres``: how many balls hold each point (len(points),) and whether each
+    ball holds some point (len(centres),) bool; in row chunks, so memory stays at ``chunk`` x len(centres)."""
     from scipy.spatial.distance import cdist
 
-    rows = [cdist(points[i : i + chunk], centres) <= radii[None, :] for i in range(0, len(points), chunk)]
-    return np.concatenate(rows) if rows else np.zeros((0, len(centres)), bool)
+    per_point = np.zeros(len(points), np.int64)
+    per_ball = np.zeros(len(centres), bool)
+    for i in range(0, len(points), chunk):
+        inside = cdist(points[i : i + chunk], centres) <= radii[None, :]  # (chunk, len(centres))
+        per_point[i : i + chunk] = inside.sum(axis=1)
+        per_ball |= inside.any(axis=0)
+    return per_point, per_ball
 
 
 def density_coverage(real, fake, k: int = 5) -> dict:
@@ -55,19 +61,16 @@ def density_coverage(real, fake, k: int = 5) -> dict:
     real, fake = _array(real), _array(fake)
     if len(fake) == 0:
         raise ValueError("density / coverage need at least one generated item.")
-    radii = knn_radii(real, k)
-    inside = _in_balls(real, radii, fake)  # (N_fake, N_real)
-    density = float(inside.sum() / (k * len(fake)))
-    coverage = float(inside.any(axis=0).mean())
-    return {"density": density, "coverage": coverage, "k": k}
+    per_fake, covered = _ball_counts(real, knn_radii(real, k), fake)
+    return {"density": float(per_fake.sum() / (k * len(fake))), "coverage": float(covered.mean()), "k": k}
 
 
 def precision_recall_knn(real, fake, k: int = 3) -> dict:
     """Improved precision (share of generated items inside some real item's k-NN ball) and recall (share of real
     items inside some generated item's k-NN ball), Kynkaanniemi et al. 2019."""
     real, fake = _array(real), _array(fake)
-    precision = float(_in_balls(real, knn_radii(real, k), fake).any(axis=1).mean())
-    recall = float(_in_balls(fake, knn_radii(fake, k), real).any(axis=1).mean())
+    precision = float((_ball_counts(real, knn_radii(real, k), fake)[0] > 0).mean())
+    recall = float((_ball_counts(fake, knn_radii(fake, k), real)[0] > 0).mean())
     return {"precision": precision, "recall": recall}
 
 
