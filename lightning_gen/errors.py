@@ -208,6 +208,8 @@ def _message(err: BaseException) -> str:
         key, reason = found
         if key in _SECTIONS.values():
             return f"{reason}\n(raised by the class of the config's `{key}:` section; fix its init_args)"
+        if key and " or " in key:  # the reason's subject is a key of several classes (base_channels of G and D)
+            return f"{reason}\nConfig key: one of {key.replace(' or ', ', ')} (change it in the config file)."
         if key:
             return f"{reason}\nConfig key: {key} (change it in the config file, or on the command line: --{key}=VALUE)."
         return reason

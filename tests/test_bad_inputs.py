@@ -553,7 +553,7 @@ def test_a_checkpoint_with_an_invalid_recorded_value_names_the_checkpoint_key(ck
 
 
 def test_config_reason_finds_a_nested_key_and_keeps_other_errors_whole():
-    from lightning_gen.errors import config_reason
+    from lightning_gen.errors import _message, config_reason
 
     text = (
         "Does not validate against any of the Union subtypes\nSubtypes: [<class 'pytorch_lightning.core.module."
@@ -565,3 +565,8 @@ def test_config_reason_finds_a_nested_key_and_keeps_other_errors_whole():
     key, reason = config_reason(ValueError(text))
     assert (key, reason) == ("model.init_args.generator.init_args.base_channels", "base_channels must be >= 1, got 0.")
     assert config_reason(ValueError("n_critic must be >= 1")) is None
+    both = text.replace("n_critic=1", "discriminator=Namespace(init_args=Namespace(base_channels=0))")
+    assert config_reason(ValueError(both))[0] == (
+        "model.init_args.generator.init_args.base_channels or model.init_args.discriminator.init_args.base_channels"
+    )
+    assert "Config key: one of model.init_args.generator.init_args.base_channels, model." in _message(ValueError(both))
