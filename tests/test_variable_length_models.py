@@ -172,10 +172,10 @@ def test_sample_job_writes_lengths_and_length_forces_one(tmp_path):
     from lightning_gen import evaluate
 
     data = ["--data", "configs/rvae/vowels_cond.yaml", "--data-arg", f"data_dir={tmp_path / 'jv'}", "--data-arg",
-            "download=false", "--data-arg", "check_files=false"]  # fmt: skip
+            "download=false", "--data-arg", "check_files=false", "--data-arg", "batch_size=4"]  # fmt: skip
     for source, extra in ((str(out), data), (ckpt, [])):
         report = tmp_path / "r.json"
-        args = [source, "--metrics", "discriminative", "mmd", "--disc-iterations", "2", "--repeats", "1", "--split",
+        args = [source, "--metrics", "discriminative,mmd", "--disc-iterations", "2", "--repeats", "1", "--split",
                 "train", "--output", str(report), *extra]  # fmt: skip
         assert evaluate.main(args) == 0
         metrics = json.loads(report.read_text())["metrics"]
