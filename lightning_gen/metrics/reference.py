@@ -10,7 +10,7 @@ only when nothing else exists (and then says so).
 from __future__ import annotations
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from lightning_gen.errors import UserError
 
@@ -56,9 +56,9 @@ def split_len(datamodule, split: str) -> int:
     return 0 if dataset is None else len(dataset)
 
 
-def split_items(datamodule, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Every item of ``split`` in its stored order (not shuffled, none dropped) as the model sees it (images in
-    [0, 1]), and its labels (None when the batches carry none)."""
+def split_items(datamodule, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every item of ``split`` (the first ``limit`` when given) in its stored order (not shuffled, none dropped) as
+    the model sees it (images in [0, 1]), and its labels (None when the batches carry none)."""
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}.")
     datamodule.prepare_data()
@@ -68,6 +68,8 @@ def split_items(datamodule, split: str) -> tuple[torch.Tensor, torch.Tensor | No
     dataset = ConcatDataset([d for d in (_dataset(datamodule, p) for p in parts) if d is not None and len(d)])
     if len(dataset) == 0:
         raise UserError(f"The {split} split of {type(datamodule).__name__} is empty; choose another --split.")
+    if limit is not None and limit < len(dataset):
+        dataset = Subset(dataset, range(limit))
     xs, ys = [], []
     for batch in DataLoader(dataset, batch_size=getattr(datamodule, "batch_size", 256) or 256, shuffle=False):
         batch = datamodule.on_after_batch_transfer(batch, 0)

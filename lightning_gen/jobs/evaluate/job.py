@@ -33,7 +33,13 @@ from lightning_gen.jobs.evaluate.protocol import mark_protocol
 from lightning_gen.jobs.evaluate.report import package_versions, print_table
 from lightning_gen.jobs.evaluate.samples import labelled_samples
 from lightning_gen.jobs.evaluate.scores import image_metrics, model_metrics, sequence_metrics
-from lightning_gen.jobs.evaluate.trust import SEQUENCE_TRUST_METRICS, flags, problems, sequence_trust
+from lightning_gen.jobs.evaluate.trust import (
+    MAX_TRAIN_ITEMS,
+    SEQUENCE_TRUST_METRICS,
+    flags,
+    problems,
+    sequence_trust,
+)
 from lightning_gen.metrics.image import IMAGE_METRICS
 
 
@@ -118,14 +124,14 @@ def _reference(options: EvaluateOptions, datamodule, kind, metrics, feature_dim:
 
 
 def _train_items(datamodule, split: str, kind: str, metrics) -> tuple | None:
-    """The training split (images and labels) for the real data's own scores and the copying test; None when the
-    reference is the training split itself or the data has none."""
+    """The training split (images and labels; its first ``MAX_TRAIN_ITEMS``) for the real data's own scores and the
+    copying test; None when the reference is the training split itself or the data has none."""
     from lightning_gen.metrics.reference import split_items
 
     if kind != "image" or split == "train":
         return None
-    try:
-        return split_items(datamodule, "train")
+    try:  # the split's order is a random draw already: its first items are a random subset
+        return split_items(datamodule, "train", MAX_TRAIN_ITEMS)
     except EvaluateError:
         return None
 

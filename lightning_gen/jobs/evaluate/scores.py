@@ -80,9 +80,9 @@ def image_metrics(
         if "memorization" in metrics:
             values["memorization"] = {"value": None, "not_computed": "no training split to compare with"}
         return values, extra
-    train_feats, _ = reference_features(extractor, train[0], spec, provenance, "train", seed, cache, batch_size,
+    n = floor_count(len(fake), len(train[0]))  # the real data's own scores: as many training items as samples
+    train_feats, _ = reference_features(extractor, train[0][:n], spec, provenance, "train", seed, cache, batch_size,
                                         device)  # fmt: skip
-    n = floor_count(len(fake), len(train[0]))
     scored = [m for m in plain if "not_computed" not in values[m] and m != "is"]
     real, matched = _floors(scored, real_feats, train_feats, fake_feats, n)
     if conditional and train[1] is not None and reference_labels is not None:
