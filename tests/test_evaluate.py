@@ -549,6 +549,7 @@ def test_sequences_get_density_coverage_and_the_copying_test(tmp_path):
     assert (
         good["density_coverage"]["real"]["n"] == len(unseen) and "flattened windows" in good["memorization"]["features"]
     )
+    assert good["mmd"]["real"]["n"] == len(unseen) and good["mmd"]["reference_value"] >= 0  # the real data's MMD
     assert reports["unseen"]["problems"] == [] and reports["copies"]["problems"] == ["copying"]
     assert "low_diversity" in reports["collapsed"]["problems"]
     assert sorted(reports, key=lambda n: rank_key(reports[n], "mmd"))[0] == "unseen"

@@ -38,6 +38,7 @@ from lightning_gen.jobs.evaluate.trust import (
     SEQUENCE_TRUST_METRICS,
     flags,
     problems,
+    sequence_mmd_floor,
     sequence_trust,
 )
 from lightning_gen.metrics.image import IMAGE_METRICS
@@ -160,6 +161,7 @@ def _sample_metrics(options: EvaluateOptions, metrics, model, datamodule, kind, 
         values, extra = sequence_metrics(
             plain, reference, fake, datamodule, options.timegan, options.seed, options.device
         )
+    sequence_mmd_floor(values, datamodule, reference, fake, reference_info["split"])
     values.update(sequence_trust(metrics, datamodule, reference, fake, reference_info["split"], options.seed))
     if "class_accuracy" in metrics:
         values.update(sequence_class_scores(datamodule, reference, reference_labels, fake, labels, options.seed))

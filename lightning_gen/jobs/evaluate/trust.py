@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 #: distances: lower is better, and a value at or below the real data's own is a question
-LOWER_BETTER = ("fid", "fid_inf", "kid", "class_fid")
+LOWER_BETTER = ("fid", "fid_inf", "kid", "class_fid", "mmd")
 #: diversity numbers: below this share of the real data's own value the report flags a lack of variety
 DIVERSITY = ("recall", "coverage", "class_recall", "class_diversity")
 LOW_DIVERSITY = 0.7
@@ -192,3 +192,29 @@ def sequence_trust(metrics, datamodule, reference: torch.Tensor, fake, split: st
             t, u, f = pixel_space(train, real, fake, seed=seed)
             out["memorization"] = {**copying_tests(t, u, f, seed), "features": space + f" ({t.shape[1]} dimensions)"}
     return out
+
+
+def sequence_mmd_floor(values: dict, datamodule, reference: torch.Tensor, fake, split: str) -> None:
+    """The real data's own MMD beside the samples': as many training windows against the same reference, in the
+    space the MMD is scored in (:func:`lightning_gen.metrics.timegan.scoring_space`); and the samples' MMD at that
+    count. Sequences of different lengths are left as they are (no floor)."""
+    entry = values.get("mmd")
+    if entry is None or split == "train" or getattr(datamodule, "lengths", None) is not None:
+        return
+    from lightning_gen.metrics.mmd import mmd_rbf
+    from lightning_gen.metrics.reference import split_items
+    from lightning_gen.metrics.timegan import scoring_space
+
+    train = split_items(datamodule, "train", MAX_TRAIN_ITEMS)[0].numpy()
+    real = reference.numpy()
+    if getattr(datamodule, "scale_data", True):  # the model's [0, 1] -> the data's original scale, as `fake`
+        train, real = datamodule.inverse_scale(train), datamodule.inverse_scale(real)
+    fake = np.asarray(fake.numpy() if isinstance(fake, torch.Tensor) else fake, dtype=np.float32)
+    n = floor_count(len(fake), len(train))
+    lo, hi = datamodule.data_min, datamodule.data_max
+    real_s, train_s, _ = scoring_space(real, train[:n], lo, hi)
+    own = {"mmd": {"value": mmd_rbf(real_s, train_s)}}
+    matched = None
+    if n < len(fake):
+        matched = {"mmd": {"value": mmd_rbf(*scoring_space(real, fake[:n], lo, hi)[:2])}}
+    attach_floor({"mmd": entry}, own, matched, n, "training windows")
