@@ -190,7 +190,8 @@ def sequence_trust(metrics, datamodule, reference: torch.Tensor, fake, split: st
             from lightning_gen.metrics.memorization import copying_tests, pixel_space
 
             t, u, f = pixel_space(train, real, fake, seed=seed)
-            out["memorization"] = {**copying_tests(t, u, f, seed), "features": space + f" ({t.shape[1]} dimensions)"}
+            reduced = f", PCA of the training windows to {t.shape[1]} dimensions" if t.shape[1] < train.shape[1] else ""
+            out["memorization"] = {**copying_tests(t, u, f, seed), "features": space + reduced}
     return out
 
 
