@@ -11,8 +11,8 @@ against the other). A model trained on chorales moved into C major / A minor (``
 sample moved into the key of a training chorale drawn at random (``ChoralesDataModule.to_written_keys``), so
 the keys come out as often as in the corpus. The rolls are what ``model.sample`` returns (binary rolls sampled
 step by step). Writes MIDI files and a piano-roll PNG of a few samples and of real windows, a JSON of all
-figures, and with ``--leaderboard`` a row of the leaderboard file (replacing the row of the same model and
-config).
+figures, and with ``--leaderboard`` a row of the leaderboard file (replacing the row of the same model,
+config and budget).
 
     python benchmarks/bench_chorales.py --model rvae_gan --config chorales_transposed --budget-cpu-s 300 \\
         --leaderboard benchmarks/results/leaderboard/chorales_voice_leading.json
@@ -110,7 +110,8 @@ def write_leaderboard(path: str, row: dict) -> None:
     rows = []
     if os.path.exists(path):
         with open(path) as f:
-            rows = [r for r in json.load(f) if (r["model"], r["config"]) != (row["model"], row["config"])]
+            key = ("model", "config", "budget_cpu_s")
+            rows = [r for r in json.load(f) if [r[k] for k in key] != [row[k] for k in key]]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         json.dump(rows + [row], f, indent=2)
