@@ -310,9 +310,12 @@ def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
     return float(metric.compute())
 
 
-def kid_from_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000):
+def kid_from_features(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+):
     """Kernel Inception Distance (torchmetrics): (mean, std, subset size) over ``subsets`` random subsets of
-    ``min(subset_size, len(real), len(fake))`` samples."""
+    ``min(subset_size, len(real), len(fake))`` samples, drawn with ``seed`` (the same subsets every run; the
+    caller's random state is left as it was)."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(subset_size, len(real), len(fake))
@@ -323,7 +326,9 @@ def kid_from_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100
         metric = KernelInceptionDistance(feature=GivenFeatures(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
-    mean, std = metric.compute()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
     return float(mean), float(std), size
 
 
