@@ -94,6 +94,7 @@ def score(real: np.ndarray, fake: np.ndarray, datamodule, metrics, args) -> tupl
     if extra:
         real_s, fake_s, _ = scoring_space(real, fake, datamodule.data_min, datamodule.data_max)
         out.update(extra_sequence_scores(real_s, fake_s, extra, repeats=args.repeats, seed=args.seed))
+    info["scaling"] = datamodule.scaling_note  # data_min / data_max are the whole file's: TimeGAN's scaled space
     return out, info
 
 
