@@ -544,12 +544,13 @@ def test_sequences_get_density_coverage_and_the_copying_test(tmp_path):
     for name, x in samples.items():
         np.savez(tmp_path / f"{name}.npz", samples=x.astype(np.float32))
         reports[name] = run([str(tmp_path / f"{name}.npz"), "--data", SINES, "--data-arg", data[0], "--data-arg",
-                             data[1], "--metrics", "mmd,density_coverage,memorization"])  # fmt: skip
+                             data[1], "--metrics", "mmd,precision_recall,density_coverage,memorization"])  # fmt: skip
     good = reports["unseen"]["metrics"]
     assert (
         good["density_coverage"]["real"]["n"] == len(unseen) and "flattened windows" in good["memorization"]["features"]
     )
     assert good["mmd"]["real"]["n"] == len(unseen) and good["mmd"]["reference_value"] >= 0  # the real data's MMD
+    assert reports["collapsed"]["metrics"]["precision_recall"]["recall"] < 0.1 < good["precision_recall"]["recall"]
     assert reports["unseen"]["problems"] == [] and reports["copies"]["problems"] == ["copying"]
     assert "low_diversity" in reports["collapsed"]["problems"]
     assert sorted(reports, key=lambda n: rank_key(reports[n], "mmd"))[0] == "unseen"

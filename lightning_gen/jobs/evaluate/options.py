@@ -20,8 +20,8 @@ MODEL_METRICS = ("elbo",)
 DEFAULT_METRICS = {
     # a distance, its unbiased estimates, fidelity and diversity apart, and the copying test (issue 22)
     "image": ["fid", "fid_inf", "kid", "precision_recall", "density_coverage", "memorization"],
-    "sequence": ["discriminative", "predictive", "mmd", "density_coverage", "memorization"],
-    "piano_roll": ["discriminative", "mmd", "music", "density_coverage", "memorization"],
+    "sequence": ["discriminative", "predictive", "mmd", "precision_recall", "density_coverage", "memorization"],
+    "piano_roll": ["discriminative", "mmd", "music", "precision_recall", "density_coverage", "memorization"],
 }
 
 # -- the published protocols (issue 16: a short evaluation must not look like a published score) ---------------

@@ -148,7 +148,7 @@ def copying_entry(train_images, reference_images, fake_images, seed: int, split:
 
 
 #: the sequence scores of this module: fidelity / diversity and the copying test in the post-hoc feature space
-SEQUENCE_TRUST_METRICS = ("density_coverage", "memorization")
+SEQUENCE_TRUST_METRICS = ("precision_recall", "density_coverage", "memorization")
 
 
 def sequence_space(datamodule, fake) -> np.ndarray:
@@ -163,10 +163,11 @@ def sequence_space(datamodule, fake) -> np.ndarray:
 
 
 def sequence_trust(metrics, datamodule, reference: torch.Tensor, fake, split: str, seed: int = 0) -> dict:
-    """Density / coverage (Naeem et al. 2020) and the copying test of generated sequences, in the post-hoc feature
-    space of the flattened min-max-scaled windows (the space TimeGAN's scores and MMD read), each with the real
-    data's own value: as many training windows against the same reference."""
-    from lightning_gen.metrics.fidelity import density_coverage
+    """Precision / recall (Kynkaanniemi et al. 2019), density / coverage (Naeem et al. 2020) and the copying test of
+    generated sequences, in the post-hoc feature space of the flattened min-max-scaled windows (the space TimeGAN's
+    scores and MMD read), each with the real data's own value: as many training windows against the same
+    reference."""
+    from lightning_gen.metrics.fidelity import density_coverage, precision_recall_knn
     from lightning_gen.metrics.reference import split_items
 
     asked = [m for m in metrics if m in SEQUENCE_TRUST_METRICS]
@@ -177,12 +178,17 @@ def sequence_trust(metrics, datamodule, reference: torch.Tensor, fake, split: st
     train = None if train is None else train.reshape(len(train), -1).numpy()
     space = "flattened windows, min-max scaled with the training split's range"
     out = {}
-    if "density_coverage" in asked:
-        out["density_coverage"] = {**density_coverage(real, fake), "features": space}
+    scores = {
+        "precision_recall": lambda r, f: {**precision_recall_knn(r, f), "k": 3},
+        "density_coverage": density_coverage,
+    }
+    for name in [m for m in asked if m in scores]:
+        score = scores[name]
+        out[name] = {**score(real, fake), "features": space}
         if train is not None:
             n = floor_count(len(fake), len(train))
-            matched = {"density_coverage": density_coverage(real, fake[:n])} if n < len(fake) else None
-            attach_floor(out, {"density_coverage": density_coverage(real, train[:n])}, matched, n, "training windows")
+            matched = {name: score(real, fake[:n])} if n < len(fake) else None
+            attach_floor(out, {name: score(real, train[:n])}, matched, n, "training windows")
     if "memorization" in asked:
         if train is None:
             out["memorization"] = {"value": None, "not_computed": "the reference is the training split"}
