@@ -211,3 +211,14 @@ def test_the_conditional_sines_sweep_logs_class_accuracy(tmp_path):
     )  # fmt: skip
     header = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {load_sweep(os.path.join(REPO, sweep))["metric"]["name"], "val/discriminative_score"} <= set(header)
+
+
+def test_every_rank_scores_the_spread_on_all_ranks_samples(pattern_classifier):
+    """Under DDP the features of each rank's share (padded to one length, padding dropped) are gathered: rank 0 of 2
+    with 7 samples of 13 sees all 13 (here the other rank's share is stood in by this rank's)."""
+    model, metric = PatternImages(), ClassAccuracyMetric(num_samples=13, classifier=pattern_classifier)
+    model.all_gather = lambda t: torch.stack([t, torch.cat([t[:-1], torch.full_like(t[-1:], -1)])])  # (2, 7, ...)
+    features, labels = torch.randn(7, 5, dtype=torch.float64), metric.requested_labels(fake_trainer(0, 2), 4)
+    gathered, gathered_labels = metric._gather(fake_trainer(0, 2), model, features, labels)
+    assert len(labels) == 7 and gathered.shape == (13, 5)
+    assert gathered_labels.tolist() == labels.tolist() + labels.tolist()[:-1]
