@@ -188,6 +188,27 @@ def test_fakes_take_the_real_batch_labels(tmp_path, labelled_dm):
     assert len(seen["d"]) == 3 and all(torch.equal(s, y) for s in seen["d"])  # real, fake, G step
 
 
+def test_validation_logs_within_class_diversity_of_conditional_models(tmp_path):
+    """Every conditional GAN / VAE-GAN validation batch logs its samples' within-class pixel diversity."""
+    from lightning_gen.models import VAEGAN
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "labelled.npz"
+    np.savez(path, images=rng.integers(0, 256, size=(48, 8, 8), dtype=np.uint8), labels=np.arange(48) % K)
+    dm = ArrayImageDataModule(str(path), labels_key="labels", batch_size=12, val_fraction=0.5)
+    torch.manual_seed(0)
+    nets = dict(latent_dim=8, img_size=8, base_channels=4, min_size=2, num_classes=K)
+    vaegan = VAEGAN(
+        ConvEncoder(**nets), DCGANGenerator(**nets), DCGANDiscriminator(8, base_channels=4, min_size=2, num_classes=K),
+        optimizer_e=ADAM, optimizer_g=ADAM, optimizer_d=ADAM, prior="gaussian",
+    )  # fmt: skip
+    for model in (cond_gan(), vaegan):
+        trainer = tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=1)
+        trainer.fit(model, dm)
+        value = trainer.logged_metrics["val/class_diversity_pixels"]
+        assert torch.isfinite(value) and value > 0, type(model).__name__
+
+
 def test_ema_generator_samples_the_asked_classes(tmp_path, labelled_dm):
     model = cond_gan(ema_decay=0.5)
     tiny_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model, labelled_dm)

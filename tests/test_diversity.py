@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gen.metrics.diversity import mean_pairwise_distance, per_class_recall, within_class_diversity
+from lightning_gen.metrics.diversity import (
+    batch_class_diversity,
+    mean_pairwise_distance,
+    per_class_recall,
+    within_class_diversity,
+)
 
 K, D = 3, 4
 
@@ -72,3 +77,13 @@ def test_per_class_recall_sees_collapse_within_a_class(real):
     assert out["value"] < 0.2 and set(out["per_class"]) == {0, 1, 2}
     with pytest.raises(ValueError, match="neighborhood must be >= 1"):
         per_class_recall(varied, labels, features, labels, neighborhood=0)
+
+
+def test_batch_class_diversity_in_pixels():
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2])  # class 2 has one item: left out
+    real = torch.randn(7, 1, 4, 4)
+    assert batch_class_diversity(real.clone(), real, labels).item() == pytest.approx(1.0)
+    collapsed = real[[0, 0, 0, 3, 3, 3, 6]]  # one image per class
+    assert batch_class_diversity(collapsed, real, labels).item() == pytest.approx(0.0)
+    assert batch_class_diversity(real, real, torch.arange(7)) is None  # no class with two items

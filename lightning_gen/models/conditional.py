@@ -91,6 +91,21 @@ class Conditional:
             )
         return self.check_labels(batch[1], batch[0].shape[0])
 
+    def log_class_diversity(self, prefix: str, fake: torch.Tensor, real: torch.Tensor, labels) -> None:
+        """Log ``<prefix>/class_diversity_pixels``: the within-class diversity of a validation batch's samples (drawn
+        with its labels) against its real images, in pixel space
+        (:func:`lightning_gen.metrics.diversity.batch_class_diversity`), so a generator that draws one image per
+        class shows while training, without a classifier (``ClassAccuracyMetric`` logs the feature-space figure).
+        Unconditional models and batches without two items of a class log nothing; each rank logs its own
+        batches' mean (no collective: a rank may have nothing to log)."""
+        if labels is None or fake.dim() != 4:
+            return
+        from lightning_gen.metrics.diversity import batch_class_diversity
+
+        value = batch_class_diversity(fake, real, labels)
+        if value is not None:
+            self.log(f"{prefix}/class_diversity_pixels", value, batch_size=len(labels), rank_zero_only=False)
+
     # -- sampling -----------------------------------------------------------------------------------
     def check_labels(self, labels, n: int) -> torch.Tensor:
         """``labels`` as an int64 tensor of shape (n,) on the model's device; a single label is repeated."""

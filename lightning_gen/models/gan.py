@@ -212,12 +212,14 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
     def _evaluate(self, batch, prefix: str) -> None:
         real, labels = batch[0], self.batch_labels(batch)
         critic = self.critic(labels)
-        real_out, fake_out = critic(real), critic(self.sample(real.shape[0], labels=labels))
+        fake = self.sample(real.shape[0], labels=labels)
+        real_out, fake_out = critic(real), critic(fake)
         if self.auxiliary:  # the classifier's accuracy on real images of the split
             accuracy = (real_out[1].argmax(1) == labels).float().mean()
             self.log(f"{prefix}/accuracy", accuracy, sync_dist=True)
             real_out, fake_out = real_out[0], fake_out[0]
         self.log_dict(self.d_metrics(prefix, real_out, fake_out), sync_dist=True)
+        self.log_class_diversity(prefix, fake, real, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

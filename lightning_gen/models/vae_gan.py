@@ -392,6 +392,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             },
             sync_dist=True,
         )
+        self.log_class_diversity(prefix, fake, real, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
