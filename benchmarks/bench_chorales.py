@@ -46,6 +46,10 @@ TARGETS = {
 }
 
 
+# The leaderboard's columns: the issue's targets and the share of notes in key (every figure is in the JSON).
+LEADERBOARD = (*TARGETS, "in_key_share")
+
+
 def real_windows(dm) -> np.ndarray:
     """Windows of every chorale (all splits) as written, on the pitch columns of ``dm``: (N, T, P)."""
     from lightning_gen.data import ChoralesDataModule
@@ -91,7 +95,7 @@ def discriminative(real: np.ndarray, rolls: np.ndarray, args) -> dict:
 
 
 def leaderboard_row(args, result: dict) -> dict:
-    stats = result["statistics"]
+    stats = {k: v for k, v in result["statistics"].items() if k in LEADERBOARD}
     metrics = {k: {"value": v["generated"], "spread": v.get("generated_std")} for k, v in stats.items()}
     return {
         "model": args.model,
