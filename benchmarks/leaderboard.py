@@ -25,6 +25,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +69,7 @@ def _number(value) -> str:
 def _cell(entry) -> str:
     if isinstance(entry, dict):
         text = _number(entry.get("value"))
-        if entry.get("spread") is not None:
+        if entry.get("spread"):  # a spread of 0 is one repeat, not a certainty
             text += f" ± {_number(entry['spread'])}"
         return text
     return _number(entry)
@@ -76,7 +77,7 @@ def _cell(entry) -> str:
 
 def _budget(row: dict) -> str:
     budget = row.get("budget_cpu_s")
-    return "n/a" if budget is None else f"{budget / 60:g} CPU-min"
+    return "n/a" if budget is None else f"{budget / 60:.3g} CPU-min"
 
 
 def _metric_names(rows: list[dict]) -> list[str]:
@@ -101,7 +102,7 @@ def render_full(rows: list[dict]) -> str:
             cells = [f"{_cell(r['metrics'][m])} ({_cell(real.get(m))})" if m in r["metrics"] else "" for m in metrics]
             lines.append(
                 "| "
-                + " | ".join([r["model"], f"`{r['config']}`", _budget(r), str(r.get("seeds", 1)), *cells, r["commit"]])
+                + " | ".join([r["model"], f"`{_config(r)}`", _budget(r), str(r.get("seeds", 1)), *cells, r["commit"]])
                 + " |"
             )
         commands = sorted({r["command"] for r in group})
@@ -110,15 +111,49 @@ def render_full(rows: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def render_short(rows: list[dict]) -> str:
-    """Per dataset, the rows in one compact table: model, budget and its metrics with the real data's figure."""
-    if not rows:
+HEADLINE = (
+    "fid",
+    "recall",
+    "class_diversity",
+    "diversity",
+    "coverage",
+    "discriminative",
+    "predictive",
+    "context_fid",
+    "length_ks",
+    "speaker_accuracy",
+    "top_motion",
+    "pitch_class_distance",
+)
+
+
+def _config(row: dict) -> str:
+    config = row["config"]
+    return ", ".join(config) if isinstance(config, list) else str(config)
+
+
+def _short_dataset(name: str) -> str:
+    return re.split(r" \(|;|,", name)[0].strip()
+
+
+def render_short(rows: list[dict], metrics_per_row: int = 3) -> str:
+    """The front page's version: shipped configs only (not stand-ins, configs of an older commit or scores against a
+    reference that holds training data), a short dataset name and the first few headline metrics of each row, with
+    the real data's figure."""
+    shipped = [
+        r
+        for r in rows
+        if _config(r).startswith("configs/") and "@" not in _config(r) and "training split included" not in r["dataset"]
+    ]
+    if not shipped:
         return "_No leaderboard rows yet._"
-    lines = ["| dataset | model | budget | scores (real data's own in brackets) |", "|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["dataset"], r["model"], r.get("budget_cpu_s") or 0)):
+    lines = ["| dataset | config | budget | headline scores (real data's own in brackets) |", "|---|---|---|---|"]
+    for r in sorted(shipped, key=lambda r: (_short_dataset(r["dataset"]), _config(r), r.get("budget_cpu_s") or 0)):
         real = r.get("real_data") or {}
-        scores = ", ".join(f"{m} {_cell(v)} ({_cell(real.get(m))})" for m, v in r["metrics"].items())
-        lines.append(f"| {r['dataset']} | {r['model']} | {_budget(r)} | {scores} |")
+        names = [m for m in HEADLINE if m in r["metrics"]][:metrics_per_row] or list(r["metrics"])[:metrics_per_row]
+        scores = ", ".join(f"{m} {_cell(r['metrics'][m])} ({_cell(real.get(m))})" for m in names)
+        config = re.split(r" \(|;| @", _config(r))[0]
+        lines.append(f"| {_short_dataset(r['dataset'])} | `{config}` | {_budget(r)} | {scores} |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from lightning_gen.cli import run_lightning_cli
 from tests.conftest import REPO
-from tests.robust_helpers import FAMILIES, assert_same_tensors, family_args, family_params
+from tests.robust_helpers import DEFAULT_DDP_FAMILIES, FAMILIES, assert_same_tensors, family_args, family_params
 
 STEPS = 4
 
@@ -41,7 +41,7 @@ def _run_ddp(family: str, root, probe_dir) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("family", family_params())
+@pytest.mark.parametrize("family", family_params(DEFAULT_DDP_FAMILIES))
 def test_ddp_two_processes(family, tmp_path):
     start = time.perf_counter()
     proc = _run_ddp(family, tmp_path / "run", tmp_path / "probe")
