@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from lightning_gen.metrics.diversity import (
-    batch_class_diversity,
     mean_pairwise_distance,
     per_class_recall,
     within_class_diversity,
 )
+from lightning_gen.models.conditional import batch_class_diversity
 
 K, D = 3, 4
 

@@ -133,21 +133,3 @@ def per_class_recall(
     if skipped:
         entry["skipped"] = skipped
     return entry
-
-
-def batch_class_diversity(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-    """:func:`within_class_diversity` of one validation batch in pixel space, on the device: ``fake`` drawn with the
-    batch's own ``labels`` against the batch's ``real`` items (both (B, ...)). Needs no classifier, so every
-    conditional model can log it; noisier and cruder than the feature-space figure, it still reads near 0 for a
-    generator that draws one item per class. Classes with fewer than 2 items (or identical real items) in the
-    batch are left out; None when no class is left."""
-    fake, real = fake.detach().flatten(1).float(), real.detach().flatten(1).float()  # (B, P)
-    ratios = []
-    for c in labels.unique():
-        mask = labels == c
-        if int(mask.sum()) < 2:
-            continue
-        real_spread = torch.pdist(real[mask]).mean()
-        if real_spread > 0:
-            ratios.append(torch.pdist(fake[mask]).mean() / real_spread)
-    return torch.stack(ratios).mean() if ratios else None

@@ -94,13 +94,12 @@ class Conditional:
     def log_class_diversity(self, prefix: str, fake: torch.Tensor, real: torch.Tensor, labels) -> None:
         """Log ``<prefix>/class_diversity_pixels``: the within-class diversity of a validation batch's samples (drawn
         with its labels) against its real images, in pixel space
-        (:func:`lightning_gen.metrics.diversity.batch_class_diversity`), so a generator that draws one image per
+        (:func:`batch_class_diversity`), so a generator that draws one image per
         class shows while training, without a classifier (``ClassAccuracyMetric`` logs the feature-space figure).
         Unconditional models and batches without two items of a class log nothing; each rank logs its own
         batches' mean (no collective: a rank may have nothing to log)."""
         if labels is None or fake.dim() != 4:
             return
-        from lightning_gen.metrics.diversity import batch_class_diversity
 
         value = batch_class_diversity(fake, real, labels)
         if value is not None:
@@ -143,3 +142,23 @@ class Conditional:
                 "distribution to draw from: give the labels (e.g. `lightning-gen sample --labels 0,1,2`)."
             )
         return torch.multinomial(self.label_counts, n, replacement=True)
+
+
+def batch_class_diversity(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+    """The within-class diversity of one validation batch in pixel space, on the device (per class, the mean
+    pairwise distance of the generated items over that of the real ones, as
+    :func:`lightning_gen.metrics.diversity.within_class_diversity` computes on features): ``fake`` drawn with the
+    batch's own ``labels`` against the batch's ``real`` items (both (B, ...)). Needs no classifier, so every
+    conditional model can log it; noisier and cruder than the feature-space figure, it still reads near 0 for a
+    generator that draws one item per class. Classes with fewer than 2 items (or identical real items) in the batch
+    are left out; None when no class is left."""
+    fake, real = fake.detach().flatten(1).float(), real.detach().flatten(1).float()  # (B, P)
+    ratios = []
+    for c in labels.unique():
+        mask = labels == c
+        if int(mask.sum()) < 2:
+            continue
+        real_spread = torch.pdist(real[mask]).mean()
+        if real_spread > 0:
+            ratios.append(torch.pdist(fake[mask]).mean() / real_spread)
+    return torch.stack(ratios).mean() if ratios else None
