@@ -18,7 +18,7 @@ from lightning_gen.metrics.sequence_scores import EXTRA_SEQUENCE_METRICS
 SEQUENCE_METRICS = ("discriminative", "predictive", "mmd", "music", *EXTRA_SEQUENCE_METRICS)
 MODEL_METRICS = ("elbo",)
 DEFAULT_METRICS = {
-    # a distance, its unbiased estimates, fidelity and diversity apart, and the copying test (issue 22)
+    # a distance, its unbiased estimates, fidelity and diversity apart, and the copying test
     "image": ["fid", "fid_inf", "kid", "precision_recall", "density_coverage", "memorization"],
     "sequence": ["discriminative", "predictive", "mmd", "precision_recall", "density_coverage", "memorization"],
     "piano_roll": ["discriminative", "mmd", "music", "precision_recall", "density_coverage", "memorization"],
