@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from lightning_gen.callbacks import image_grid  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
-from lightning_gen.sample import draw  # noqa: E402
+from lightning_gen.jobs.sample import draw  # noqa: E402
 
 MODELS = ("gan", "vae", "vae_gan")
 
@@ -435,7 +435,7 @@ def score_stage(args) -> list[dict]:
 def fid_stage(args) -> dict:
     """FID on the classifier's features of each model's 10,000 samples against the held-out split, with
     ``lightning-gen evaluate``; plus the same score for real training images (the floor)."""
-    from lightning_gen import evaluate
+    from lightning_gen.jobs import evaluate
 
     out = Path(args.out)
     ckpt, accuracy_file = out / "classifier" / "final.ckpt", out / "classifier" / "accuracy.json"
