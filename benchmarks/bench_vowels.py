@@ -13,7 +13,13 @@ distribution (per speaker for a conditional model, whose speakers are drawn from
 - ``speaker_accuracy`` (conditional configs): the share of generated utterances that a classifier trained on the
   real training utterances (``lightning_gen.metrics.conditional.sequence_class_accuracy``, the evaluate job's
   sequence classifier; zero-padded sequences, as the generated ones) puts in the speaker asked for, beside its
-  accuracy on the real test utterances (target >= .8).
+  accuracy on the real test utterances (target >= .8);
+- ``predictive``: TimeGAN's predictive score ("train on synthetic, test on real", the last coefficient one step
+  ahead, MAE on every real utterance up to its length), beside the same score trained on the real utterances.
+
+``--override KEY=VALUE`` (repeatable) changes a config value for a variant row, named ``--name``: e.g. the
+LSTM-GAN's generator trained by maximum likelihood alone (its teacher-forced pretraining for the whole budget).
+Rows are merged into the result files: a row of the same config, variant and budget is replaced, others are kept.
 
     python benchmarks/bench_vowels.py --data-dir ../shared/data/japanese-vowels --budget-cpu-s 180
 
@@ -46,17 +52,17 @@ CONFIGS = ("lstm_gan/vowels", "lstm_gan/vowels_cond", "rvae/vowels", "rvae/vowel
            "rvae_gan/vowels_cond")  # fmt: skip
 
 
-def build(config: str, data_dir: str, seed: int):
+def build(config: str, data_dir: str, seed: int, overrides: tuple[str, ...] = ()):
     cli = run_lightning_cli(
         ["--config", os.path.join(REPO, "configs", f"{config}.yaml"), f"--seed_everything={seed}",
-         f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false"],
+         f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false", *(f"--{o}" for o in overrides)],
         run=False,
     )  # fmt: skip
     return cli.model, cli.datamodule
 
 
-def train(config: str, data_dir: str, budget_s: float, seed: int):
-    model, datamodule = build(config, data_dir, seed)
+def train(config: str, data_dir: str, budget_s: float, seed: int, overrides: tuple[str, ...] = ()):
+    model, datamodule = build(config, data_dir, seed, overrides)
     budget = cpu_budget_callback(budget_s)
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_epochs=100_000, logger=False, enable_checkpointing=False,
@@ -103,6 +109,16 @@ def discriminative(real, real_len, fake, fake_len, datamodule, args) -> dict:
     return out["discriminative"]
 
 
+def predictive(real, real_len, fake, fake_len, datamodule, args) -> dict:
+    """TimeGAN's predictive score of ``fake`` (trained on it, tested on every real utterance)."""
+    out, _ = sequence_scores(
+        real, fake, ("predictive",), 1, args.pred_iterations, args.pred_repeats, args.seed,
+        data_min=datamodule.data_min, data_max=datamodule.data_max, reference_predictive=False,
+        real_lengths=real_len, fake_lengths=fake_len,
+    )  # fmt: skip
+    return out["predictive"]
+
+
 def real_own_score(datamodule, args) -> dict:
     """The real data's own discriminative score: one random half of the utterances against the other."""
     x, lengths, _ = real_all(datamodule)
@@ -120,6 +136,9 @@ def score(config: str, model, datamodule, args) -> dict:
     metrics = {"length_ks": {"value": length_ks(real_len, fake_len)["value"]}}
     disc = discriminative(real, real_len, fake, fake_len, datamodule, args)
     metrics["discriminative"] = {"value": disc["value"], "spread": disc.get("std")}
+    if args.pred_iterations > 0:
+        pred = predictive(real, real_len, fake, fake_len, datamodule, args)
+        metrics["predictive"] = {"value": pred["value"], "spread": pred.get("std")}
     if model.conditional:
         train_x, _, train_y = real_split(datamodule, "train")
         test_x, _, test_y = real_split(datamodule, "test")
@@ -141,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-cpu-s", type=float, default=180.0, help="training budget per config, CPU seconds")
     p.add_argument("--disc-iterations", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3, help="repeats of the discriminative score")
+    p.add_argument("--pred-iterations", type=int, default=5000, help="predictor's iterations (0: no predictive score)")
+    p.add_argument("--pred-repeats", type=int, default=1, help="repeats of the predictive score")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config value for every model, as the CLI takes it (e.g. model.init_args.n_critic=2)",
+    )
+    p.add_argument("--name", default="", help="the variant's name in the results (with --override)")
     p.add_argument("--per-class", type=int, default=100, help="generated utterances per speaker for the accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "vowels.json"))
@@ -152,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"command": command, "commit": commit.strip(), "budget_cpu_s": args.budget_cpu_s,
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads 1, torch {torch.__version__}",
                "configs": {}}  # fmt: skip
+    overrides = tuple(args.override)
     _, datamodule = build(args.configs[0], args.data_dir, args.seed)
     datamodule.setup()
     t = time.process_time()
@@ -159,39 +189,84 @@ def main(argv: list[str] | None = None) -> int:
     results["real_half_vs_half"] = {"discriminative": own["value"], "std": own.get("std"),
                                     "cpu_s": round(time.process_time() - t, 1)}  # fmt: skip
     print("real half vs half:", results["real_half_vs_half"], flush=True)
-    rows = []
+    real_pred = None
+    if args.pred_iterations > 0:  # the predictor trained on the real utterances themselves: the floor
+        x, lengths, _ = real_all(datamodule)
+        real_pred = predictive(x, lengths, x, lengths, datamodule, args)
+        results["real_predictive"] = {"predictive": real_pred["value"], "std": real_pred.get("std")}
+        print("real predictive:", results["real_predictive"], flush=True)
     for config in args.configs:
-        model, datamodule, info = train(config, args.data_dir, args.budget_cpu_s, args.seed)
+        model, datamodule, info = train(config, args.data_dir, args.budget_cpu_s, args.seed, overrides)
         t = time.process_time()
         metrics = score(config, model, datamodule, args)
         info["score_cpu_s"] = round(time.process_time() - t, 1)
-        results["configs"][config] = {**info, "metrics": metrics}
-        print(config, info, metrics, flush=True)
-        real = {"discriminative_half_vs_half": own["value"]}
+        key = f"{config} ({args.name})" if args.name else config
+        results["configs"][key] = {**info, "overrides": list(overrides), "metrics": metrics}
+        print(key, info, metrics, flush=True)
+        real = {"discriminative": {"value": own["value"], "spread": own.get("std")}}  # same metric names
+        if real_pred is not None:
+            real["predictive"] = {"value": real_pred["value"], "spread": real_pred.get("std")}
         if "speaker_accuracy" in metrics:
-            real["speaker_accuracy_real_test"] = metrics["speaker_accuracy"]["real_test"]
-        rows.append({"model": config.split("/")[0], "config": f"configs/{config}.yaml", "dataset": "japanese-vowels",
-                     "budget_cpu_s": args.budget_cpu_s, "metrics": {k: {"value": v["value"], "spread": v.get("spread")}
-                     for k, v in metrics.items()}, "real_data": real, "seeds": 1, "command": command,
-                     "commit": results["commit"]})  # fmt: skip
-        for path, data in ((args.out, results), (args.leaderboard, rows)):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                json.dump(data, f, indent=2, default=float)
+            real["speaker_accuracy"] = metrics["speaker_accuracy"]["real_test"]
+        model_name = config.split("/")[0] + (f" ({args.name})" if args.name else "")
+        row = {"model": model_name, "config": f"configs/{config}.yaml", "dataset": "japanese-vowels",
+               "budget_cpu_s": args.budget_cpu_s, "metrics": {k: {"value": v["value"], "spread": v.get("spread")}
+               for k, v in metrics.items()}, "real_data": real, "seeds": 1, "command": command,
+               "commit": results["commit"]}  # fmt: skip
+        merge_row(args.leaderboard, row)
+        merge_results(args.out, results, key)
     print_table(results)
     return 0
 
 
+def _load(path: str, default):
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    return default
+
+
+def _dump(path: str, data) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def merge_row(path: str, row: dict) -> None:
+    """Add ``row`` to the leaderboard file, replacing a row of the same model, config and budget."""
+    same = ("model", "config", "budget_cpu_s")
+    rows = [r for r in _load(path, []) if any(r.get(k) != row[k] for k in same)]
+    _dump(path, [*rows, row])
+
+
+def merge_results(path: str, results: dict, key: str) -> None:
+    """Add this run's ``key`` to the results file, kept per budget (``by_budget``), other entries untouched."""
+    data = _load(path, {})
+    if "by_budget" not in data:  # a file of one run (one budget) becomes one entry
+        data = {"by_budget": {str(data["budget_cpu_s"]): data}} if "budget_cpu_s" in data else {"by_budget": {}}
+    run = data["by_budget"].setdefault(str(results["budget_cpu_s"]), {**results, "configs": {}})
+    for name in ("real_half_vs_half", "real_predictive", "machine", "commit"):
+        if name in results:
+            run[name] = results[name]
+    run["configs"][key] = {**results["configs"][key], "command": results["command"]}
+    _dump(path, data)
+
+
 def print_table(results: dict) -> None:
     own = results["real_half_vs_half"]["discriminative"]
-    print("\n| config | length KS | discriminative (real half vs half) | speaker accuracy (real test) | training |")
-    print("|---|---|---|---|---|")
+    real_pred = results.get("real_predictive", {}).get("predictive")
+    print("\n| config | length KS | discriminative (real half vs half) | predictive (real) "
+          "| speaker accuracy (real test) | training |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for config, info in results["configs"].items():
         m = info["metrics"]
         acc = m.get("speaker_accuracy")
         acc = f"{acc['value']:.3f} ({acc['real_test']:.3f})" if acc else "-"
-        print(f"| {config} | {m['length_ks']['value']:.3f} | {m['discriminative']['value']:.3f} ({own:.3f}) | {acc} | "
-              f"{info['cpu_s']} CPU s, {info['batches']} batches |")  # fmt: skip
+        pred = f"{m['predictive']['value']:.4f} ({real_pred:.4f})" if "predictive" in m else "-"
+        print(f"| {config} | {m['length_ks']['value']:.3f} | {m['discriminative']['value']:.3f} ({own:.3f}) | {pred} | "
+              f"{acc} | {info['cpu_s']} CPU s, {info['batches']} batches |")  # fmt: skip
 
 
 if __name__ == "__main__":
