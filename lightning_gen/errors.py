@@ -182,6 +182,12 @@ def config_reason(err: BaseException) -> tuple[str | None, str] | None:
     return section, reason
 
 
+#: the messages torch.optim's constructors raise for an out-of-range setting ("Invalid learning rate: -0.001")
+_TORCH_OPTIMIZER_ERROR = re.compile(
+    r"^Invalid (learning rate|beta parameter|epsilon value|weight_decay value|momentum)"
+)
+
+
 def _namespace_paths(given: str, word: str) -> list[str]:
     """The dotted paths of the key ``word`` in the repr of a jsonargparse Namespace (``Namespace(a=1,
     init_args=Namespace(word=0))``: ``init_args.word``)."""
@@ -223,6 +229,11 @@ def _message(err: BaseException) -> str:
             )
         if str(err.filename) not in message:
             message = f"{err.filename}: {message}"
+    if _TORCH_OPTIMIZER_ERROR.match(message):  # torch.optim's own check: it does not say which config key
+        message += (
+            " (an optimizer's init_args in the config: model.init_args.optimizer_g / optimizer_d / optimizer ... "
+            ".init_args; learning rates must be > 0, betas in [0, 1), eps and weight_decay >= 0)"
+        )
     return message
 
 

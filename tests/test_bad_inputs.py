@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gen import evaluate, sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
+from lightning_gen.jobs import evaluate, sample
 from tests.conftest import REPO
 from tests.robust_helpers import family_args, fit_family, last_ckpt
 from tests.shared_checkpoints import tiny_gan_ckpt  # noqa: F401  (a session fixture: one fit for both modules)
@@ -65,7 +65,7 @@ def test_evaluate_batch_size_zero_is_refused_not_a_hang(ckpt, tmp_path, capsys):
 
 
 def test_draw_refuses_an_empty_batch():
-    from lightning_gen.sample import draw
+    from lightning_gen.jobs.sample import draw
 
     with deadline(10), pytest.raises(ValueError, match="batch-size must be >= 1"):
         draw(None, 5, 0)
@@ -207,7 +207,7 @@ def test_no_traceback_through_the_cli_and_one_with_the_variable(tmp_path, capsys
 
 
 def test_sweep_argument_ranges(tmp_path, capsys):
-    from lightning_gen.sweep import main as sweep_main
+    from lightning_gen.jobs.sweep import main as sweep_main
     from tests.test_sweeps import write_sweep
 
     path = write_sweep(tmp_path)
@@ -570,3 +570,21 @@ def test_config_reason_finds_a_nested_key_and_keeps_other_errors_whole():
         "model.init_args.generator.init_args.base_channels or model.init_args.discriminator.init_args.base_channels"
     )
     assert "Config key: one of model.init_args.generator.init_args.base_channels, model." in _message(ValueError(both))
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("--model.init_args.generator.init_args.base_channels=0", "base_channels=0: a layer needs at least 1 unit"),
+        ("--model.init_args.optimizer_g.init_args.lr=-0.001", "Invalid learning rate: -0.001 (an optimizer"),
+    ],
+    ids=["base_channels", "negative_lr"],
+)
+def test_network_width_and_optimizer_settings_are_named(tmp_path, capsys, arg, message):
+    """Were an IndexError from an empty layer list and torch.optim's bare text."""
+    with pytest.raises(SystemExit) as exit_:
+        main(family_args("gan", tmp_path / "run", arg))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"error: {message}")
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()

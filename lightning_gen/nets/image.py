@@ -48,9 +48,16 @@ def upsampling_plan(img_size: int, min_size: int = 4) -> tuple[int, int]:
     return base, n_up
 
 
-def _check_channels(channels: int) -> None:
+def _check_channels(channels: int, **widths: int) -> None:
+    """``channels`` is 1 or 3; each named layer width (``base_channels``, ``hidden``) is at least 1."""
     if channels not in (1, 3):
         raise ValueError(f"channels={channels}: images must have 1 (grey) or 3 (RGB) channels.")
+    for name, width in widths.items():
+        if width < 1:
+            raise ValueError(
+                f"{name}={width}: a layer needs at least 1 unit (typical values: 16-64); set a positive {name} "
+                "in the generator / discriminator init_args."
+            )
 
 
 def _norm_2d(kind: Norm, num_channels: int) -> nn.Module:
@@ -110,7 +117,7 @@ class DCGANGenerator(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels)
+        _check_channels(channels, base_channels=base_channels)
         check_num_classes(num_classes)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
@@ -175,7 +182,7 @@ class DCGANDiscriminator(nn.Module):
         conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
-        _check_channels(channels)
+        _check_channels(channels, base_channels=base_channels)
         check_num_classes(num_classes)
         self.img_size, self.channels = img_size, channels
         self.num_classes, self.conditioning = num_classes, conditioning
@@ -231,7 +238,7 @@ class MLPGenerator(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels)
+        _check_channels(channels, hidden=hidden)
         check_num_classes(num_classes)
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
         self.num_classes = num_classes
@@ -264,7 +271,7 @@ class MLPDiscriminator(nn.Module):
         conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
-        _check_channels(channels)
+        _check_channels(channels, hidden=hidden)
         check_num_classes(num_classes)
         self.img_size, self.channels = img_size, channels
         self.num_classes, self.conditioning = num_classes, conditioning
@@ -324,7 +331,7 @@ class ConvEncoder(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels)
+        _check_channels(channels, base_channels=base_channels)
         check_num_classes(num_classes)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
