@@ -12,6 +12,8 @@ reads an embedding of the label (``label_dim`` features) beside its input at eve
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -31,7 +33,16 @@ from lightning_gen.nets.recurrent import (
     with_labels,
 )
 
-__all__ = ["CPUAutocastSafeLSTM", "LSTMGenerator", "RecurrentDecoder", "RecurrentDiscriminator", "RecurrentEncoder"]
+__all__ = [
+    "CPUAutocastSafeLSTM",
+    "LSTMGenerator",
+    "RecurrentDecoder",
+    "RecurrentDiscriminator",
+    "RecurrentEncoder",
+    "ResidualNoise",
+]
+
+OutputNoise = Literal["none", "residuals"]
 
 
 class LSTMGenerator(nn.Module):
@@ -299,6 +310,16 @@ class RecurrentDecoder(nn.Module):
         num_classes: classes of a conditional decoder p(x | z, y) (None: unconditional); the label's
             embedding is read beside z at every step.
         label_dim: size of the label embedding (conditional only).
+        step_noise_dim: size of a fresh N(0, I) vector read beside z at every step (0: none), as the generators
+            of C-RNN-GAN (Mogren 2016) and TimeGAN (Yoon et al. 2019) read per-step noise. Drawn in training too
+            (the posterior code plus noise in the reconstruction pass); a likelihood alone teaches the decoder to
+            ignore it (noise only adds error to a mean), an adversary can teach it to use it.
+        output_noise: ``none`` (values are the decoder's means) or ``residuals``: every value the decoder
+            produces (``generate``'s second output) gets a per-step residual vector drawn from the decoder's own
+            training residuals (:class:`ResidualNoise`). ``forward`` / the raw outputs stay the means, so the
+            reconstruction loss is unchanged; samples, and what a discriminator sees, get the noise the means
+            cannot make (white-noise features, day-to-day jitter).
+        residual_bank_size: residual vectors kept for ``output_noise='residuals'``.
     """
 
     def __init__(
@@ -312,13 +333,24 @@ class RecurrentDecoder(nn.Module):
         feed_previous: bool = True,
         num_classes: int | None = None,
         label_dim: int = 8,
+        step_noise_dim: int = 0,
+        output_noise: OutputNoise = "none",
+        residual_bank_size: int = 4096,
     ) -> None:
         super().__init__()
         _check_output(output)
+        if step_noise_dim < 0:
+            raise ValueError(f"step_noise_dim must be >= 0 (0: no per-step noise), got {step_noise_dim}.")
+        if output_noise not in ("none", "residuals"):
+            raise ValueError(f"output_noise={output_noise!r}: choose 'none' or 'residuals'.")
         self.latent_dim, self.data_dim, self.hidden_size = latent_dim, data_dim, hidden_size
         self.cell, self.num_layers, self.output, self.feed_previous = cell, num_layers, output, feed_previous
         self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
-        step_input = latent_dim + (label_dim if num_classes else 0) + (data_dim if feed_previous else 0)
+        self.step_noise_dim = step_noise_dim
+        self.residual_noise = ResidualNoise(data_dim, residual_bank_size) if output_noise == "residuals" else None
+        step_input = (
+            latent_dim + step_noise_dim + (label_dim if num_classes else 0) + (data_dim if feed_previous else 0)
+        )
         self.rnn = make_rnn(cell, step_input, hidden_size, num_layers)
         self.init_hidden = nn.Linear(latent_dim, hidden_size * num_layers)
         self.head = nn.Linear(hidden_size, data_dim)
@@ -327,12 +359,27 @@ class RecurrentDecoder(nn.Module):
         return _activate(self.output, raw)
 
     def values(self, raw: torch.Tensor, binary: bool = False) -> torch.Tensor:
-        """Data values of raw outputs: Bernoulli samples (straight-through under grad) when ``binary``."""
+        """Data values of raw outputs: Bernoulli samples (straight-through under grad) when ``binary``; with
+        ``output_noise='residuals'``, the means plus residuals of the bank (clipped to [0, 1] for ``sigmoid``)."""
         if binary:
             if self.output != "sigmoid":
                 raise ValueError("binary=True needs output='sigmoid' (the raw outputs are logits).")
+            if self.residual_noise is not None:
+                raise ValueError("binary=True samples Bernoulli values: build the decoder with output_noise='none'.")
             return _straight_through_bernoulli(raw)
-        return self.activate(raw)
+        if self.residual_noise is None:
+            return self.activate(raw)
+        noisy = self.residual_noise(self.activate(raw))
+        return noisy.clamp(0.0, 1.0) if self.output == "sigmoid" else noisy
+
+    def _step_inputs(self, z: torch.Tensor, length: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """What every step reads besides the previous value: z [, the label embedding] [, fresh noise]."""
+        b = z.shape[0]
+        inputs = with_labels(self, z.unsqueeze(1), labels).expand(b, length, -1)  # (B, T, Z [+ label_dim])
+        if not self.step_noise_dim:
+            return inputs
+        noise = torch.randn(b, length, self.step_noise_dim, device=z.device, dtype=inputs.dtype)
+        return torch.cat([inputs, noise], dim=-1)  # (B, T, Z [+ label_dim] + step_noise_dim)
 
     def forward(
         self,
@@ -362,18 +409,18 @@ class RecurrentDecoder(nn.Module):
         b = z.shape[0]
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())
-        z_step = with_labels(self, z.unsqueeze(1), labels)  # (B, 1, Z [+ label_dim])
+        z_step = self._step_inputs(z, length, labels)  # (B, T, Z [+ label_dim] [+ step_noise_dim])
         if not self.feed_previous:  # z at every step: one call, no loop
-            raw = self.head(self.rnn(z_step.expand(b, length, -1), state)[0])  # (B, T, D)
-            return raw, self.values(raw, binary)
+            raw = self.head(self.rnn(z_step, state)[0])  # (B, T, D)
+            return self._recorded(raw, target), self.values(raw, binary)
         if target is not None and teacher_forcing >= 1.0:  # all steps teacher-forced: one call, no loop
             prev = torch.cat([target.new_zeros(b, 1, self.data_dim), target[:, : length - 1]], dim=1)  # (B, T, D)
-            h, _ = self.rnn(torch.cat([z_step.expand(b, length, -1), prev], dim=-1), state)
+            h, _ = self.rnn(torch.cat([z_step, prev], dim=-1), state)
             raw = self.head(h)  # (B, T, D)
-            return raw, self.values(raw, binary)
+            return self._recorded(raw, target), self.values(raw, binary)
         prev, raws, values = z.new_zeros(b, 1, self.data_dim), [], []
         for t in range(length):
-            h, state = self.rnn(torch.cat([z_step, prev], dim=-1), state)  # h: (B, 1, H)
+            h, state = self.rnn(torch.cat([z_step[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
             raw = self.head(h)  # (B, 1, D)
             prev = self.values(raw, binary)
             raws.append(raw)
@@ -381,4 +428,68 @@ class RecurrentDecoder(nn.Module):
             if target is not None and teacher_forcing > 0.0:
                 use_real = torch.rand(b, 1, 1, device=z.device) < teacher_forcing  # per sequence and step
                 prev = torch.where(use_real, target[:, t : t + 1], prev)
-        return torch.cat(raws, dim=1), torch.cat(values, dim=1)  # (B, T, D) each
+        return self._recorded(torch.cat(raws, dim=1), target), torch.cat(values, dim=1)  # (B, T, D) each
+
+    def _recorded(self, raw: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """``raw``, after adding this training batch's residuals ``target - mean`` to the residual bank."""
+        if self.residual_noise is not None and self.training and target is not None:
+            self.residual_noise.record(target[:, : raw.shape[1]], self.activate(raw))
+        return raw
+
+
+class ResidualNoise(nn.Module):
+    """Output noise of a decoder that predicts means: residual vectors ``x - mean`` of its recent training
+    steps, kept in a ring buffer, one drawn at random for every generated step and added to the mean.
+
+    A decoder trained with a fixed-variance Gaussian likelihood (squared error) learns conditional means;
+    drawing its samples as ``mean`` alone leaves out everything the code cannot predict (a feature that is
+    white noise, the jitter of daily prices), and a post-hoc discriminator tells such smooth samples from real
+    sequences at once. Sampling ``mean + residual`` draws from the decoder's empirical noise distribution
+    instead of a Gaussian: the residual bootstrap (Efron 1979; Efron & Tibshirani 1993, sec. 9.5), with the
+    noise's scale, shape (bounded or skewed marginals) and dependence between features estimated from the
+    data, as the sigma-VAE sets its decoder's variance to the residuals' (Rybkin et al. 2021, "Simple and
+    Effective VAE Training with Calibrated Decoders"). Residual vectors are drawn independently per step: the
+    noise has no time structure of its own.
+
+    The bank is stored as integers (steps of ``2 ** -20``), so a weight average of the decoder
+    (:class:`~lightning_gen.models.common.GeneratorEMA` copies integer buffers, averages float ones) samples the
+    same residuals as the live decoder; it is a buffer, saved in checkpoints. Steps whose target is all zeros
+    (the padding of sequences of different lengths) are not recorded.
+
+    Args:
+        data_dim: features per step.
+        size: residual vectors kept (the newest ``size``).
+    """
+
+    resolution = 2.0**-20
+
+    def __init__(self, data_dim: int, size: int = 4096) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"residual_bank_size must be >= 1, got {size}.")
+        self.register_buffer("bank", torch.zeros(size, data_dim, dtype=torch.int32))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("position", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def record(self, target: torch.Tensor, mean: torch.Tensor) -> None:
+        """Keep up to an eighth of the bank of the residuals ``target - mean`` (both (B, T, D)), at random steps."""
+        size = self.bank.shape[0]
+        residuals = (target - mean).float().flatten(0, 1)  # (B * T, D)
+        residuals = residuals[target.flatten(0, 1).abs().sum(-1) > 0]  # padding steps are all zeros
+        n = min(len(residuals), max(1, size // 8))
+        if n == 0:
+            return
+        residuals = residuals[torch.randperm(len(residuals), device=residuals.device)[:n]]
+        rows = (self.position + torch.arange(n, device=self.bank.device)) % size
+        self.bank[rows] = torch.round(residuals / self.resolution).to(torch.int32)
+        self.position.copy_((self.position + n) % size)
+        self.filled.copy_(torch.clamp(self.filled + n, max=size))
+
+    def forward(self, mean: torch.Tensor) -> torch.Tensor:
+        """``mean`` (B, T, D) plus one residual vector of the bank per step (``mean`` itself while it is empty)."""
+        filled = int(self.filled)
+        if filled == 0:
+            return mean
+        rows = torch.randint(filled, mean.shape[:2], device=mean.device)  # (B, T)
+        return mean + self.bank[rows].to(mean.dtype) * self.resolution  # (B, T, D)
