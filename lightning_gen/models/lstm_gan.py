@@ -3,7 +3,10 @@ with adversarial training")."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
@@ -34,6 +37,21 @@ def moment_loss(real: torch.Tensor, fake: torch.Tensor, lengths: torch.Tensor | 
     fake_var, fake_mean = masked_moments(fake, lengths, unbiased=False)
     std_gap = ((fake_var + 1e-6).sqrt() - (real_var + 1e-6).sqrt()).abs().mean()
     return std_gap + (fake_mean - real_mean).abs().mean()
+
+
+def class_moment_loss(
+    real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`moment_loss` within each class of the batch (real and fake share ``labels`` (B,)), averaged over the
+    classes that hold at least 2 sequences: the moments of each class, not of the mixture, so that a conditional
+    generator is asked for each class's own means and spreads (the pooled term is met by a generator that
+    ignores its label, as long as the mixture is right)."""
+    gaps = []
+    for c in labels.unique():
+        rows = (labels == c).nonzero(as_tuple=True)[0]
+        if len(rows) >= 2:
+            gaps.append(moment_loss(real[rows], fake[rows], None if lengths is None else lengths[rows]))
+    return torch.stack(gaps).mean() if gaps else moment_loss(real, fake, lengths)
 
 
 class LSTMGAN(AdversarialLogs, SequenceModel):
@@ -72,6 +90,13 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         pretrain_batches: batches of maximum-likelihood pretraining before the adversarial game: G alone
             minimises the teacher-forced next-step NLL, D waits (0: none; needs ``feed_previous``). C-RNN-GAN
             pretrains G for 6 epochs (Mogren 2016, sec. 4; ``--pretraining_epochs 6`` in its run scripts).
+        classifier: conditional models only: an auxiliary classifier (sequences (B, T, D) and lengths to class
+            logits (B, C), reading no label; e.g. ``RecurrentClassifier``), trained with D (in D's optimizer) on
+            the cross-entropy of the real and the generated sequences' classes, while G lowers that of its
+            sequences: AC-GAN's class loss L_C (Odena et al. 2017, sec. 3), beside the label D reads.
+        class_weight: weight of the classifier's cross-entropy in D's and G's losses.
+        class_moments: take the moment term within each class of the batch (:func:`class_moment_loss`) instead
+            of over the whole batch (conditional models).
 
     Sequences of different lengths (batches ending with a mask, :class:`~lightning_gen.data.SequenceDataModule`):
     every fake of a batch is generated with the length of the real sequence beside it (TimeGAN's reference code
@@ -85,8 +110,8 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
 
     Logs ``train/d_loss``, ``train/D(x)``, ``train/D(G(z))``, ``train/gradient_penalty``, ``train/grad_norm_d``,
     ``train/g_loss`` (G's whole objective), ``train/g_adversarial`` and each added term
-    (``train/feature_matching``, ``train/moment_matching``, ``train/supervised``) when there are any,
-    ``train/grad_norm_g``, ``train/pretrain_nll``; ``val/`` and ``test/`` ``d_loss``, ``D(x)``, ``D(G(z))``,
+    (``train/feature_matching``, ``train/moment_matching``, ``train/supervised``, ``train/class_loss``) when there
+    are any, ``train/d_class_loss`` (with a classifier), ``train/grad_norm_g``, ``train/pretrain_nll``; ``val/`` and ``test/`` ``d_loss``, ``D(x)``, ``D(G(z))``,
     ``moment_gap``.
     """
 
@@ -105,12 +130,16 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         moment_matching: float = 0.0,
         supervised: float = 0.0,
         pretrain_batches: int = 0,
+        classifier: nn.Module | None = None,
+        class_weight: float = 1.0,
+        class_moments: bool = False,
     ) -> None:
         super().__init__()
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
         weights = {"gp_weight": gp_weight, "feature_matching": feature_matching, "moment_matching": moment_matching,
-                   "supervised": supervised, "pretrain_batches": pretrain_batches}  # fmt: skip
+                   "supervised": supervised, "pretrain_batches": pretrain_batches,
+                   "class_weight": class_weight}  # fmt: skip
         negative = {k: v for k, v in weights.items() if v < 0}
         if negative:
             raise ValueError(f"These must be >= 0: {negative}.")
@@ -133,11 +162,32 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         save_plain_hyperparameters(self)
         self.init_sequence_model(generator.data_dim, clip_grad_norm, generator, discriminator)
         self.generator, self.discriminator = generator, discriminator
+        self._check_classifier(classifier, class_moments)
+        self.classifier, self.class_weight, self.class_moments = classifier, class_weight, class_moments
         self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic, self.gp_weight, self.feature_matching = n_critic, gp_weight, feature_matching
         self.moment_matching, self.supervised, self.pretrain_batches = moment_matching, supervised, pretrain_batches
         self.latent_dim, self.loss_name = generator.latent_dim, loss
+
+    def _check_classifier(self, classifier: nn.Module | None, class_moments: bool) -> None:
+        if (classifier is not None or class_moments) and not self.conditional:
+            raise ValueError(
+                "classifier and class_moments are for class-conditional models: build the generator and the "
+                "discriminator with num_classes, or drop them."
+            )
+        if classifier is None:
+            return
+        if getattr(classifier, "num_classes", self.num_classes) != self.num_classes:
+            raise ValueError(
+                f"The classifier has {classifier.num_classes} classes but the networks {self.num_classes}: give it "
+                f"num_classes={self.num_classes}."
+            )
+        if getattr(classifier, "data_dim", self.generator.data_dim) != self.generator.data_dim:
+            raise ValueError(
+                f"The classifier reads {classifier.data_dim} features per step but the generator makes "
+                f"{self.generator.data_dim}."
+            )
 
     # -- public API ---------------------------------------------------------------------------------
     def noise(self, n: int, length: int) -> torch.Tensor:
@@ -167,8 +217,14 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
     def configure_optimizers(self):
         return [
             self.optimizer_g(self.generator.parameters()),
-            self.optimizer_d(self.discriminator.parameters()),
+            self.optimizer_d(self._d_parameters()),
         ]
+
+    def _d_parameters(self):
+        """D's parameters, and the auxiliary classifier's (trained beside D, by D's optimizer)."""
+        if self.classifier is None:
+            return self.discriminator.parameters()
+        return itertools.chain(self.discriminator.parameters(), self.classifier.parameters())
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
@@ -219,13 +275,19 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         lengths)."""
         with torch.no_grad():
             fake = zero_padding(self.generator(self.noise(real.shape[0], real.shape[1]), labels), lengths)
+        if self.classifier is None:
+            critic = lambda x: self._logits(x, labels, lengths)  # noqa: E731
+        else:  # AC-GAN: (logits, class logits); the update adds the class cross-entropy on real and fake
+            critic = lambda x: (self._logits(x, labels, lengths), self.classifier(x, lengths))  # noqa: E731
         self.discriminator_update(
             self.optimizers()[1],
             real,
             fake,
-            lambda x: self._logits(x, labels, lengths),
+            critic,
             lambda x: self._critic(x, labels, lengths),
             penalty_without_cudnn=True,
+            labels=labels,
+            class_weight=self.class_weight,
         )
 
     def generator_step(self, real: torch.Tensor, labels: torch.Tensor | None = None, lengths=None) -> None:
@@ -243,11 +305,15 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
                 terms["feature_matching"] = (fake_features - real_features).pow(2).sum()
                 g_loss = g_loss + self.feature_matching * terms["feature_matching"]
             if self.moment_matching > 0:
-                terms["moment_matching"] = moment_loss(real, fake, lengths)
+                moments = class_moment_loss(real, fake, labels, lengths) if self.class_moments else None
+                terms["moment_matching"] = moment_loss(real, fake, lengths) if moments is None else moments
                 g_loss = g_loss + self.moment_matching * terms["moment_matching"]
             if self.supervised > 0:  # the same noise, teacher-forced on the real batch
                 terms["supervised"] = self.generator.next_step_loss(z, real, labels, lengths)
                 g_loss = g_loss + self.supervised * (terms["supervised"] + 1e-12).sqrt()
+            if self.classifier is not None:  # AC-GAN: G's sequences should be classified as asked
+                terms["class_loss"] = F.cross_entropy(self.classifier(fake, lengths), labels)
+                g_loss = g_loss + self.class_weight * terms["class_loss"]
             self.manual_backward(g_loss)
             g_norm = self.finish_step(opt_g)
         if self.generator_ema is not None:
