@@ -111,8 +111,8 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
     Logs ``train/d_loss``, ``train/D(x)``, ``train/D(G(z))``, ``train/gradient_penalty``, ``train/grad_norm_d``,
     ``train/g_loss`` (G's whole objective), ``train/g_adversarial`` and each added term
     (``train/feature_matching``, ``train/moment_matching``, ``train/supervised``, ``train/class_loss``) when there
-    are any, ``train/d_class_loss`` (with a classifier), ``train/grad_norm_g``, ``train/pretrain_nll``; ``val/`` and ``test/`` ``d_loss``, ``D(x)``, ``D(G(z))``,
-    ``moment_gap``.
+    are any, ``train/d_class_loss`` (with a classifier), ``train/grad_norm_g``, ``train/pretrain_nll``; ``val/`` and
+    ``test/`` ``d_loss``, ``D(x)``, ``D(G(z))``, ``moment_gap``.
     """
 
     def __init__(
