@@ -588,3 +588,16 @@ def test_network_width_and_optimizer_settings_are_named(tmp_path, capsys, arg, m
     assert exit_.value.code == 2 and err.startswith(f"error: {message}")
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_image_and_timegan_data_dir_through_a_file_is_refused_before_any_download(tmp_path):
+    from lightning_gen.data.images import MNISTDataModule
+    from lightning_gen.data.timegan_data import StocksDataModule
+    from lightning_gen.errors import UserError
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for make in (MNISTDataModule, StocksDataModule):
+        with pytest.raises(UserError, match=r"data_dir .*afile/x runs through the file .*afile, not a folder"):
+            make(data_dir=str(blocker / "x"))
+    StocksDataModule(path=str(tmp_path / "stock.csv"), data_dir=str(blocker))  # a local path: data_dir unused

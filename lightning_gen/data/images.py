@@ -4,7 +4,7 @@ Images are held as compact tensors (uint8 where the source is 8-bit) and scaled 
 ``on_after_batch_transfer``, i.e. on the device, so CIFAR-10 costs 150 MB of host memory, not 600 MB.
 Labels are -1 where a source has none (folders without class sub-folders, unlabelled arrays). Every module
 says how many classes its labels have (``num_classes``, None without labels) and how often each occurs in the
-training split (``label_counts()``): what a class-conditional model checks and stores (issue 14).
+training split (``label_counts()``): what a class-conditional model checks and stores.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from lightning_gen.data.resumable import resumable_train_loader
+from lightning_gen.errors import check_folder
 from lightning_gen.io import read_numpy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -71,6 +72,7 @@ class ImageDataModule(pl.LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}.")
+        check_folder("data_dir", data_dir)  # before any download or read, not when the first file is written
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.batch_size = batch_size

@@ -26,6 +26,7 @@ import numpy as np
 
 from lightning_gen.data.arrays import read_csv
 from lightning_gen.data.sequence_base import SequenceDataModule, sliding_windows
+from lightning_gen.errors import check_folder
 from lightning_gen.scaling import min_max_scale
 
 REFERENCE_URL = "https://raw.githubusercontent.com/jsyoon0823/TimeGAN/master/data/"
@@ -101,6 +102,8 @@ class TimeGANCSVDataModule(SequenceDataModule):
         super().__init__(batch_size, val_fraction, test_fraction, num_workers, seed)
         if window_length < 2:
             raise ValueError(f"window_length must be >= 2, got {window_length}.")
+        if path is None:
+            check_folder("data_dir", data_dir)  # the file is downloaded there: say so before the download
         self.save_hyperparameters()
         self.path, self.data_dir, self.download = path, data_dir, download
         self.sha256 = self.reference_sha256 if sha256 == "reference" else sha256
