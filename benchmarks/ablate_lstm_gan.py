@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     import pytorch_lightning as pl
 
     from lightning_gen.cli import run_lightning_cli
-    from lightning_gen.data.sequences import make_sines
-    from lightning_gen.metrics.sequence import sequence_scores
+    from lightning_gen.data.sines import make_sines
+    from lightning_gen.metrics.timegan import sequence_scores
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget", type=float, default=60.0, help="training CPU seconds")

@@ -38,8 +38,8 @@ from bench_sines import cpu_budget_callback, generate  # noqa: E402  (the CPU bu
 
 from lightning_gen.checkpoints import load_checkpoint, load_model  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
-from lightning_gen.data.sequences import make_sines  # noqa: E402
-from lightning_gen.metrics.sequence import sequence_scores  # noqa: E402
+from lightning_gen.data.sines import make_sines  # noqa: E402
+from lightning_gen.metrics.timegan import sequence_scores  # noqa: E402
 
 try:  # the evaluate job's post-hoc sequence classifier (issue 14)
     from lightning_gen.metrics.conditional import sequence_class_accuracy

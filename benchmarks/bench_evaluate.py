@@ -62,7 +62,7 @@ def train_classifier(args, out: Path) -> str:
 
 
 def image_stage(args, out: Path) -> dict:
-    from lightning_gen import evaluate
+    from lightning_gen.jobs import evaluate
 
     classifier = args.classifier
     results: dict = {}
@@ -96,8 +96,8 @@ def image_stage(args, out: Path) -> dict:
 
 
 def sines_stage(args) -> dict:
-    from lightning_gen.data.sequences import make_sines
-    from lightning_gen.metrics.sequence import discriminative_score, predictive_score
+    from lightning_gen.data.sines import make_sines
+    from lightning_gen.metrics.timegan import discriminative_score, predictive_score
 
     real, fake = make_sines(10000, 24, 5, seed=0), make_sines(10000, 24, 5, seed=1)
     results = {}

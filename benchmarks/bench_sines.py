@@ -4,7 +4,7 @@ Each model is built from its shipped config (``configs/<model>/sines.yaml``), tr
 *process CPU time* (``time.process_time()``, torch on ``--threads`` threads; the machine may be shared, so
 wall-clock would measure the neighbours), then sampled: as many generated sequences as real ones (10,000),
 in the data's original scale, and scored as they are (in [0.5, 1], as TimeGAN's reference scores the
-sines) with ``lightning_gen.metrics.sequence.sequence_scores``, the code path of ``lightning-gen evaluate``
+sines) with ``lightning_gen.metrics.timegan.sequence_scores``, the code path of ``lightning-gen evaluate``
 (the discriminative score: post-hoc GRU classifier, hidden
 D/2, 2,000 iterations, batch 128, 80/20 split, |accuracy - 0.5|) and the predictive score (GRU trained on
 generated data to predict the last feature one step ahead, 5,000 iterations, MAE on the real data), mean
@@ -135,10 +135,10 @@ def from_checkpoint(name: str, tag: str = ""):
 
 
 def score(real: np.ndarray, fake: np.ndarray, args) -> dict:
-    """TimeGAN's scores through ``lightning_gen.metrics.sequence.sequence_scores``, the code path of
+    """TimeGAN's scores through ``lightning_gen.metrics.timegan.sequence_scores``, the code path of
     ``lightning-gen evaluate``: sines lie in [0, 1] and are scored as generated (TimeGAN's ``main.py``), not
     clipped; the share of generated values outside the real range is recorded."""
-    from lightning_gen.metrics.sequence import sequence_scores
+    from lightning_gen.metrics.timegan import sequence_scores
 
     t = time.process_time()
     scores, info = sequence_scores(
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
 
-    from lightning_gen.data.sequences import make_sines
+    from lightning_gen.data.sines import make_sines
 
     real = make_sines(10000, 24, 5, seed=0)  # the SinesDataModule's data (data_seed 0), all 10,000 as in TimeGAN
     results = {
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     if not args.skip_real:
-        from lightning_gen.metrics.sequence import sequence_scores
+        from lightning_gen.metrics.timegan import sequence_scores
 
         scores, _ = sequence_scores(  # the same code path as the models' scores (see `score`)
             real, real, ("predictive",), pred_iterations=args.pred_iterations, repeats=args.repeats, seed=args.seed,

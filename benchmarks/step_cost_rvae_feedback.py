@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from lightning_gen.data.sequences import make_sines
+from lightning_gen.data.sines import make_sines
 from lightning_gen.models import RVAE
 from lightning_gen.nets import RecurrentDecoder, RecurrentEncoder
 

@@ -18,18 +18,6 @@ JOBS = {
 }
 
 
-#: names that live in :mod:`lightning_gen.lightning_cli` (imported on first use, so ``--help`` stays fast)
-_LAZY = ("GenCLI", "log_effective_batch_size", "apply_threads")
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from lightning_gen import lightning_cli
-
-        return getattr(lightning_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def run_lightning_cli(args: list[str] | None = None, run: bool = True):
     """Build (and with ``run``, run) the :class:`~lightning_gen.lightning_cli.GenCLI` on ``args``."""
     from lightning_gen import lightning_cli

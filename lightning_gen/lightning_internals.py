@@ -289,13 +289,6 @@ def without_cli_instantiator(hparams: dict) -> dict:
     return {k: v for k, v in hparams.items() if k != CLI_INSTANTIATOR_KEY}
 
 
-def split_cli_hparams(hparams: dict) -> tuple[Any, dict]:
-    """(class path, init args) of LightningCLI-written hyperparameters; (None, a copy) when LightningCLI did not
-    write them. Lightning 2.6: the init args are every key but ``_class_path`` and ``_instantiator``."""
-    init_args = {k: v for k, v in hparams.items() if k not in (CLI_CLASS_PATH_KEY, CLI_INSTANTIATOR_KEY)}
-    return hparams.get(CLI_CLASS_PATH_KEY), init_args
-
-
 # ----------------------------------------------------------------------------------------- W&B
 
 

@@ -214,9 +214,9 @@ def held_runs(roll: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
 def drone_statistics(rolls: np.ndarray, threshold: float = 0.5, drone_fraction: float = 0.75) -> dict[str, float]:
     """How often rolls (N, T, P) drone: ``drone_share`` is the share of rolls in which one pitch is held
-    without a break for at least ``drone_fraction`` of the roll (issue 11: thresholded R-VAE-GAN samples were
-    mostly one held pitch); ``longest_note`` the mean over rolls of the longest held note as a share of the
-    roll; ``mean_note_length`` the mean held-note length in frames."""
+    without a break for at least ``drone_fraction`` of the roll (a recurrent generator whose output is
+    thresholded can settle on one held pitch); ``longest_note`` the mean over rolls of the longest held note as a
+    share of the roll; ``mean_note_length`` the mean held-note length in frames."""
     rolls = np.asarray(rolls)
     longest, lengths = [], []
     for roll in rolls:

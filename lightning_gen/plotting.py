@@ -1,8 +1,8 @@
 """Pictures drawn with matplotlib (Agg, no display): sequences, piano rolls with pitch and time axes, and the loss
 curves of a run read from its logged metrics.
 
-Used by the training callbacks (:mod:`lightning_gen.callbacks`) and the sample job (:mod:`lightning_gen.sample`), so
-a picture looks the same wherever it is made. Every function imports matplotlib on first use: importing this module
+Used by the training callbacks (:mod:`lightning_gen.callbacks`) and the sample job (:mod:`lightning_gen.jobs.sample`),
+so a picture looks the same wherever it is made. Every function imports matplotlib on first use: importing this module
 costs nothing.
 """
 

@@ -1,6 +1,6 @@
 """Child processes that die with their parent, and pid locks that tell a live process from a stale file.
 
-Used by the sweep runner (:mod:`lightning_gen.sweep`): a trial is started in its own session (so that the
+Used by the sweep runner (:mod:`lightning_gen.jobs.sweep`): a trial is started in its own session (so that the
 runner can stop its whole process group) and, on Linux, with ``PR_SET_PDEATHSIG``, so that a runner killed
 with SIGKILL takes its trial with it (the trial gets SIGTERM: Lightning stops after the batch). Elsewhere, and
 for a trial's own children, the pid lock in the trial folder makes the next continuation refuse to touch a
@@ -9,7 +9,6 @@ folder that a live trial still writes.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
@@ -93,8 +92,3 @@ def live_lock(path: str, group: bool = True) -> dict | None:
     if started and now and started != now:  # the leader's pid was reused by another process
         return None
     return lock
-
-
-def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)

@@ -14,9 +14,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from lightning_gen.jobs.sweep import load_sweep
 from lightning_gen.metrics.class_accuracy import ClassAccuracyMetric
 from lightning_gen.models.conditional import Conditional
-from lightning_gen.sweep import load_sweep
 from tests.conftest import REPO, fit_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

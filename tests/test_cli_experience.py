@@ -29,14 +29,6 @@ def test_help_imports_neither_torch_nor_lightning():
     assert "--threads" in out.stdout
 
 
-def test_lazy_names_still_import_from_cli():
-    from lightning_gen import cli, lightning_cli
-
-    assert cli.GenCLI is lightning_cli.GenCLI and cli.log_effective_batch_size is lightning_cli.log_effective_batch_size
-    with pytest.raises(AttributeError):
-        cli.no_such_name  # noqa: B018
-
-
 def test_threads_flag_config_key_and_default(tmp_path, restore_threads, monkeypatch):
     from lightning_gen.lightning_cli import DEFAULT_THREADS
 

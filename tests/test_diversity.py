@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lightning_gen.metrics.diversity import (
-    mean_pairwise_distance,
     per_class_recall,
     within_class_diversity,
 )
@@ -20,12 +19,6 @@ def real():
     rng = np.random.default_rng(0)
     labels = np.arange(300) % K
     return rng.normal(size=(300, D)) + 5 * labels[:, None], labels  # three clusters, unit spread
-
-
-def test_mean_pairwise_distance_of_a_known_set():
-    assert mean_pairwise_distance(torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])) == pytest.approx(10 / 3)
-    with pytest.raises(ValueError, match="2 or more items"):
-        mean_pairwise_distance(np.zeros((1, 2)))
 
 
 def test_collapsed_classes_score_near_zero_and_varied_ones_near_one(real):

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gen import evaluate
+from lightning_gen.jobs import evaluate
 from lightning_gen.metrics import TrainingMetric
 from tests.conftest import REPO, fit_config, tiny_trainer
 
@@ -167,7 +167,7 @@ FAST_SCORES = ["--disc-iterations", "10", "--pred-iterations", "10", "--repeats"
 
 
 def test_sequence_samples_file(tmp_path):
-    from lightning_gen.data.sequences import make_sines
+    from lightning_gen.data.sines import make_sines
 
     good, noise = tmp_path / "sines.npz", tmp_path / "noise.npz"
     np.savez(good, samples=make_sines(40, 8, 5, seed=7))  # original scale, as the sample job writes them
@@ -177,7 +177,8 @@ def test_sequence_samples_file(tmp_path):
     assert report["num_real"] == 40 and report["num_generated"] == 40 and report["feature_extractor"] is None
     metrics = report["metrics"]
     # the job scores the samples file against the test split, both as they are (sines lie in [0, 1]), with its flags
-    from lightning_gen.metrics.sequence import discriminative_score, mmd_rbf
+    from lightning_gen.metrics.mmd import mmd_rbf
+    from lightning_gen.metrics.timegan import discriminative_score
 
     raw, generated = _raw_test_sines(), make_sines(40, 8, 5, seed=7)
     direct, _ = discriminative_score(raw, generated, iterations=10, batch_size=128, repeats=1, seed=0)
@@ -201,7 +202,7 @@ def _raw_test_sines():
 def test_real_sines_are_scored_in_their_own_space(tmp_path):
     """TimeGAN scores sines as generated (in [0.5, 1]): the job's predictive score of the real test split
     equals the same score computed directly on the raw sequences, not on min-max rescaled ones."""
-    from lightning_gen.metrics.sequence import predictive_score
+    from lightning_gen.metrics.timegan import predictive_score
 
     raw = _raw_test_sines()
     np.savez(tmp_path / "real.npz", samples=raw)
@@ -358,7 +359,7 @@ def test_discriminative_callback_logs_the_sweep_metric(tmp_path):
     score = float(trainer.callback_metrics["val/discriminative_score"])
     assert score == metric.last_value
     # the score of the callback's own draws against its reference (the val split), with its settings
-    from lightning_gen.metrics.sequence import discriminative_score
+    from lightning_gen.metrics.timegan import discriminative_score
 
     fake = metric._draw(trainer, trainer.lightning_module, length=metric.reference.shape[1])  # the same seeded draws
     assert metric.reference.shape == (80, 8, 4) and fake.shape == (80, 8, 4)

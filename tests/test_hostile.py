@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from lightning_gen import evaluate, sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
+from lightning_gen.jobs import evaluate, sample
 from tests.conftest import REPO
 from tests.robust_helpers import family_args
 from tests.shared_checkpoints import tiny_gan_ckpt  # noqa: F401  (a session fixture: one fit for both modules)

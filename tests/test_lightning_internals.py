@@ -326,11 +326,6 @@ def test_without_cli_instantiator_builds_the_module_again(cli_hparams):
     assert instantiate_module(pl.LightningModule, hparams).a.in_features == 3
 
 
-def test_split_cli_hparams(cli_hparams):
-    assert li.split_cli_hparams(cli_hparams) == (f"{__name__}.TwoOptimizers", {"width": 3})
-    assert li.split_cli_hparams({"width": 3}) == (None, {"width": 3})
-
-
 def test_parse_arguments_runs_just_before_lightning_reads_ckpt_path(tmp_path, monkeypatch):
     """The public replacement of overriding ``LightningCLI._parse_ckpt_path``: ``parse_arguments`` ends right
     before LightningCLI loads ``--ckpt_path``, so an override of it can audit the file first (``GenCLI`` does)."""

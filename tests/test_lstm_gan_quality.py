@@ -6,7 +6,7 @@ import functools
 import pytest
 import torch
 
-from lightning_gen.data.sequences import SinesDataModule
+from lightning_gen.data import SinesDataModule
 from lightning_gen.models import LSTMGAN
 from lightning_gen.models.lstm_gan import moment_loss
 from lightning_gen.nets import LSTMGenerator, RecurrentDiscriminator

@@ -175,7 +175,7 @@ def test_evaluate_gives_the_roll_discriminative_score_its_real_halves_figure(mon
 
     from lightning_gen.jobs.evaluate.options import TimeGANSettings
     from lightning_gen.jobs.evaluate.scores import sequence_metrics
-    from lightning_gen.metrics import sequence, timegan
+    from lightning_gen.metrics import timegan
 
     sizes = []
 
@@ -184,7 +184,6 @@ def test_evaluate_gives_the_roll_discriminative_score_its_real_halves_figure(mon
         return 0.4 if len(sizes) == 1 else 0.05, 0.0
 
     monkeypatch.setattr(timegan, "discriminative_score", fake_score)
-    monkeypatch.setattr(sequence, "discriminative_score", fake_score)
     real = (np.random.default_rng(0).random((12, 4, 6)) < 0.4).astype(np.float32)
     rolls = SimpleNamespace(scale_data=False, pitch_low=60, data_min=None, data_max=None)
     settings = TimeGANSettings(disc_iterations=3, pred_iterations=3, repeats=1)

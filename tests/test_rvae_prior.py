@@ -60,7 +60,7 @@ def test_rvae_gan_gradient_routing():
 
 
 def test_rvae_gan_substeps_touch_only_their_network(tmp_path):
-    from lightning_gen.data.sequences import SinesDataModule
+    from lightning_gen.data import SinesDataModule
     from tests.conftest import tiny_trainer
     from tests.test_sequence_models import record_steps
 
@@ -118,7 +118,7 @@ def test_latent_density_reproduces_code_moments_and_gaussian_of_a_gmm():
 
 def test_fitted_prior_in_checkpoint_restored_and_used_by_sample_job(tmp_path, capsys):
     from lightning_gen.checkpoints import load_model
-    from lightning_gen.sample import main
+    from lightning_gen.jobs.sample import main
 
     ckpt = fit_config(
         "configs/rvae/sines.yaml",
@@ -154,7 +154,7 @@ def test_fitted_prior_in_checkpoint_restored_and_used_by_sample_job(tmp_path, ca
 
 def _train_split() -> np.ndarray:
     """The training split the fit saw (the config's sines data module with the test's overrides)."""
-    from lightning_gen.data.sequences import SinesDataModule
+    from lightning_gen.data import SinesDataModule
 
     dm = SinesDataModule(num_sequences=64, seq_len=8, dim=5, batch_size=4)
     dm.setup("fit")
@@ -162,7 +162,7 @@ def _train_split() -> np.ndarray:
 
 
 def test_prior_option_refused_for_models_without_one(tmp_path, capsys):
-    from lightning_gen.sample import main
+    from lightning_gen.jobs.sample import main
 
     ckpt = fit_config(
         "configs/lstm_gan/sines.yaml", tmp_path, "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8",

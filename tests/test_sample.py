@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gen import sample
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import run_lightning_cli
+from lightning_gen.jobs import sample
 from tests.conftest import REPO, WritesFile, fit_config
 
 

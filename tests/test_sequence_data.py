@@ -5,13 +5,9 @@ import pytest
 import torch
 
 from lightning_gen import music
-from lightning_gen.data.sequences import (
-    ArraySequenceDataModule,
-    ChoralesDataModule,
-    SinesDataModule,
-    make_sines,
-    sliding_windows,
-)
+from lightning_gen.data import ArraySequenceDataModule, ChoralesDataModule, SinesDataModule
+from lightning_gen.data.sequence_base import sliding_windows
+from lightning_gen.data.sines import make_sines
 
 
 def reference_sines(no, seq_len, dim):

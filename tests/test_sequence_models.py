@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gen.data.sequences import SinesDataModule
+from lightning_gen.data import SinesDataModule
 from lightning_gen.models import LSTMGAN, RVAE, RVAEGAN
 from lightning_gen.nets import LSTMGenerator, RecurrentDecoder, RecurrentDiscriminator, RecurrentEncoder
 from tests.conftest import fit_config, tiny_trainer
@@ -132,7 +132,7 @@ SMALL_VAE = [f"--model.init_args.{net}.init_args.{k}={v}" for net in ("encoder",
 
 
 def test_sample_job_sines(tmp_path, capsys):
-    from lightning_gen.sample import main
+    from lightning_gen.jobs.sample import main
 
     ckpt = fit_config(
         "configs/rvae/sines.yaml", tmp_path / "run", "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8",
@@ -166,8 +166,8 @@ def test_roll_writer_midi_round_trip(tmp_path):
 def test_sample_job_chorales_writes_midi(tmp_path):
     from music21 import converter
 
+    from lightning_gen.jobs.sample import main
     from lightning_gen.music import midi_to_notes, notes_to_roll, roll_to_notes
-    from lightning_gen.sample import main
 
     ckpt = fit_config(
         "configs/rvae/chorales.yaml", tmp_path / "run", f"--data.init_args.data_dir={tmp_path / 'data'}",

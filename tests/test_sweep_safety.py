@@ -11,8 +11,8 @@ import time
 import pytest
 import yaml
 
-import lightning_gen.sweep as sweep_mod
-from lightning_gen.sweep import LocalSweep, SweepError
+import lightning_gen.jobs.sweep as sweep_mod
+from lightning_gen.jobs.sweep import LocalSweep, SweepError
 from tests.test_sweeps import write_sweep
 
 
@@ -123,7 +123,7 @@ def fake(cmd, *args, **kwargs):  # the trial: a process that would run for a min
         cmd = [sys.executable, "-c", "import time; time.sleep(60.0{token})"]
     return real(cmd, *args, **kwargs)
 subprocess.Popen = fake
-from lightning_gen.sweep import LocalSweep
+from lightning_gen.jobs.sweep import LocalSweep
 sweep = LocalSweep({path!r}, directory={folder!r})
 sweep.trials = [dict(number=1, name="trial-0001", params=dict(), state="finished", metric=1.0)]  # no CLI check
 sweep.config["method"] = "grid"

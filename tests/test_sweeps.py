@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from lightning_gen.sweep import LocalSweep, SweepError, check_parameters, expand_command, load_sweep, main
+from lightning_gen.jobs.sweep import LocalSweep, SweepError, check_parameters, expand_command, load_sweep, main
 from tests.conftest import REPO
 
 SWEEP_FILES = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "sweeps", "*.yaml")))
@@ -321,7 +321,7 @@ def test_extra_trial_arguments_and_resume_guard(tmp_path):
 
 
 def test_failure_reason_is_the_last_error_line(tmp_path):
-    from lightning_gen.sweep import failure_reason
+    from lightning_gen.jobs.sweep import failure_reason
 
     log = tmp_path / "output.log"
     log.write_text("Traceback:\n  File x\nValueError: n_critic must be >= 1, got 0.\nwandb: x\n")

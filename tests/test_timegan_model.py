@@ -10,7 +10,7 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gen.data.sequences import SinesDataModule
+from lightning_gen.data import SinesDataModule
 from lightning_gen.models import TimeGAN
 from lightning_gen.models.timegan import next_step_mse
 from lightning_gen.nets.timegan import TimeGANNetworks

@@ -21,7 +21,7 @@ FAST_SCORES = ["--disc-iterations", "10", "--pred-iterations", "10", "--repeats"
 
 @pytest.fixture
 def sines_npz(tmp_path):
-    from lightning_gen.data.sequences import make_sines
+    from lightning_gen.data.sines import make_sines
 
     path = tmp_path / "sines.npz"
     np.savez(path, samples=make_sines(40, 8, 5, seed=7))  # 40 = the test split of SMALL_SINES

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_gen import sample
 from lightning_gen.checkpoints import load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule
+from lightning_gen.jobs import sample
 from lightning_gen.losses import bernoulli_nll, gaussian_nll, kl_normal
 from lightning_gen.models import VAE
 from lightning_gen.nets import ConvEncoder, DCGANGenerator

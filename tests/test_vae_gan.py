@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from lightning_gen import sample
+from lightning_gen.jobs import sample
 from lightning_gen.checkpoints import load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule

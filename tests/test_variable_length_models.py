@@ -153,7 +153,7 @@ def test_conditional_models_draw_lengths_per_class(tmp_path):
 
 @pytest.mark.slow  # a CLI fit and two sample jobs: about 10 s
 def test_sample_job_writes_lengths_and_length_forces_one(tmp_path):
-    from lightning_gen.sample import main
+    from lightning_gen.jobs.sample import main
 
     write_fake_vowels(str(tmp_path / "jv"))  # lengths 3-9
     ckpt = fit_config(
@@ -169,7 +169,7 @@ def test_sample_job_writes_lengths_and_length_forces_one(tmp_path):
     assert samples.shape[1] == lengths.max() and len(set(labels.tolist())) == 9
     assert (samples[np.arange(samples.shape[1])[None] >= lengths[:, None]] == 0).all()
     # evaluate scores the samples file and the checkpoint with their lengths, and reports the length match
-    from lightning_gen import evaluate
+    from lightning_gen.jobs import evaluate
 
     data = ["--data", "configs/rvae/vowels_cond.yaml", "--data-arg", f"data_dir={tmp_path / 'jv'}", "--data-arg",
             "download=false", "--data-arg", "check_files=false", "--data-arg", "batch_size=4"]  # fmt: skip

@@ -1,5 +1,7 @@
 """LightningDataModules."""
 
+from lightning_gen.data.arrays import ArraySequenceDataModule
+from lightning_gen.data.chorales import ChoralesDataModule
 from lightning_gen.data.images import (
     ArrayImageDataModule,
     CIFAR10DataModule,
@@ -9,12 +11,8 @@ from lightning_gen.data.images import (
     ImageFolderDataModule,
     MNISTDataModule,
 )
-from lightning_gen.data.sequences import (
-    ArraySequenceDataModule,
-    ChoralesDataModule,
-    SequenceDataModule,
-    SinesDataModule,
-)
+from lightning_gen.data.sequence_base import SequenceDataModule
+from lightning_gen.data.sines import SinesDataModule
 from lightning_gen.data.timegan_data import EnergyDataModule, StocksDataModule, TimeGANCSVDataModule
 
 __all__ = [

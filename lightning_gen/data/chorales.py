@@ -136,12 +136,6 @@ class ChoralesDataModule(SequenceDataModule):
         drawn = np.random.default_rng(seed).choice(train_shifts, size=len(rolls))
         return shift_rolls(np.asarray(rolls), -drawn)
 
-    def chorale_labels(self) -> np.ndarray:
-        """The class of every chorale asked for (N,) int64, under ``condition``."""
-        if self.condition is None:
-            raise ValueError("chorale_labels() needs a condition (`mode` or `key`).")
-        return self._labels(load_chorale_notes(self.data_dir, self.max_chorales, self.progress, keys=True)[2])
-
     def _labels(self, keys: np.ndarray) -> np.ndarray:
         if self.transpose:  # the keys after the move: C major or A minor
             keys = np.stack([9 * keys[:, 1], keys[:, 1]], axis=1)

@@ -4,7 +4,7 @@ Images: ``samples`` float32 (N, C, H, W) in [0, 1], and a PNG grid beside FILE (
 ``samples`` (N, T, D) in the data's scale and a line plot beside FILE; piano rolls: binary rolls, MIDI files and a
 piano-roll PNG with pitch and time axes.
 
-Conditional models (issue 14, :mod:`lightning_gen.models.conditional`) sample the classes asked with ``--labels
+Conditional models (:mod:`lightning_gen.models.conditional`) sample the classes asked with ``--labels
 0,1,2`` or ``--labels-file FILE`` (.npy, .txt or .csv of integers), ``--per-class K`` of each, else labels drawn
 from the training label distribution stored in the checkpoint. The labels are written into FILE (``labels``,
 int64 (N,), beside ``samples``) and the picture has one row per class, labelled on the side.

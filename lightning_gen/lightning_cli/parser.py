@@ -16,7 +16,7 @@ _CLASS_PATH_HINT = (
 
 class ErrorFirstParser(LightningArgumentParser):
     """LightningCLI's parser, whose errors print ``error: <message>`` alone (and a pointer to ``--help``) instead of
-    the subcommand's usage block, dozens of lines long, before the message (issue 16). Exit status 2 as before."""
+    the subcommand's usage block, dozens of lines long, before the message. Exit status 2 as before."""
 
     def error(self, message: str, ex: Exception | None = None):
         debug = os.environ.get("JSONARGPARSE_DEBUG", "").lower() not in ("", "0", "false", "no")

@@ -9,9 +9,10 @@ import torch
 
 from lightning_gen.errors import UserError
 
-#: ``--threads`` default. Not a per-config measurement: on a 2-core machine busy with other work, torch's default of
-#: two threads ran 3.8x (GAN) to 5.5x (R-VAE-GAN) slower than one (issue 16). The models are small: try more
-#: threads only on an idle machine with many cores; 0 keeps torch's default.
+#: ``--threads`` default. The models are small: a second thread gets little work per layer, and on a machine busy
+#: with other work torch's default of one thread per core oversubscribes the cores and runs several times slower
+#: than one thread (benchmarks/README.md, "Threads"). Try more threads only on an idle machine with many cores;
+#: 0 keeps torch's default.
 DEFAULT_THREADS = 1
 
 

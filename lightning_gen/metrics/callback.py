@@ -151,7 +151,7 @@ class TrainingMetric(pl.Callback):
         return value
 
     def compute_discriminative(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
-        from lightning_gen.metrics.sequence import discriminative_score
+        from lightning_gen.metrics.timegan import discriminative_score
 
         reference = self._reference(trainer)
         fake = self._draw(trainer, pl_module, length=reference.shape[1])  # (n, T, D) in [0, 1]

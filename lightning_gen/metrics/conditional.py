@@ -100,27 +100,6 @@ def class_accuracy_from_logits(logits: torch.Tensor, labels, splits: int = ACCUR
     return accuracy_entry(logits.argmax(1), labels, num_classes, splits)
 
 
-@torch.no_grad()
-def image_class_accuracy(
-    classifier,
-    images: torch.Tensor,
-    labels,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    splits: int = ACCURACY_SPLITS,
-) -> dict:
-    """Classification accuracy of generated ``images`` (N, C, H, W) in [0, 1] for their requested ``labels`` under
-    ``classifier`` (a trained :class:`~lightning_gen.models.ImageClassifier`, its network, or a
-    :class:`~lightning_gen.metrics.image.ClassifierFeatures`). Returns ``{"value", "std", "splits",
-    "per_class", "n"}``."""
-    from lightning_gen.metrics.image import ClassifierFeatures, check_images, extract_features
-
-    extractor = classifier if isinstance(classifier, ClassifierFeatures) else ClassifierFeatures(classifier)
-    images = check_images(images, "generated samples", dims=extractor.expected_dims)
-    logits = extract_features(extractor, images, batch_size, device)["logits"]
-    return class_accuracy_from_logits(logits, labels, splits)
-
-
 # -- per-class FID --------------------------------------------------------------------------------------------
 def per_class_fid(real_features, real_labels, fake_features, fake_labels, num_classes: int) -> dict:
     """FID of each class's generated features against that class's reference features (torchmetrics).

@@ -38,14 +38,6 @@ def _subsample(x: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarra
     return x if len(x) <= limit else x[rng.choice(len(x), limit, replace=False)]
 
 
-def mean_pairwise_distance(features) -> float:
-    """Mean Euclidean distance over all distinct pairs of rows of ``features`` (N, D), N >= 2."""
-    arr = _as_features(features, "features")
-    if len(arr) < 2:
-        raise ValueError(f"mean pairwise distance needs 2 or more items, got {len(arr)}.")
-    return float(pdist(arr).mean())
-
-
 def _split_by_class(fake_features, fake_labels, real_features, real_labels):
     fake, real = _as_features(fake_features, "generated"), _as_features(real_features, "real")
     if fake.shape[1] != real.shape[1]:

@@ -344,7 +344,7 @@ def _trainable():
 @contextlib.contextmanager
 def _cpu_threads(device, threads: int = 1):
     """Train the post-hoc GRUs single-threaded on the CPU: with a hidden size of D/2 they gain nothing from
-    more threads, and on a loaded machine two threads were measured 40x slower than one."""
+    more threads, and on a loaded machine more threads contend for the cores and run far slower than one."""
     if torch.device(device).type != "cpu":
         yield
         return

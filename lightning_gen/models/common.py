@@ -108,7 +108,7 @@ def logs_this_step(module) -> bool:
 
     ``self.log`` costs about a millisecond per call in Lightning 2.x, and for ``on_step`` metrics only the
     value of every ``log_every_n_steps``-th batch is written: computing and logging the others is pure
-    overhead (about 9% of a step of the 8x8 digits GAN, see benchmarks/README.md).
+    overhead, a visible share of a small model's step (benchmarks/README.md, "Lightning overhead").
     """
     trainer = li.attached_trainer(module)
     return True if trainer is None else li.logger_writes_this_step(trainer)

@@ -66,9 +66,9 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
             G's, like its weights. ``track``: after each EMA update the EMA generator also runs once in train
             mode, without gradients, on that G step's noise and labels, so its statistics are those of its own
             averaged weights (BigGAN's "standing statistics", Brock et al. 2019, sec. 4 / app. C; SWA's
-            ``update_bn``, Izmailov et al. 2018). Averaged weights with averaged statistics mismatch: the
-            conditional MNIST GAN's EMA samples drew 71.5% of the asked class with them and 96.7% with
-            statistics re-estimated (benchmarks/README.md, issue 14). Needs ``ema_decay``; costs one no-grad
+            ``update_bn``, Izmailov et al. 2018). Averaged weights with averaged statistics mismatch (the
+            averaged statistics belong to earlier weights, not to their average), which costs a conditional GAN
+            much of its class accuracy. Needs ``ema_decay``; costs one no-grad
             forward of G per G step.
         augment: differentiable augmentations of every image D sees in training, real and generated, in D's
             and G's steps (DiffAugment, Zhao et al. 2020; ``lightning_gen.augment``): names joined by commas,

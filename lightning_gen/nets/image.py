@@ -103,7 +103,7 @@ class DCGANGenerator(nn.Module):
             embedding is concatenated to z (Mirza & Osindero 2014; BigGAN's shared embedding also enters the
             first layer), and with ``norm="batch"`` every batch norm becomes a conditional batch norm (per-class
             gain and bias, Miyato & Koyama 2018). None: unconditional. (Conditional batch norm alone learned the
-            classes too slowly on MNIST: benchmarks/README.md, issue 14.)
+            classes too slowly on MNIST: the embedding gives the first layer the class as well.)
     """
 
     def __init__(

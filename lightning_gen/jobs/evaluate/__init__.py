@@ -14,8 +14,9 @@ split when it holds 4 items per feature dimension, else validation and test toge
 comes with the real data's own score on the same protocol (training items against the same reference, as many as
 the samples) and the report's flags: a score at or past the real data's, a lack of variety, copying, a small
 reference (:mod:`~.trust`). Sequences: ``discriminative``, ``predictive`` (TimeGAN), ``mmd``, ``music``
-(piano rolls) (:mod:`lightning_gen.metrics.sequence`), and ``density_coverage`` and ``memorization`` on the
-flattened min-max-scaled windows. Both: ``elbo`` (a checkpoint's own test-split terms,
+(piano rolls) (:mod:`lightning_gen.metrics.timegan`, :mod:`lightning_gen.metrics.mmd`,
+:mod:`lightning_gen.metrics.music`), and ``density_coverage`` and ``memorization`` on the flattened min-max-scaled
+windows. Both: ``elbo`` (a checkpoint's own test-split terms,
 for VAE-type models). Samples with class labels (a conditional checkpoint, or a samples file with ``labels``):
 ``class_accuracy`` and, for images, ``class_fid``, ``class_recall`` and ``class_diversity`` (:mod:`~.conditional`,
 :mod:`lightning_gen.metrics.conditional`, :mod:`lightning_gen.metrics.diversity`).
@@ -58,7 +59,7 @@ from lightning_gen.jobs.evaluate.protocol import (
     timegan_deviations,
 )
 from lightning_gen.jobs.evaluate.report import package_versions, print_table, table_row
-from lightning_gen.jobs.evaluate.samples import file_sha256, generated_samples, labelled_samples
+from lightning_gen.jobs.evaluate.samples import file_sha256, labelled_samples
 from lightning_gen.jobs.evaluate.scores import feature_extractor, image_metrics, model_metrics, sequence_metrics
 from lightning_gen.metrics.image import IMAGE_METRICS
 from lightning_gen.metrics.reference import reference_split
@@ -85,7 +86,6 @@ __all__ = [
     "evaluate",
     "feature_extractor",
     "file_sha256",
-    "generated_samples",
     "image_deviations",
     "image_metrics",
     "labelled_samples",

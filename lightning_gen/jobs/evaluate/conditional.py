@@ -1,4 +1,4 @@
-"""The evaluate job's class scores of conditional samples (issue 14): which to compute, the labelled reference, and
+"""The evaluate job's class scores of conditional samples: which to compute, the labelled reference, and
 the scores themselves (:mod:`lightning_gen.metrics.conditional`).
 
 Images: ``class_accuracy`` (the domain classifier of ``--classifier`` classifies each generated sample; the share

@@ -24,7 +24,7 @@ DEFAULT_METRICS = {
     "piano_roll": ["discriminative", "mmd", "music", "precision_recall", "density_coverage", "memorization"],
 }
 
-# -- the published protocols (issue 16: a short evaluation must not look like a published score) ---------------
+# -- the published protocols (a short evaluation must not look like a published score) -------------------------
 #: TimeGAN's reference code (Yoon et al. 2019, ``metrics/`` and ``main_timegan.py``): the post-hoc GRU trains for
 #: 2,000 (discriminative) / 5,000 (predictive) iterations of batch 128, the mean of 10 runs (``metric_iteration``)
 #: is reported, and as many sequences are generated as there are real ones.

@@ -1,4 +1,4 @@
-"""Whether a score follows its published protocol (issue 16: a short evaluation must not look like a published
+"""Whether a score follows its published protocol (so that a short evaluation does not look like a published
 score). A metric with a protocol is marked ``comparable_with_published``, and ``not_comparable`` with the reasons
 where a setting differs; MMD, the music statistics and the ELBO are this project's own and are not marked."""
 

@@ -39,7 +39,7 @@ def _spread(entry: dict) -> tuple[str, str]:
 
 
 def class_note(name: str, entry: dict) -> str:
-    """The note of a class score (issue 14): how many samples, and for per-class FID the unstable classes."""
+    """The note of a class score: how many samples, and for per-class FID the unstable classes."""
     if name == "class_fid":
         fake, real = zip(*entry["samples_per_class"].values(), strict=True)
         note = f"mean of {len(entry['per_class'])} classes; per class {min(fake)}-{max(fake)} generated, "

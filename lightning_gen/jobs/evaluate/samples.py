@@ -12,25 +12,6 @@ import torch
 from lightning_gen.jobs.evaluate.options import EvaluateError
 
 
-def generated_samples(
-    source: str,
-    model,
-    datamodule,
-    kind: str,
-    reference: torch.Tensor,
-    num_samples: int | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
-) -> tuple[torch.Tensor, dict]:
-    """Generated samples in the reference's space, and how they were obtained.
-
-    ``model`` (loaded from the checkpoint ``source``) is sampled, ``num_samples`` of them (default: 10,000 images,
-    as many sequences as ``reference``) in batches of ``batch_size`` after seeding with ``seed``; without a model
-    ``source`` is a samples file or an image folder, of which the first ``num_samples`` are kept."""
-    x, _, info = labelled_samples(source, model, datamodule, kind, reference, num_samples, batch_size, seed)
-    return x, info
-
-
 def labelled_samples(
     source: str,
     model,
@@ -41,8 +22,13 @@ def labelled_samples(
     batch_size: int = 256,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-    """:func:`generated_samples` and their class labels: a conditional checkpoint's samples of labels drawn from
-    its stored training label distribution, or a samples file's ``labels``; None for unconditional samples."""
+    """Generated samples in the reference's space, their class labels, and how they were obtained.
+
+    ``model`` (loaded from the checkpoint ``source``) is sampled, ``num_samples`` of them (default: 10,000 images,
+    as many sequences as ``reference``) in batches of ``batch_size`` after seeding with ``seed``; without a model
+    ``source`` is a samples file or an image folder, of which the first ``num_samples`` are kept. The labels are
+    a conditional checkpoint's, drawn from its stored training label distribution, or a samples file's
+    ``labels``; None for unconditional samples."""
     if model is not None:
         from lightning_gen.jobs.sample import draw, is_conditional
 

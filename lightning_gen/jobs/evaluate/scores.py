@@ -149,7 +149,8 @@ def sequence_metrics(
 ) -> tuple[dict, dict]:
     """TimeGAN's scores (trained as ``timegan`` says, seeded with ``seed``), MMD and, for piano rolls, the music
     statistics of ``fake`` against ``reference``."""
-    from lightning_gen.metrics import sequence as S
+    from lightning_gen.metrics import music as M
+    from lightning_gen.metrics import timegan as S
 
     reference = S.check_sequences(reference, "reference")
     fake = S.check_sequences(fake, "generated samples", dim=reference.shape[2])
@@ -184,7 +185,7 @@ def sequence_metrics(
         pitch_low = getattr(datamodule, "pitch_low", None)
         if pitch_low is None:
             raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
-        for stat, pair in S.compare_music_statistics(reference, fake, int(pitch_low)).items():
+        for stat, pair in M.compare_music_statistics(reference, fake, int(pitch_low)).items():
             out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
     if "discriminative" in out and getattr(datamodule, "pitch_low", None) is not None and len(reference) >= 10:
         from lightning_gen.metrics.music import real_halves  # piano rolls: the real windows' own score beside it

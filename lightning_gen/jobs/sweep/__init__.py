@@ -18,8 +18,7 @@ One module per job: :mod:`~lightning_gen.jobs.sweep.config` reads and checks the
 trial's command, :mod:`~lightning_gen.jobs.sweep.recorder` is the callback each trial runs,
 :mod:`~lightning_gen.jobs.sweep.folder` keeps the sweep folder (results file, trial folders, summary table),
 :mod:`~lightning_gen.jobs.sweep.runner` proposes, runs and follows the trials, :mod:`~lightning_gen.jobs.sweep.cli`
-is the command line. Everything is importable from ``lightning_gen.jobs.sweep`` and, as before, from
-``lightning_gen.sweep``.
+is the command line. Everything is importable from ``lightning_gen.jobs.sweep``.
 """
 
 from lightning_gen.jobs.sweep.cli import main

@@ -1,4 +1,4 @@
-"""``python -m lightning_gen.jobs.sweep`` (or ``lightning_gen.sweep``): the same as ``lightning-gen sweep``."""
+"""``python -m lightning_gen.jobs.sweep``: the same as ``lightning-gen sweep``."""
 
 import sys
 

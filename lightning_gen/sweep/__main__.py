@@ -1,7 +1,0 @@
-"""``python -m lightning_gen.sweep``: the same as ``lightning-gen sweep``."""
-
-import sys
-
-from lightning_gen.jobs.sweep.cli import main
-
-sys.exit(main())
