@@ -370,7 +370,7 @@ def test_evaluate_data_config_that_is_not_yaml(tmp_path, capsys):
     assert err.startswith("error: ") and "bad.yaml" in err and "Traceback" not in err
 
 
-# -- class labels (issue 14) ------------------------------------------------------------------------------------------
+# -- class labels ------------------------------------------------------------------------------------------------------
 def test_a_conditional_fit_on_data_without_labels_is_refused_through_the_cli(tmp_path, capsys):
     """`lightning-gen fit` of a conditional config whose data yields no labels (the sines without `condition`): the
     message says what to change, status 2, no run folder."""
@@ -408,7 +408,7 @@ def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsy
     assert not (tmp_path / "r.json").exists()
 
 
-# -- issue 22: the last raw messages ---------------------------------------------------------------------------------
+# -- the last raw messages ------------------------------------------------------------------------------------------
 def _digits_samples(tmp_path) -> str:
     path = tmp_path / "s.npz"
     np.savez(path, samples=np.zeros((4, 1, 8, 8), np.float32))

@@ -1,4 +1,4 @@
-"""The training-time class score of conditional models (``val/class_accuracy``, issue 14) and the conditional sweeps
+"""The training-time class score of conditional models (``val/class_accuracy``) and the conditional sweeps
 that rank by it or log it: a model that makes the asked class scores high, one that makes another class low, and
 the shipped sweeps' metric callbacks log their metric on their shipped config."""
 

@@ -1,4 +1,4 @@
-"""The CLI as a user meets it (issue 16): a fast --help, a thread setting, plain logs, a closing summary and a
+"""The CLI as a user meets it: a fast --help, a thread setting, plain logs, a closing summary and a
 clear answer when a finished run is resumed."""
 
 from __future__ import annotations

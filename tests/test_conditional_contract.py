@@ -1,4 +1,4 @@
-"""The class-condition contract (issue 14) on the image side: what the DataModules say about their labels, and
+"""The class-condition contract on the image side: what the DataModules say about their labels, and
 the clear errors for wrong labels, missing labels, labels given to an unconditional model and data without
 labels."""
 

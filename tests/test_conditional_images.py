@@ -1,4 +1,4 @@
-"""Class-conditional image networks and models (issue 14): the networks use their labels, each training sub-step
+"""Class-conditional image networks and models: the networks use their labels, each training sub-step
 moves only its own parameters, every adversarial loss works with projection and auxiliary discriminators, and
 exact resume, EMA, DDP and the divergence guard work on conditional models unchanged."""
 

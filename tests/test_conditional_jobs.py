@@ -1,4 +1,4 @@
-"""Issue 14, part 3: the sample and evaluate jobs with class labels, and the conditional scores.
+"""The sample and evaluate jobs with class labels, and the conditional scores.
 
 Tiny conditional models written here (real LightningModules with the :class:`Conditional` mixin and a trivial
 generator: each class draws its own fixed pattern) test the jobs' plumbing without training; the shipped

@@ -1,4 +1,4 @@
-"""Class-conditional sequence data, networks and models (issue 14): labels that mean what they say, networks that
+"""Class-conditional sequence data, networks and models: labels that mean what they say, networks that
 read them, models that train, sample and resume with them, and clear errors for every wrong use."""
 
 from __future__ import annotations

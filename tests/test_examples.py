@@ -1,4 +1,4 @@
-"""examples/ runs: train a tiny model from Python, then load / sample / reconstruct / evaluate it (issue 16)."""
+"""examples/ runs: train a tiny model from Python, then load / sample / reconstruct / evaluate it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Imports point down the layering (issue 13): nets <- models <- jobs, data and metrics below the jobs. Every import
+"""Imports point down the layering: nets <- models <- jobs, data and metrics below the jobs. Every import
 of every module is read from its source (the lazy ones inside functions too), so a new upward import fails here."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LSTM-GAN parts that make it learn (issue 11): per-sequence latent, unsquashed and binary outputs, TimeGAN's
+"""LSTM-GAN parts that make it learn: per-sequence latent, unsquashed and binary outputs, TimeGAN's
 moment and supervised terms, C-RNN-GAN's maximum-likelihood pretraining."""
 
 import functools

@@ -1,4 +1,4 @@
-"""R-VAE / R-VAE-GAN (issue 11): the fitted latent prior in checkpoints and samples, binary rolls sampled as
+"""R-VAE / R-VAE-GAN: the fitted latent prior in checkpoints and samples, binary rolls sampled as
 binary, and the R-VAE-GAN's one-backward step with its gradients routed to the intended networks."""
 
 import functools

@@ -112,7 +112,7 @@ def _conditional(config: dict) -> bool:
 
 
 def test_conditional_configs_have_sweeps_that_search_the_conditional_options_and_score_the_class():
-    """Issue 14: a conditional sweep for the conditional GAN (digits and MNIST) and a sequence family; each logs
+    """A conditional sweep for the conditional GAN (digits and MNIST) and a sequence family; each logs
     val/class_accuracy (ClassAccuracyMetric) and searches how the label is used: D's projection head vs auxiliary
     classifier and the auxiliary loss's weight for the image GANs, the label embeddings' size for sequences."""
     conditional = [p for p in SWEEP_FILES if _conditional(_swept_config(p))]
@@ -332,7 +332,7 @@ def test_failure_reason_is_the_last_error_line(tmp_path):
 
 def test_metric_never_logged_because_callback_is_slower_than_the_trial(tmp_path):
     """2-epoch trials with an FID callback every 5 epochs: the advice names the callback's every_n_epochs and the
-    trial length, not 'add the callback' (issue 16)."""
+    trial length, not 'add the callback'."""
     path = write_sweep(tmp_path, metric={"name": "val/fid", "goal": "minimize"})
     sweep = LocalSweep(path, directory=str(tmp_path / "out"))
     trial = {"number": 1, "name": "trial-0001", "params": {}, "trial_dir": "trial-0001"}

@@ -1,4 +1,4 @@
-"""A config error comes first and alone (issue 16): a network class that cannot be imported is named in a few lines,
+"""A config error comes first and alone: a network class that cannot be imported is named in a few lines,
 not after LightningCLI's usage block."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`lightning-gen evaluate` as a user reads it (issue 16): settings that differ from the published protocol are
+"""`lightning-gen evaluate` as a user reads it: settings that differ from the published protocol are
 flagged as not comparable, one repeat prints no spread, and the thread default is `fit`'s."""
 
 from __future__ import annotations

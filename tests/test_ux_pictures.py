@@ -1,4 +1,4 @@
-"""Pictures a researcher expects (issue 16): a loss-curve PNG at the end of every fit, spanning resumed parts of the
+"""Pictures a researcher expects: a loss-curve PNG at the end of every fit, spanning resumed parts of the
 run, with or without a CSV logger; a line plot from `sample` on real-valued sequences; piano rolls with pitch and
 time axes; generator-side metrics from `test`."""
 

@@ -104,4 +104,4 @@ def test_logger_preset_offline_run_folder_with_image(no_wandb_setup, tmp_path, c
     assert glob.glob(os.path.join(offline_runs[0], "run-*.wandb"))
     err = capfd.readouterr().err
     assert err.count("W&B runs offline: no W&B API key") == 1 and "wandb sync" in err
-    assert "anonymous setting" not in err  # W&B's notice about the argument Lightning always passes (issue 16)
+    assert "anonymous setting" not in err  # W&B's notice about the argument Lightning always passes
