@@ -23,7 +23,7 @@ def test_help_imports_neither_torch_nor_lightning():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "HEAVY []" in out.stdout  # --help costs a fraction of a second, not the 10 CPU-s of importing Lightning
+    assert "HEAVY []" in out.stdout  # --help costs a fraction of a second, not the seconds of importing Lightning
     usage = out.stdout.splitlines()[0]
     assert usage.startswith("usage: lightning-gen {fit,validate,test}") and "predict" not in usage
     assert "--threads" in out.stdout
