@@ -57,10 +57,12 @@ def sample(checkpoint: str, n: int, path: Path) -> None:
     assert job.main([checkpoint, "--num-samples", str(n), "--output", str(path), "--seed", "0"]) == 0
 
 
-def score(path: Path, classifier: str) -> tuple[dict, dict]:
+def score(path: Path, classifier: str, data: str = DIGITS) -> tuple[dict, dict]:
+    """The old protocol's report and the default protocol's, ``data`` a config whose ``data:`` section is the
+    samples' dataset (its training split is the copying test's "seen" set)."""
     from lightning_gen import api
 
-    common = {"data": DIGITS, "classifier": classifier, "no_cache": True, "threads": 1}
+    common = {"data": data, "classifier": classifier, "no_cache": True, "threads": 1}
     old = api.evaluate(path, split="test", metrics=["fid"], **common)
     new = api.evaluate(path, **common)
     return old, new

@@ -24,7 +24,7 @@ trained here on the training split and cached under ``--out``):
 
 Results: ``--out/<run>/result.json`` and one ``--out/results.jsonl`` line per run.
 
-``--evaluate NAME=CHECKPOINT --classifier CKPT`` (digits) instead scores trained checkpoints with the default
+``--evaluate NAME=CHECKPOINT --classifier CKPT`` instead scores trained checkpoints with the default
 protocol of ``lightning-gen evaluate`` (``bench_trust_digits.py``'s sampling and summary: labels drawn from the
 training mix, held-out reference, KID, precision / recall, density / coverage, copying test, the real data's own
 scores), one ``--out/evaluate.jsonl`` line per checkpoint.
@@ -250,12 +250,16 @@ def main() -> None:
 def evaluate_checkpoints(args) -> None:
     import bench_trust_digits as trust
 
+    data = trust.DIGITS
+    if args.dataset != "digits":  # the samples' dataset, with the training split the models saw
+        data = str(Path(args.out) / "evaluate_data.yaml")
+        Path(data).write_text(yaml.safe_dump({"data": data_config(args, labels=True)}, sort_keys=False))
     with open(Path(args.out) / "evaluate.jsonl", "a") as f:
         for spec in args.evaluate:
             name, ckpt = spec.split("=", 1)
             path = Path(args.out) / f"{name}_evaluate.npz"
             trust.sample(ckpt, args.num_samples, path)
-            row = {"checkpoint": ckpt, **trust.summary(name, *trust.score(path, args.classifier))}
+            row = {"checkpoint": ckpt, **trust.summary(name, *trust.score(path, args.classifier, data))}
             print(json.dumps(row), flush=True)
             f.write(json.dumps(row) + "\n")
 
