@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="suffix of the checkpoint names")
     p.add_argument("--from-checkpoints", action="store_true", help="score the models an earlier run saved")
-    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "conditional_sines.json"))
+    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "conditional_sines", "result.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = {
