@@ -26,6 +26,7 @@ from lightning_gen.models.sequence_common import (
     real_steps,
     zero_padding,
 )
+from lightning_gen.nets.sequence_classifier import RecurrentClassifier
 
 
 def moment_loss(real: torch.Tensor, fake: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,10 +91,11 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         pretrain_batches: batches of maximum-likelihood pretraining before the adversarial game: G alone
             minimises the teacher-forced next-step NLL, D waits (0: none; needs ``feed_previous``). C-RNN-GAN
             pretrains G for 6 epochs (Mogren 2016, sec. 4; ``--pretraining_epochs 6`` in its run scripts).
-        classifier: conditional models only: an auxiliary classifier (sequences (B, T, D) and lengths to class
-            logits (B, C), reading no label; e.g. ``RecurrentClassifier``), trained with D (in D's optimizer) on
-            the cross-entropy of the real and the generated sequences' classes, while G lowers that of its
-            sequences: AC-GAN's class loss L_C (Odena et al. 2017, sec. 3), beside the label D reads.
+        classifier_hidden: conditional models only: when > 0, an auxiliary classifier of this width
+            (:class:`~lightning_gen.nets.sequence_classifier.RecurrentClassifier`, a bidirectional GRU reading no
+            label) is trained with D (in D's optimizer) on the cross-entropy of the real and the generated
+            sequences' classes, while G lowers that of its sequences: AC-GAN's class loss L_C (Odena et al. 2017,
+            sec. 3), beside the label D reads (0: none).
         class_weight: weight of the classifier's cross-entropy in D's and G's losses.
         class_moments: take the moment term within each class of the batch (:func:`class_moment_loss`) instead
             of over the whole batch (conditional models).
@@ -130,7 +132,7 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         moment_matching: float = 0.0,
         supervised: float = 0.0,
         pretrain_batches: int = 0,
-        classifier: nn.Module | None = None,
+        classifier_hidden: int = 0,
         class_weight: float = 1.0,
         class_moments: bool = False,
     ) -> None:
@@ -139,7 +141,7 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
         weights = {"gp_weight": gp_weight, "feature_matching": feature_matching, "moment_matching": moment_matching,
                    "supervised": supervised, "pretrain_batches": pretrain_batches,
-                   "class_weight": class_weight}  # fmt: skip
+                   "class_weight": class_weight, "classifier_hidden": classifier_hidden}  # fmt: skip
         negative = {k: v for k, v in weights.items() if v < 0}
         if negative:
             raise ValueError(f"These must be >= 0: {negative}.")
@@ -162,32 +164,20 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         save_plain_hyperparameters(self)
         self.init_sequence_model(generator.data_dim, clip_grad_norm, generator, discriminator)
         self.generator, self.discriminator = generator, discriminator
-        self._check_classifier(classifier, class_moments)
-        self.classifier, self.class_weight, self.class_moments = classifier, class_weight, class_moments
+        if (classifier_hidden > 0 or class_moments) and not self.conditional:
+            raise ValueError(
+                "classifier_hidden and class_moments are for class-conditional models: build the generator and the "
+                "discriminator with num_classes, or drop them."
+            )
+        self.classifier = None
+        if classifier_hidden > 0:
+            self.classifier = RecurrentClassifier(generator.data_dim, self.num_classes, classifier_hidden)
+        self.class_weight, self.class_moments = class_weight, class_moments
         self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic, self.gp_weight, self.feature_matching = n_critic, gp_weight, feature_matching
         self.moment_matching, self.supervised, self.pretrain_batches = moment_matching, supervised, pretrain_batches
         self.latent_dim, self.loss_name = generator.latent_dim, loss
-
-    def _check_classifier(self, classifier: nn.Module | None, class_moments: bool) -> None:
-        if (classifier is not None or class_moments) and not self.conditional:
-            raise ValueError(
-                "classifier and class_moments are for class-conditional models: build the generator and the "
-                "discriminator with num_classes, or drop them."
-            )
-        if classifier is None:
-            return
-        if getattr(classifier, "num_classes", self.num_classes) != self.num_classes:
-            raise ValueError(
-                f"The classifier has {classifier.num_classes} classes but the networks {self.num_classes}: give it "
-                f"num_classes={self.num_classes}."
-            )
-        if getattr(classifier, "data_dim", self.generator.data_dim) != self.generator.data_dim:
-            raise ValueError(
-                f"The classifier reads {classifier.data_dim} features per step but the generator makes "
-                f"{self.generator.data_dim}."
-            )
 
     # -- public API ---------------------------------------------------------------------------------
     def noise(self, n: int, length: int) -> torch.Tensor:
