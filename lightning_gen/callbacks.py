@@ -54,6 +54,14 @@ def log_image(trainer: pl.Trainer, key: str, grid: torch.Tensor, step: int) -> N
         # CSVLogger and others have no image channel: the PNG in the run folder is the record.
 
 
+def save_and_log(trainer: pl.Trainer, key: str, image: torch.Tensor, path: str) -> str:
+    """Write a (3, H, W) image in [0, 1] to ``path`` (folders made) and send it to the loggers under ``key``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_image(image, path)
+    log_image(trainer, key, image, trainer.global_step)
+    return path
+
+
 class ImageSampleGrid(pl.Callback):
     """Every ``every_n_epochs`` epochs, draw samples from fixed noise and save a PNG grid.
 
@@ -92,12 +100,8 @@ class ImageSampleGrid(pl.Callback):
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> str:
         images = torch.cat([r.detach().float().cpu() for r in self.rows(pl_module)])
         grid = image_grid(images, nrow=self.nrow)
-        path = os.path.join(run_dir(trainer), "samples", f"{tag}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_image(grid, path)
-        log_image(trainer, "samples", grid, trainer.global_step)
-        self.last_path = path
-        return path
+        self.last_path = save_and_log(trainer, "samples", grid, os.path.join(run_dir(trainer), "samples", f"{tag}.png"))
+        return self.last_path
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run:
@@ -217,11 +221,8 @@ class SequencePlot(pl.Callback):
         pixels = figure_pixels(fig)  # (H, W, 3) uint8
         image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
         path = os.path.join(run_dir(trainer), "samples", f"sequences_{tag}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_image(image, path)
-        log_image(trainer, "sequences", image, trainer.global_step)
-        self.last_path = path
-        return path
+        self.last_path = save_and_log(trainer, "sequences", image, path)
+        return self.last_path
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not trainer.fast_dev_run:

@@ -42,6 +42,15 @@ def check_float(name: str, value: float | None, low: float = 0.0, inclusive: boo
         raise UserError(f"{name} must be a number {'>=' if inclusive else '>'} {low:g}, got {value}.")
 
 
+def check_split_args(batch_size: int, val_fraction: float, test_fraction: float) -> None:
+    """A DataModule's loader and split arguments: at least one item a batch, each held-out share in [0, 1)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}.")
+
+
 def check_output(name: str, path: str, suffix: str | None = None) -> None:
     """An output file path that can be written: the right suffix, not a folder, no file in its parents."""
     if suffix and not path.endswith(suffix):

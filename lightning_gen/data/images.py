@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from lightning_gen.data.resumable import resumable_train_loader
-from lightning_gen.errors import check_folder
+from lightning_gen.errors import check_folder, check_split_args
 from lightning_gen.io import read_numpy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -67,11 +67,7 @@ class ImageDataModule(pl.LightningDataModule):
         img_size: int | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}.")
+        check_split_args(batch_size, val_fraction, test_fraction)
         check_folder("data_dir", data_dir)  # before any download or read, not when the first file is written
         self.save_hyperparameters()
         self.data_dir = data_dir

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gen.data.resumable import resumable_train_loader
+from lightning_gen.errors import check_split_args
 from lightning_gen.scaling import EPS, min_max_scale
 
 
@@ -133,11 +134,7 @@ class SequenceDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}.")
+        check_split_args(batch_size, val_fraction, test_fraction)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.splits: dict[str, np.ndarray] | None = None  # scaled float32 (N, T, D) per split

@@ -31,6 +31,7 @@ report adds the two-sample Kolmogorov-Smirnov statistic between the real and the
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import torch
@@ -242,13 +243,10 @@ def discriminative_score(
             f"real and fake sequences must have the same length T, got {real.shape[1]} and {fake.shape[1]}."
         )
     real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
-    _check_args(iterations, batch_size, repeats)
-    with _cpu_threads(device), _trainable():
-        scores = [
-            _discriminative_once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len)
-            for r in range(repeats)
-        ]
-    return float(np.mean(scores)), float(np.std(scores))
+    once = functools.partial(
+        _discriminative_once, real, fake, iterations, batch_size, device=device, real_len=real_len, fake_len=fake_len
+    )
+    return _repeated(once, iterations, batch_size, repeats, seed, device)
 
 
 def _predictive_once(
@@ -325,12 +323,18 @@ def predictive_score(
     for name, lengths in (("real", real_len), ("fake", fake_len)):
         if lengths is not None and lengths.min() < 2:
             raise ValueError(f"predictive_score: a {name} sequence has length 1; it needs >= 2 (one step ahead).")
+    once = functools.partial(
+        _predictive_once, real, fake, iterations, batch_size, device=device, real_len=real_len, fake_len=fake_len
+    )
+    return _repeated(once, iterations, batch_size, repeats, seed, device)
+
+
+def _repeated(once, iterations: int, batch_size: int, repeats: int, seed: int, device) -> tuple[float, float]:
+    """Mean and std of ``once(seed=...)`` over ``repeats`` independent runs (TimeGAN's ``metric_iteration``), run
+    ``r`` seeded with ``seed + r``."""
     _check_args(iterations, batch_size, repeats)
     with _cpu_threads(device), _trainable():
-        scores = [
-            _predictive_once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len)
-            for r in range(repeats)
-        ]
+        scores = [once(seed=seed + r) for r in range(repeats)]
     return float(np.mean(scores)), float(np.std(scores))
 
 

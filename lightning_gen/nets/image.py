@@ -48,8 +48,12 @@ def upsampling_plan(img_size: int, min_size: int = 4) -> tuple[int, int]:
     return base, n_up
 
 
-def _check_channels(channels: int, **widths: int) -> None:
-    """``channels`` is 1 or 3; each named layer width (``base_channels``, ``hidden``) is at least 1."""
+def _check_net_args(channels: int, num_classes: int | None, latent_dim: int | None = None, **widths: int) -> None:
+    """``channels`` is 1 or 3, ``num_classes`` None or at least 2, ``latent_dim`` (a generator's or an encoder's)
+    at least 1, and each named layer width (``base_channels``, ``hidden``) at least 1."""
+    check_num_classes(num_classes)
+    if latent_dim is not None and latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
     if channels not in (1, 3):
         raise ValueError(f"channels={channels}: images must have 1 (grey) or 3 (RGB) channels.")
     for name, width in widths.items():
@@ -117,10 +121,7 @@ class DCGANGenerator(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels, base_channels=base_channels)
-        check_num_classes(num_classes)
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
+        _check_net_args(channels, num_classes, latent_dim, base_channels=base_channels)
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
         self.num_classes = num_classes
         self.start_size, n_up = upsampling_plan(img_size, min_size)
@@ -182,8 +183,7 @@ class DCGANDiscriminator(nn.Module):
         conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
-        _check_channels(channels, base_channels=base_channels)
-        check_num_classes(num_classes)
+        _check_net_args(channels, num_classes, base_channels=base_channels)
         self.img_size, self.channels = img_size, channels
         self.num_classes, self.conditioning = num_classes, conditioning
         end_size, n_down = upsampling_plan(img_size, min_size)
@@ -238,8 +238,7 @@ class MLPGenerator(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels, hidden=hidden)
-        check_num_classes(num_classes)
+        _check_net_args(channels, num_classes, latent_dim, hidden=hidden)
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
         self.num_classes = num_classes
         self.embed = label_embedding(num_classes, latent_dim)
@@ -271,8 +270,7 @@ class MLPDiscriminator(nn.Module):
         conditioning: Conditioning = "projection",
     ) -> None:
         super().__init__()
-        _check_channels(channels, hidden=hidden)
-        check_num_classes(num_classes)
+        _check_net_args(channels, num_classes, hidden=hidden)
         self.img_size, self.channels = img_size, channels
         self.num_classes, self.conditioning = num_classes, conditioning
         self.blocks = nn.ModuleList(
@@ -331,10 +329,7 @@ class ConvEncoder(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        _check_channels(channels, base_channels=base_channels)
-        check_num_classes(num_classes)
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
+        _check_net_args(channels, num_classes, latent_dim, base_channels=base_channels)
         self.latent_dim, self.img_size, self.channels = latent_dim, img_size, channels
         self.num_classes = num_classes
         end_size, n_down = upsampling_plan(img_size, min_size)
