@@ -1,4 +1,4 @@
-"""Conditional sines (issue 14): does a class-conditional sequence model make sines of the frequency band asked for?
+"""Conditional sines: does a class-conditional sequence model make sines of the frequency band asked for?
 
 Each model is built from its shipped conditional config (``configs/<model>/sines_cond.yaml``: TimeGAN's sines
 with each sequence's frequency band, one of 3 bands of [0, 0.1), as its class), trained for a budget of *process
@@ -6,7 +6,7 @@ CPU time* (the CPU-budget callback of ``bench_sines.py``, one torch thread), the
 sequences, the same number of each band. A post-hoc classifier trained on the real labelled training sequences
 (logistic regression on per-feature DFT magnitudes: ``lightning_gen.metrics.conditional.sequence_class_accuracy``,
 the code path of ``lightning-gen evaluate``) says which band each generated sequence is in; the score is the
-share classified as the band requested (the issue's target: >= 80%). The same classifier's accuracy on the real
+share classified as the band requested. The same classifier's accuracy on the real
 test split is the reference. With ``--discriminative``, TimeGAN's discriminative score (post-hoc GRU,
 |accuracy - 0.5|, lower is better, one repeat) of the conditional model against the real labelled
 sines, and of the unconditional model (``configs/<model>/sines.yaml``) trained for the same budget against
@@ -39,12 +39,8 @@ from bench_sines import cpu_budget_callback, generate  # noqa: E402  (the CPU bu
 from lightning_gen.checkpoints import load_checkpoint, load_model  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
 from lightning_gen.data.sines import make_sines  # noqa: E402
+from lightning_gen.metrics.conditional import sequence_class_accuracy  # noqa: E402  (the evaluate job's classifier)
 from lightning_gen.metrics.timegan import sequence_scores  # noqa: E402
-
-try:  # the evaluate job's post-hoc sequence classifier (issue 14)
-    from lightning_gen.metrics.conditional import sequence_class_accuracy
-except ImportError:  # not landed: the same classifier, written here
-    sequence_class_accuracy = None
 
 MODELS = ("rvae_gan", "rvae", "lstm_gan")
 RUNS = os.path.join(REPO, "runs", "bench_conditional_sines")
@@ -117,20 +113,7 @@ def discriminative(real: np.ndarray, fake: np.ndarray, iterations: int, seed: in
 def band_accuracy(train_x, train_y, fake, requested, test_x, test_y, seed: int = 0) -> dict:
     """Share of generated sequences that a classifier of the real training sequences puts in their requested
     band, and its accuracy on the real test split (``reference_value``)."""
-    if sequence_class_accuracy is not None:
-        return sequence_class_accuracy(train_x, train_y, fake, requested, test_x, test_y, seed=seed)
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    features = lambda x: np.abs(np.fft.rfft(np.asarray(x, np.float64), axis=1)).reshape(len(x), -1)  # noqa: E731
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    clf.fit(features(train_x), train_y)
-    correct = clf.predict(features(fake)) == requested
-    per_class = {str(c): round(float(correct[requested == c].mean()), 4) for c in np.unique(requested)}
-    return {"value": float(correct.mean()), "per_class": per_class, "n": len(correct),
-            "reference_value": float((clf.predict(features(test_x)) == test_y).mean()),
-            "classifier": "logistic regression on per-feature DFT magnitudes (sklearn), in this script"}  # fmt: skip
+    return sequence_class_accuracy(train_x, train_y, fake, requested, test_x, test_y, seed=seed)
 
 
 def band_frequencies(x: np.ndarray, num_bands: int) -> dict:

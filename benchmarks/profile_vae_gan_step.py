@@ -1,5 +1,5 @@
 """Where the CPU time of a VAE-GAN training step goes: forward + backward of each network of the MNIST
-``mnist_cpu`` configs alone, one torch thread, CPU milliseconds per call (issue 12, fourth pass).
+``mnist_cpu`` configs alone, one torch thread, CPU milliseconds per call.
 
     OMP_NUM_THREADS=1 python benchmarks/profile_vae_gan_step.py
 
