@@ -1,7 +1,7 @@
 """GAN vs. VAE vs. VAE-GAN on real MNIST digits, each trained for the same budget of process CPU time.
 
     nice -n 10 python benchmarks/bench_images.py --budget-cpu-s 240            # 4 CPU-minutes per model
-    python benchmarks/bench_images.py --budget-cpu-s 600 --threads 2            # the issue's 10 minutes
+    python benchmarks/bench_images.py --budget-cpu-s 600 --threads 2            # 10 CPU-minutes per model
 
 The data is ``../shared/data/mnist-t10k/mnist_t10k.npz`` (the 10,000 MNIST test digits) through
 ``ArrayImageDataModule``: 10% held out (``test`` split, used for the reconstruction error), 5% of the rest
