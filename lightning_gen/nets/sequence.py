@@ -53,8 +53,8 @@ class LSTMGenerator(nn.Module):
     :meth:`noise`). The per-sequence latent also sets the initial hidden state, as z does in a recurrent VAE
     decoder (Bowman et al. 2016, sec. 3): a sequence's global traits (a sine's frequency and phase, a chorale's
     key) come from one draw instead of being rebuilt from independent per-step noise, which at initialisation
-    barely reaches the output (issue 11: spread .002 against .218 real). RCGAN and TimeGAN feed per-step noise
-    only; QuantGAN / the recurrent VAE decoders use the global code.
+    barely reaches the output (a sines model's first samples were nearly constant). RCGAN and TimeGAN feed
+    per-step noise only; QuantGAN / the recurrent VAE decoders use the global code.
 
     With ``feed_previous`` the generator also reads its own previous output (Mogren 2016, sec. 3: "each cell
     ... receives a random vector concatenated with the output of the previous cell"), which needs a step-by-step
@@ -68,9 +68,10 @@ class LSTMGenerator(nn.Module):
         num_layers: stacked recurrent layers.
         cell: ``gru``, ``lstm`` or ``rnn``.
         feed_previous: also feed the previous output (zeros at t = 0) as input.
-        output: ``identity`` (real values, no saturation), ``sigmoid`` (values in [0, 1]; saturates: issue 11
-            measured it collapsing to 0.01 on sines) or ``bernoulli`` (binary data such as piano rolls: a
-            binary sample at every step, fed back when ``feed_previous``, straight-through gradients).
+        output: ``identity`` (real values, no saturation), ``sigmoid`` (values in [0, 1]; it can saturate:
+            an adversarially trained generator's outputs collapsed towards 0 on sines) or ``bernoulli`` (binary
+            data such as piano rolls: a binary sample at every step, fed back when ``feed_previous``,
+            straight-through gradients).
         sequence_latent_dim: size of the per-sequence latent (0: none).
         num_classes: classes of a conditional generator (None: unconditional).
         label_dim: size of the label embedding read at every step (conditional only).
@@ -293,7 +294,7 @@ class RecurrentDecoder(nn.Module):
     Binary data (piano rolls, ``binary=True``): the value of a step is a Bernoulli sample of its probability,
     and that sample is what the next step reads, as when a roll is sampled note by note
     (Boulanger-Lewandowski et al. 2012): feeding back probabilities and thresholding them at 0.5 holds notes
-    and never starts new ones (issue 11: drones). With gradients on, the sample is straight-through
+    and never starts new ones (drones). With gradients on, the sample is straight-through
     (Bengio et al. 2013), so a discriminator sees binary rolls like the real ones.
 
     Args:
