@@ -169,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a config value for every model, as the CLI takes it (e.g. model.init_args.n_critic=2)",
     )
+    p.add_argument(
+        "--real-from",
+        default="",
+        help="an earlier run's results file (--out) whose real-data scores "
+        "at this budget are reused (same protocol options); computed when it has none",
+    )
     p.add_argument("--name", default="", help="the variant's name in the results (with --override)")
     p.add_argument("--per-class", type=int, default=100, help="generated utterances per speaker for the accuracy")
     p.add_argument("--seed", type=int, default=0)
@@ -184,28 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     overrides = tuple(args.override)
     _, datamodule = build(args.configs[0], args.data_dir, args.seed)
     datamodule.setup()
-    t = time.process_time()
-    own = real_own_score(datamodule, args)
-    results["real_half_vs_half"] = {"discriminative": own["value"], "std": own.get("std"),
-                                    "cpu_s": round(time.process_time() - t, 1)}  # fmt: skip
-    print("real half vs half:", results["real_half_vs_half"], flush=True)
-    real_pred = None
-    if args.pred_iterations > 0:  # the predictor trained on the real utterances themselves: the floor
-        x, lengths, _ = real_all(datamodule)
-        real_pred = predictive(x, lengths, x, lengths, datamodule, args)
-        results["real_predictive"] = {"predictive": real_pred["value"], "std": real_pred.get("std")}
-        print("real predictive:", results["real_predictive"], flush=True)
+    if not args.real_from:
+        real_scores(datamodule, args, results)
     for config in args.configs:
         model, datamodule, info = train(config, args.data_dir, args.budget_cpu_s, args.seed, overrides)
         t = time.process_time()
         metrics = score(config, model, datamodule, args)
         info["score_cpu_s"] = round(time.process_time() - t, 1)
+        if "real_half_vs_half" not in results:  # --real-from: read (or computed) once the first model is scored
+            real_scores(datamodule, args, results)
+        own, real_pred = results["real_half_vs_half"], results.get("real_predictive")
         key = f"{config} ({args.name})" if args.name else config
         results["configs"][key] = {**info, "overrides": list(overrides), "metrics": metrics}
         print(key, info, metrics, flush=True)
-        real = {"discriminative": {"value": own["value"], "spread": own.get("std")}}  # same metric names
+        real = {"discriminative": {"value": own["discriminative"], "spread": own.get("std")}}  # the metrics' names
         if real_pred is not None:
-            real["predictive"] = {"value": real_pred["value"], "spread": real_pred.get("std")}
+            real["predictive"] = {"value": real_pred["predictive"], "spread": real_pred.get("std")}
         if "speaker_accuracy" in metrics:
             real["speaker_accuracy"] = metrics["speaker_accuracy"]["real_test"]
         model_name = config.split("/")[0] + (f" ({args.name})" if args.name else "")
@@ -217,6 +217,29 @@ def main(argv: list[str] | None = None) -> int:
         merge_results(args.out, results, key)
     print_table(results)
     return 0
+
+
+def real_scores(datamodule, args, results: dict) -> None:
+    """The real data's own scores into ``results``: read from ``--real-from`` (an earlier run's results file, same
+    budget entry) when it holds them, else computed: the discriminative score of one half against the other and
+    the predictive score of a predictor trained on the real utterances themselves (the floor)."""
+    earlier = _load(args.real_from, {}).get("by_budget", {}).get(str(args.budget_cpu_s), {}) if args.real_from else {}
+    if "real_half_vs_half" in earlier and (args.pred_iterations == 0 or "real_predictive" in earlier):
+        results["real_half_vs_half"] = {**earlier["real_half_vs_half"], "from": args.real_from}
+        if args.pred_iterations > 0:
+            results["real_predictive"] = {**earlier["real_predictive"], "from": args.real_from}
+        print("real scores read from", args.real_from, flush=True)
+        return
+    t = time.process_time()
+    own = real_own_score(datamodule, args)
+    results["real_half_vs_half"] = {"discriminative": own["value"], "std": own.get("std"),
+                                    "cpu_s": round(time.process_time() - t, 1)}  # fmt: skip
+    print("real half vs half:", results["real_half_vs_half"], flush=True)
+    if args.pred_iterations > 0:  # the predictor trained on the real utterances themselves: the floor
+        x, lengths, _ = real_all(datamodule)
+        real_pred = predictive(x, lengths, x, lengths, datamodule, args)
+        results["real_predictive"] = {"predictive": real_pred["value"], "std": real_pred.get("std")}
+        print("real predictive:", results["real_predictive"], flush=True)
 
 
 def _load(path: str, default):
