@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)  # the CI machine has 2 cores
+torch.set_num_threads(1)  # tiny tensors: one thread is faster than two, and the suite's time is measured on one
 
 from lightning_gen.nets import MLPDiscriminator, MLPGenerator  # noqa: E402
 
@@ -73,6 +73,7 @@ def fit_config(config: str, root, *extra: str) -> str:
             "--trainer.callbacks=[]",
             f"--trainer.default_root_dir={root}",
             "--trainer.enable_progress_bar=false",
+            "--loss_curves.enabled=false",  # the picture is tested in tests/test_ux_pictures.py; it costs a second
             *extra,
         ]
     )

@@ -24,6 +24,7 @@ STEPS = 4
 def _run_ddp(family: str, root, probe_dir) -> subprocess.CompletedProcess:
     args = family_args(family, root, f"--trainer.max_steps={STEPS}")
     args.remove("--trainer.callbacks=[]")  # keep the config's own callbacks: their files must be written once
+    args.remove("--loss_curves.enabled=false")  # and the loss-curve picture, drawn by rank 0 only
     probe = {"class_path": "tests.robust_helpers.RankStateDump", "init_args": {"dirpath": str(probe_dir)}}
     args += [
         "--trainer.devices=2",

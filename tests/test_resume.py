@@ -5,7 +5,7 @@ import torch
 
 from lightning_gen.data.resumable import ResumableSampler, resumable_train_loader
 from lightning_gen.guards import seed_batch
-from tests.robust_helpers import assert_same_tensors, family_params, fit_family, last_ckpt
+from tests.robust_helpers import DEFAULT_RESUME_FAMILIES, assert_same_tensors, family_params, fit_family, last_ckpt
 
 N = 4  # batches before the stop; epochs are 3 batches, so the stop is mid-epoch and the resume crosses epochs
 
@@ -33,12 +33,12 @@ def _stop_and_resume(family: str, tmp_path, n: int, *extra: str) -> None:
     assert a["loops"]["fit_loop"]["state_dict"] == b["loops"]["fit_loop"]["state_dict"]  # data position
 
 
-@pytest.mark.parametrize("family", family_params())
+@pytest.mark.parametrize("family", family_params(DEFAULT_RESUME_FAMILIES))
 def test_stop_and_resume_is_exact(family, tmp_path):
     _stop_and_resume(family, tmp_path, N)
 
 
-@pytest.mark.parametrize("family", ["gan", "vae_gan"])
+@pytest.mark.parametrize("family", ["gan", pytest.param("vae_gan", marks=pytest.mark.slow)])  # the same internals
 def test_a_stop_at_an_epochs_end_without_validation_resumes_exactly(family, tmp_path):
     """The checkpoint is written in on_train_epoch_end; as Lightning wrote it, the resumed run trained one batch more
     in the finished epoch (every family; ``lightning_internals.close_finished_epoch``)."""

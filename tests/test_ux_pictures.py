@@ -91,6 +91,9 @@ def test_sample_job_draws_sines_and_labelled_piano_rolls(tmp_path, monkeypatch):
     assert drawn == [{"roll": True, "pitch_low": 36, "step": 0.5, "label": "sample"}]  # pitch and time axes
 
 
+CURVES = "--loss_curves.enabled=true"  # the tiny runs of tests/robust_helpers.py draw none
+
+
 def _curves(cli):
     from lightning_gen.callbacks import LossCurves
 
@@ -98,7 +101,7 @@ def _curves(cli):
 
 
 def test_fit_writes_loss_curves_without_a_csv_logger(tmp_path, capsys):
-    cli = run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_epochs=1", "--trainer.logger=false"))
+    cli = run_lightning_cli(family_args("gan", tmp_path, "--trainer.max_epochs=1", "--trainer.logger=false", CURVES))
     curves = _curves(cli)
     assert curves.last_path == os.path.join(str(tmp_path), "loss_curves.png") and os.path.isfile(curves.last_path)
     assert {"train/d_loss", "val/d_loss"} <= set(curves.recorded)  # collected by the callback itself
@@ -112,7 +115,7 @@ def test_a_diverged_run_gets_its_loss_curves(tmp_path, capsys):
 
     poison = json.dumps([{"class_path": "tests.robust_helpers.PoisonAt", "init_args": {"step": 2}}])
     with pytest.raises(SystemExit) as exit_:
-        main(family_args("gan", tmp_path, "--trainer.max_steps=3", f"--trainer.callbacks={poison}"))
+        main(family_args("gan", tmp_path, "--trainer.max_steps=3", f"--trainer.callbacks={poison}", CURVES))
     assert exit_.value.code == 3 and "Training diverged" in capsys.readouterr().err  # the run's own error, kept
     assert os.path.isfile(os.path.join(str(tmp_path), "lightning_logs", "version_0", "loss_curves.png"))
 
@@ -120,11 +123,11 @@ def test_a_diverged_run_gets_its_loss_curves(tmp_path, capsys):
 @pytest.mark.slow
 def test_loss_curves_span_resumed_parts_and_test_reports_generator_metrics(tmp_path):
     root = tmp_path / "run"
-    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=1"))
+    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=1", CURVES))
     assert os.path.isfile(os.path.join(str(root), "lightning_logs", "version_0", "loss_curves.png"))
-    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}"))
+    run_lightning_cli(family_args("gan", root, "--trainer.max_epochs=2", f"--ckpt_path={last_ckpt(root)}", CURVES))
     cli = run_lightning_cli(
-        family_args("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root, version=1)}")
+        family_args("gan", root, "--trainer.max_epochs=3", f"--ckpt_path={last_ckpt(root, version=1)}", CURVES)
     )
     curves = _curves(cli)
     folders = [os.path.join(str(root), "lightning_logs", f"version_{i}") for i in range(3)]
