@@ -31,6 +31,7 @@ import torch
 
 from lightning_gen import lightning_internals as li
 from lightning_gen.errors import UserError, config_reason
+from lightning_gen.renamed import describe, needs_upgrade
 
 #: Modules whose classes and functions a checkpoint may name (a name is allowed when it is one of these or lies
 #: inside one). The project's own models, networks and datasets, and torch's optimizers, schedulers and layers.
@@ -206,6 +207,12 @@ def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint", expected
         raise CheckpointError(
             f"{path} is not a checkpoint of a lightning_gen model written by `lightning-gen fit` (its "
             f"hyperparameters name no lightning_gen class; found {class_path!r})."
+        )
+    found = needs_upgrade(ckpt)  # written before the VAE-type models' options were renamed
+    if found:
+        raise CheckpointError(
+            f"{path} was written with old option names ({describe(found)}). Convert it once with "
+            f"`python -m lightning_gen.renamed {path} NEW.ckpt` and use NEW.ckpt."
         )
     if expected is not None and _short(expected) != _short(class_path):
         raise CheckpointError(

@@ -39,7 +39,11 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
     "gan": ("configs/gan/digits.yaml", _IMAGE_NETS),
     "vae_gan": (
         "configs/vae_gan/digits.yaml",
-        [*_IMAGE_NETS, "--model.init_args.encoder.init_args.base_channels=4"],
+        [
+            "--model.init_args.encoder.init_args.base_channels=4",
+            "--model.init_args.decoder.init_args.base_channels=4",
+            "--model.init_args.discriminator.init_args.base_channels=4",
+        ],
     ),
     "vae": (
         "configs/vae/digits.yaml",

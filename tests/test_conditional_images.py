@@ -15,6 +15,7 @@ import tests.test_resume as test_resume
 from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.models import GAN, VAE
 from lightning_gen.models.gan import mode_seeking_loss
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from tests import robust_helpers
 from tests.conftest import tiny_trainer
@@ -200,7 +201,7 @@ def test_validation_logs_within_class_diversity_of_conditional_models(tmp_path):
     nets = dict(latent_dim=8, img_size=8, base_channels=4, min_size=2, num_classes=K)
     vaegan = VAEGAN(
         ConvEncoder(**nets), DCGANGenerator(**nets), DCGANDiscriminator(8, base_channels=4, min_size=2, num_classes=K),
-        optimizer_e=ADAM, optimizer_g=ADAM, optimizer_d=ADAM, prior="gaussian",
+        optimizer_e=ADAM, optimizer_g=ADAM, optimizer_d=ADAM, latent_density=LatentDensityConfig("gaussian"),
     )  # fmt: skip
     for model in (cond_gan(), vaegan):
         trainer = tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=1)
@@ -280,7 +281,7 @@ def test_conditional_vae_trains_samples_and_reconstructs_with_labels(tmp_path, l
     torch.manual_seed(0)
     enc = ConvEncoder(latent_dim=4, img_size=8, base_channels=4, min_size=2, num_classes=K)
     dec = DCGANGenerator(latent_dim=4, img_size=8, base_channels=4, min_size=2, num_classes=K)
-    model = VAE(enc, dec, optimizer=ADAM, prior="gaussian")
+    model = VAE(enc, dec, optimizer=ADAM, latent_density=LatentDensityConfig("gaussian"))
     e0, d0 = _params(enc), _params(dec)
     trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1, log_every_n_steps=1)
     trainer.fit(model, labelled_dm)

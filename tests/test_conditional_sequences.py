@@ -14,6 +14,7 @@ from lightning_gen import music
 from lightning_gen.data import ArraySequenceDataModule, ChoralesDataModule, SinesDataModule
 from lightning_gen.data.sines import make_band_sines
 from lightning_gen.models import LSTMGAN, RVAE, RVAEGAN
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.nets import LSTMGenerator, RecurrentDecoder, RecurrentDiscriminator, RecurrentEncoder
 from tests.conftest import tiny_trainer
 from tests.robust_helpers import FAMILIES
@@ -190,7 +191,7 @@ def conditional_models():
             moment_matching=1.0,
             supervised=1.0,
         ),  # fmt: skip
-        "rvae": RVAE(enc, dec, adam, prior_max_codes=50),
+        "rvae": RVAE(enc, dec, adam, latent_density=LatentDensityConfig(max_codes=50)),
         "rvae_gan": RVAEGAN(
             RecurrentEncoder(D, Z, H, num_classes=K),
             RecurrentDecoder(Z, D, H, num_classes=K),
@@ -198,7 +199,7 @@ def conditional_models():
             adam,
             adam,
             adam,
-            prior_max_codes=50,
+            latent_density=LatentDensityConfig(max_codes=50),
             kl_warmup_steps=0,
         ),  # fmt: skip
     }

@@ -126,7 +126,7 @@ def test_fitted_prior_in_checkpoint_restored_and_used_by_sample_job(tmp_path, ca
         "--data.init_args.num_sequences=64",
         "--data.init_args.seq_len=8",
         "--data.init_args.batch_size=4",
-        "--model.init_args.prior_components=2",
+        "--model.init_args.latent_density.components=2",
         *SMALL_VAE,
     )  # fmt: skip  (fit_config's max_steps=4: stopped mid-epoch, 13 batches an epoch)
     state = torch.load(ckpt, weights_only=True)["state_dict"]

@@ -12,6 +12,7 @@ from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.jobs import sample
 from lightning_gen.losses import bernoulli_nll, gaussian_nll, kl_normal
 from lightning_gen.models import VAE
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.nets import ConvEncoder, DCGANGenerator
 from tests.conftest import REPO, tiny_trainer
 
@@ -187,7 +188,7 @@ def test_loss_is_pytorch_examples_vae_loss_per_image():
 
 
 def test_sample_draws_from_the_fitted_latent_density(tmp_path, image_npz):
-    model = tiny_vae(prior="gaussian", optimizer=lambda p: torch.optim.Adam(p, 1e-3))
+    model = tiny_vae(latent_density=LatentDensityConfig("gaussian"), optimizer=lambda p: torch.optim.Adam(p, 1e-3))
     assert not bool(model.latent_density.fitted)
     tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(
         model, ArrayImageDataModule(image_npz, batch_size=4)
@@ -202,7 +203,7 @@ def test_sample_draws_from_the_fitted_latent_density(tmp_path, image_npz):
 
 
 def test_training_refits_are_cheap_and_the_final_fit_is_rich_and_saved(tmp_path, image_npz):
-    """``prior_train_components`` / ``prior_train_codes``: the refits while training fit 2 of the 4 components on
+    """``latent_density.train_components`` / ``train_codes``: the refits while training fit 2 of the 4 components on
     the first 8 codes; the last refit, at the end of the last epoch, fits all 4 on every code, before last.ckpt is
     written."""
     import pytorch_lightning as pl
@@ -217,7 +218,9 @@ def test_training_refits_are_cheap_and_the_final_fit_is_rich_and_saved(tmp_path,
             d = pl_module.latent_density
             seen.append((int(d.fitted_at), int((d.weights > 0).sum()), bool(d.final)))
 
-    model = tiny_vae(prior_components=4, prior_train_components=2, prior_train_codes=8, prior_max_codes=1000)
+    model = tiny_vae(
+        latent_density=LatentDensityConfig(components=4, train_components=2, train_codes=8, max_codes=1000)
+    )
     codes = []
     fit = model.latent_density.fit
     model.latent_density.fit = lambda c, **kw: (codes.append(len(c)), fit(c, **kw))[1]
@@ -232,5 +235,5 @@ def test_training_refits_are_cheap_and_the_final_fit_is_rich_and_saved(tmp_path,
     state = torch.load(ckpt.last_model_path, weights_only=True)["state_dict"]
     for name, buf in density.named_buffers():
         assert torch.equal(state[f"latent_density.{name}"], buf), name
-    with pytest.raises(ValueError, match="prior_train_codes must be >= 1"):
-        tiny_vae(prior_train_codes=0)
+    with pytest.raises(ValueError, match="latent_density.train_codes must be >= 1"):
+        tiny_vae(latent_density={"train_codes": 0})

@@ -13,6 +13,8 @@ from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule
 from lightning_gen.losses import kl_normal
 from lightning_gen.models import VAEGAN
+from lightning_gen.models.latent_density import LatentDensityConfig
+from lightning_gen.models.vae_gan_parts import EquilibriumGating
 from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator
 from tests.conftest import REPO, tiny_trainer
 
@@ -26,6 +28,9 @@ def nets(latent: int = 4, size: int = 8, d_norm: str = "batch"):
     )
 
 
+NO_GATING = EquilibriumGating(enabled=False)
+
+
 def adam(params):
     return torch.optim.Adam(params, lr=1e-3)
 
@@ -37,7 +42,7 @@ def tiny_vaegan(**kwargs) -> VAEGAN:
 def snapshot(model: VAEGAN) -> dict[str, list[torch.Tensor]]:
     return {
         name: [p.detach().clone() for p in getattr(model, name).parameters()]
-        for name in ("encoder", "generator", "discriminator")
+        for name in ("encoder", "decoder", "discriminator")
     }
 
 
@@ -55,10 +60,10 @@ def fit_one_batch(tmp_path, model, image_npz) -> None:
 
 
 def test_full_step_moves_all_three(tmp_path, image_npz):
-    model = tiny_vaegan(ema_decay=0.9, pixel_weight=0.5, equilibrium_gating=False, discriminate_reconstructions=True)
+    model = tiny_vaegan(ema_decay=0.9, data_recon_weight=0.5, gating=NO_GATING, discriminate_reconstructions=True)
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
-    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+    assert changed(before, model) == {"encoder", "decoder", "discriminator"}
 
 
 def grads(params) -> list[torch.Tensor]:
@@ -68,7 +73,7 @@ def grads(params) -> list[torch.Tensor]:
 def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list[torch.Tensor]]:
     """The three networks' gradients computed the plain way, one loss per network with autograd.grad, from
     the same random draws as ``model.losses``."""
-    enc, gen, disc = model.encoder, model.generator, model.discriminator
+    enc, gen, disc = model.encoder, model.decoder, model.discriminator
     torch.manual_seed(seed)
     mu, logvar = enc(x)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -76,7 +81,7 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     feats = disc.features(torch.cat([x, recon]))[model.feature_layer]
     f_real, f_recon = feats.chunk(2)
     feat = 0.5 * (f_real - f_recon).pow(2).flatten(1).sum(1).mean()
-    if model.pixel_likelihood == "bernoulli":  # pixels and tanh outputs mapped to [0, 1]
+    if model.likelihood == "bernoulli":  # pixels and tanh outputs mapped to [0, 1]
         p, t = ((recon + 1) / 2).clamp(1e-6, 1 - 1e-6), (x + 1) / 2
         pixel = -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1).mean()
     else:
@@ -88,13 +93,13 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     real_logits, *fake_logits = disc(torch.cat([x, *fakes])).split([x.shape[0], *(len(f) for f in fakes)])
     d_loss = sum(model.adversarial.d(real_logits, f) for f in fake_logits)
     w = model.gamma / f_real[0].numel()
-    recon_loss = model.feature_weight * feat + model.pixel_weight * pixel
+    recon_loss = model.feature_recon_weight * feat + model.data_recon_weight * pixel
     e_params, g_params, d_params = (list(m.parameters()) for m in (enc, gen, disc))
     return {
         "encoder": torch.autograd.grad(model.kl_weight * kl_normal(mu, logvar).mean() + recon_loss, e_params,
                                        retain_graph=True),
         # G: its share of the reconstruction, and the negated D loss of its fakes (the zero-sum game)
-        "generator": torch.autograd.grad(w * recon_loss - d_loss, g_params, retain_graph=True),
+        "decoder": torch.autograd.grad(w * recon_loss - d_loss, g_params, retain_graph=True),
         "discriminator": torch.autograd.grad(d_loss, d_params),  # D's loss only: not the feature loss
     }  # fmt: skip
 
@@ -105,22 +110,22 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
         (0, False, {}),
         (-1, False, {}),
         (0, True, {}),
-        (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.5}),
-        (-1, False, {"pixel_likelihood": "bernoulli", "feature_weight": 0.0}),
-        (-1, True, {"pixel_likelihood": "bernoulli", "prior_samples": 0.5}),
+        (-1, False, {"likelihood": "bernoulli", "feature_recon_weight": 0.5}),
+        (-1, False, {"likelihood": "bernoulli", "feature_recon_weight": 0.0}),
+        (-1, True, {"likelihood": "bernoulli", "prior_samples": 0.5}),
         (-1, True, {"prior_samples": 0.0}),
     ],
 )
 def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, extra):
     """One backward of ``losses()["loss"]`` gives every network exactly the gradient of its own objective."""
-    model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, pixel_weight=0.3,
+    model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, data_recon_weight=0.3,
                         discriminate_reconstructions=recons, **extra)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     want = reference_grads(model, x, seed=3)
     model.zero_grad()
     torch.manual_seed(3)
     model.losses(x)["loss"].backward()
-    for name in ("encoder", "generator", "discriminator"):
+    for name in ("encoder", "decoder", "discriminator"):
         got = grads(getattr(model, name).parameters())
         assert any(g.abs().sum() > 0 for g in got), name
         for g, r in zip(got, want[name]):
@@ -134,7 +139,7 @@ def test_encoder_gets_no_adversarial_gradient(recons, prior_samples):
     out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
     out["d_loss"].backward()  # only the adversarial route
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
 
 
 @pytest.mark.parametrize(("prior_samples", "sizes"), [(1.0, [8, 8]), (0.5, [8, 4]), (0.0, [8])])
@@ -143,7 +148,7 @@ def test_generator_decodes_the_codes_once(prior_samples, sizes):
     judges) and once on the prior codes (``prior_samples`` of the batch), not a second time on E's codes."""
     model = tiny_vaegan(discriminate_reconstructions=True, prior_samples=prior_samples)
     calls = []
-    model.generator.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    model.decoder.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
     out = model.losses(torch.rand(8, 1, 8, 8) * 2 - 1)
     assert calls == sizes
     assert out["fake_logits"].shape == (sum(sizes),) and ("prior_logits" in out) == (prior_samples > 0)
@@ -152,7 +157,7 @@ def test_generator_decodes_the_codes_once(prior_samples, sizes):
 
 
 def test_discriminator_gets_no_reconstruction_gradient():
-    model = tiny_vaegan(pixel_weight=1.0)
+    model = tiny_vaegan(data_recon_weight=1.0)
     model.zero_grad()
     out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
     (out["feature_recon"] + out["recon"]).backward()  # only the reconstruction route
@@ -164,23 +169,23 @@ def test_discriminator_gets_no_reconstruction_gradient():
 def test_each_optimizer_steps_only_its_network(tmp_path, image_npz, loss):
     d_norm = "layer" if loss == "wasserstein" else "batch"
     model = VAEGAN(*nets(d_norm=d_norm), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam, loss=loss,
-                   equilibrium_gating=False)  # fmt: skip
+                   gating=NO_GATING)  # fmt: skip
     stepped = []
     model.on_before_optimizer_step = lambda opt: stepped.append(
-        next(n for n in ("encoder", "generator", "discriminator")
+        next(n for n in ("encoder", "decoder", "discriminator")
              if opt.param_groups[0]["params"][0] is next(getattr(model, n).parameters()))
     )  # fmt: skip
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
-    assert stepped == ["encoder", "generator", "discriminator"]
-    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+    assert stepped == ["encoder", "decoder", "discriminator"]
+    assert changed(before, model) == {"encoder", "decoder", "discriminator"}
 
 
 def test_vae_warm_start_gives_g_no_adversarial_gradient_until_adversarial_start(tmp_path, image_npz):
     """``adversarial_start``: before it G's gradient is its reconstruction's alone and D still learns; from
     it on G also gets the adversarial one."""
-    model = tiny_vaegan(adversarial_start=2, equilibrium_gating=False, pixel_likelihood="bernoulli",
-                        pixel_weight=1.0, feature_weight=0.0)  # fmt: skip
+    model = tiny_vaegan(adversarial_start=2, gating=NO_GATING, likelihood="bernoulli",
+                        data_recon_weight=1.0, feature_recon_weight=0.0)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     assert model.adversarial_on()  # outside a fit: the game is on
 
@@ -190,7 +195,7 @@ def test_vae_warm_start_gives_g_no_adversarial_gradient_until_adversarial_start(
         torch.manual_seed(1)
         out = model.losses(x)
         out["d_loss"].backward()  # the adversarial route alone
-        return grads(model.generator.parameters()), grads(model.discriminator.parameters())
+        return grads(model.decoder.parameters()), grads(model.discriminator.parameters())
 
     g_warm, d_warm = g_grads(warm=True)
     g_game, d_game = g_grads(warm=False)
@@ -200,7 +205,7 @@ def test_vae_warm_start_gives_g_no_adversarial_gradient_until_adversarial_start(
     dm = ArrayImageDataModule(image_npz, batch_size=4)
     before = snapshot(model)
     tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(model, dm)
-    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+    assert changed(before, model) == {"encoder", "decoder", "discriminator"}
 
 
 def test_feature_reconstruction_is_gaussian_in_chosen_layer():
@@ -214,35 +219,35 @@ def test_feature_reconstruction_is_gaussian_in_chosen_layer():
 
 
 def test_equilibrium_gates():
-    model = tiny_vaegan(equilibrium_gating=True)
+    model = tiny_vaegan(gating=EquilibriumGating())
     sure = torch.full((4,), 8.0)  # D(x) ~ 1: BCE on real ~ 0
     unsure = torch.zeros(4)  # D = 0.5: BCE = ln 2, at the equilibrium
     assert model.gates(unsure, unsure) == (True, True)
     assert model.gates(sure, -sure) == (False, True)  # D far ahead: skip D
     assert model.gates(-sure, sure) == (True, False)  # D far behind: skip G
-    assert tiny_vaegan(equilibrium_gating=False).gates(sure, -sure) == (True, True)
+    assert tiny_vaegan(gating=NO_GATING).gates(sure, -sure) == (True, True)
 
 
 @pytest.mark.parametrize(
     ("equilibrium", "skipped"),
-    [(5.0, "discriminator"), (-5.0, "generator")],  # BCEs ~0.7: far below 4.9 (D ahead), far above -4.9
+    [(5.0, "discriminator"), (-5.0, "decoder")],  # BCEs ~0.7: far below 4.9 (D ahead), far above -4.9
 )
 def test_gating_skips_exactly_one_update(tmp_path, image_npz, equilibrium, skipped):
-    model = tiny_vaegan(equilibrium_gating=True, equilibrium=equilibrium, equilibrium_margin=0.1, ema_decay=0.9)
+    model = tiny_vaegan(gating=EquilibriumGating(equilibrium=equilibrium, margin=0.1), ema_decay=0.9)
     before = snapshot(model)
-    ema_before = [p.detach().clone() for p in model.generator_ema.module.parameters()]
+    ema_before = [p.detach().clone() for p in model.decoder_ema.module.parameters()]
     fit_one_batch(tmp_path, model, image_npz)
-    assert changed(before, model) == {"encoder", "generator", "discriminator"} - {skipped}
-    ema_moved = any(not torch.equal(a, b) for a, b in zip(ema_before, model.generator_ema.module.parameters()))
-    assert ema_moved == (skipped != "generator")  # the EMA follows G's steps only
+    assert changed(before, model) == {"encoder", "decoder", "discriminator"} - {skipped}
+    ema_moved = any(not torch.equal(a, b) for a, b in zip(ema_before, model.decoder_ema.module.parameters()))
+    assert ema_moved == (skipped != "decoder")  # the EMA follows G's steps only
     # the gated optimizer's state is untouched: no Adam moments for it
-    opt = model.trainer.optimizers[("encoder", "generator", "discriminator").index(skipped)]
+    opt = model.trainer.optimizers[("encoder", "decoder", "discriminator").index(skipped)]
     assert not opt.state
 
 
 def test_gating_is_on_by_default_with_larsens_values():
     model = tiny_vaegan()
-    assert model.equilibrium_gating and model.equilibrium == 0.68 and model.equilibrium_margin == 0.35
+    assert model.gating == EquilibriumGating(enabled=True, equilibrium=0.68, margin=0.35)
 
 
 def test_public_methods_shapes():
@@ -252,7 +257,7 @@ def test_public_methods_shapes():
     assert model.interpolate(x[:2], x[1:], steps=4).shape == (2, 4, 1, 8, 8)
     z = torch.randn(5, 4)
     with torch.no_grad():
-        for p in model.generator_ema.module.parameters():
+        for p in model.decoder_ema.module.parameters():
             p.zero_()
     assert torch.equal(model.sample(5, z=z), torch.zeros(5, 1, 8, 8))  # tanh(0): the EMA decoder was used
 
@@ -263,16 +268,17 @@ def test_public_methods_shapes():
         ({"feature_layer": 2}, r"feature_layer=2 .* 2 feature layers"),
         ({"feature_layer": -3}, "feature_layer=-3"),
         ({"gamma": 0.0}, "gamma must be > 0"),
-        ({"pixel_weight": -1.0}, "pixel_weight must be >= 0"),
-        ({"feature_weight": -1.0}, "feature_weight must be >= 0"),
-        ({"pixel_likelihood": "laplace"}, "pixel_likelihood must be"),
+        ({"data_recon_weight": -1.0}, "data_recon_weight must be >= 0"),
+        ({"feature_recon_weight": -1.0}, "feature_recon_weight must be >= 0"),
+        ({"likelihood": "laplace"}, "likelihood must be"),
         ({"adversarial_start": -1}, "adversarial_start must be >= 0"),
         ({"prior_samples": 1.5}, r"prior_samples must be in \[0, 1\]"),
         ({"prior_samples": 0.0}, "gives D no fakes"),
-        ({"prior_components": 4, "prior_train_components": 5}, "prior_train_components must be in"),
+        ({"latent_density": {"components": 4, "train_components": 5}}, "latent_density.train_components must be in"),
+        ({"gating": {"margin": -0.1}}, "gating.margin must be >= 0"),
         ({"loss": "hinge"}, "only loss='ns'"),
-        ({"loss": "wasserstein", "equilibrium_gating": False}, "norm='layer'"),
-        ({"loss": "lsgan", "equilibrium_gating": False}, "Unknown adversarial loss"),
+        ({"loss": "wasserstein", "gating": NO_GATING}, "norm='layer'"),
+        ({"loss": "lsgan", "gating": NO_GATING}, "Unknown adversarial loss"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -322,7 +328,7 @@ def test_resume_restores_three_optimizers(tmp_path, image_npz):
     # the three states are distinct (one per network), not one state copied three times
     sizes = [sum(s["exp_avg"].numel() for s in st["state"].values()) for st in saved]
     assert sizes == [
-        sum(p.numel() for p in getattr(first, n).parameters()) for n in ("encoder", "generator", "discriminator")
+        sum(p.numel() for p in getattr(first, n).parameters()) for n in ("encoder", "decoder", "discriminator")
     ]
     assert resumed.global_step == 12
 
@@ -337,7 +343,7 @@ def vaegan_run(tmp_path_factory):
             "--config",
             os.path.join(REPO, "configs/vae_gan/digits.yaml"),
             f"--model.init_args.encoder.init_args={small}",
-            f"--model.init_args.generator.init_args={small}",
+            f"--model.init_args.decoder.init_args={small}",
             "--model.init_args.discriminator.init_args={img_size: 8, channels: 1, base_channels: 4, min_size: 2}",
             "--trainer.max_steps=6",
             "--trainer.limit_val_batches=1",
@@ -352,7 +358,7 @@ def vaegan_run(tmp_path_factory):
 def test_sample_job_on_vaegan_checkpoint(vaegan_run, tmp_path):
     ckpt = vaegan_run / "checkpoints" / "last.ckpt"
     model = load_model(ckpt)
-    assert isinstance(model, VAEGAN) and model.generator_ema is not None
+    assert isinstance(model, VAEGAN) and model.decoder_ema is not None
     out = tmp_path / "out" / "samples.npz"
     assert sample.main([str(ckpt), "--num-samples", "10", "--output", str(out), "--batch-size", "4"]) == 0
     samples = np.load(out)["samples"]
@@ -390,13 +396,13 @@ def test_adversarial_codes_come_from_the_density():
         model.latent_density.scale_tril.zero_()
         model.latent_density.fitted.fill_(True)
     assert not torch.equal(model.noise(3), torch.full((3, 4), 4.0))  # copied only at an epoch's first batch
-    model.gan_density.load_state_dict(model.latent_density.state_dict())
+    model.training_density.load_state_dict(model.latent_density.state_dict())
     assert torch.equal(model.noise(3), torch.full((3, 4), 4.0))
     assert not torch.equal(tiny_vaegan(gan_prior="standard").noise(3), torch.full((3, 4), 4.0))
 
 
 def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
-    model = tiny_vaegan(prior="gmm", prior_components=2, prior_max_codes=16)
+    model = tiny_vaegan(latent_density=LatentDensityConfig("gmm", components=2, max_codes=16))
     dm = ArrayImageDataModule(image_npz, batch_size=4)
     trainer = tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=0)
     trainer.fit(model, dm)
@@ -410,7 +416,7 @@ def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
     assert torch.allclose(weighted_mean, codes.mean(0), atol=1e-3)
     path = tmp_path / "density.ckpt"
     trainer.save_checkpoint(path)
-    fresh = tiny_vaegan(prior="gmm", prior_components=2, prior_max_codes=16)
+    fresh = tiny_vaegan(latent_density=LatentDensityConfig("gmm", components=2, max_codes=16))
     fresh.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
     for name, buf in density.named_buffers():
         assert torch.equal(buf, dict(fresh.latent_density.named_buffers())[name]), name
@@ -432,7 +438,7 @@ def cond_vaegan(**kwargs) -> VAEGAN:
     small = dict(img_size=8, channels=1, base_channels=4, min_size=2, num_classes=K)
     enc, gen = ConvEncoder(latent_dim=4, **small), DCGANGenerator(latent_dim=4, **small)
     return VAEGAN(enc, gen, DCGANDiscriminator(**small), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam,
-                  prior="gaussian", **kwargs)  # fmt: skip
+                  latent_density=LatentDensityConfig("gaussian"), **kwargs)  # fmt: skip
 
 
 @pytest.fixture
@@ -444,21 +450,21 @@ def labelled_npz(tmp_path):
 
 
 def test_conditional_vaegan_trains_with_labels_and_they_change_its_outputs(tmp_path, labelled_npz):
-    model = cond_vaegan(equilibrium_gating=False, discriminate_reconstructions=True)
+    model = cond_vaegan(gating=NO_GATING, discriminate_reconstructions=True)
     calls = []  # the labels every network call of a training step gets
-    for name in ("encoder", "generator", "discriminator"):
+    for name in ("encoder", "decoder", "discriminator"):
         getattr(model, name).register_forward_pre_hook(
             lambda m, args, kwargs, name=name: calls.append((name, kwargs.get("labels"))), with_kwargs=True
         )
     before = snapshot(model)
     dm = ArrayImageDataModule(labelled_npz, labels_key="labels", batch_size=4)
     tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(model, dm)
-    assert changed(before, model) == {"encoder", "generator", "discriminator"}
+    assert changed(before, model) == {"encoder", "decoder", "discriminator"}
     assert model.label_counts.tolist() == [float(c) for c in dm.label_counts()]  # the training mix, stored
     assert model.label_counts.sum() > 0
-    assert {n for n, _ in calls} == {"encoder", "generator", "discriminator"}
+    assert {n for n, _ in calls} == {"encoder", "decoder", "discriminator"}
     assert all(y is not None and y.dtype == torch.int64 for _, y in calls)  # no network call without labels
-    for m in model.generator.modules():  # trained class tables differ; fresh ones are all equal
+    for m in model.decoder.modules():  # trained class tables differ; fresh ones are all equal
         if isinstance(m, torch.nn.Embedding):
             torch.nn.init.normal_(m.weight)
     z = torch.randn(1, 4).expand(K, 4)
@@ -503,15 +509,15 @@ def test_stop_and_resume_is_exact_with_cheap_training_refits(tmp_path, monkeypat
     import tests.robust_helpers as robust_helpers
     import tests.test_resume as test_resume
 
-    cheap = ["--model.init_args.prior_components=4", "--model.init_args.prior_train_components=2",
-             "--model.init_args.prior_train_codes=64", "--model.init_args.discriminate_reconstructions=true",
+    cheap = ["--model.init_args.latent_density.components=4", "--model.init_args.latent_density.train_components=2",
+             "--model.init_args.latent_density.train_codes=64", "--model.init_args.discriminate_reconstructions=true",
              "--model.init_args.prior_samples=0.5"]  # fmt: skip
     spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + cheap)
     monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_cheap_refits", spec)
     test_resume.test_stop_and_resume_is_exact("vae_gan_cheap_refits", tmp_path)  # N = 4: a stop inside an epoch
     final = torch.load(robust_helpers.last_ckpt(tmp_path / "whole"), weights_only=True)["state_dict"]
     assert bool(final["latent_density.final"]) and (final["latent_density.weights"] > 0).sum() == 4
-    assert (final["gan_density.weights"] > 0).sum() == 2  # the training refits' density: 2 of 4 components
+    assert (final["training_density.weights"] > 0).sum() == 2  # the training refits' density: 2 of 4 components
 
 
 @pytest.mark.slow
@@ -522,8 +528,8 @@ def test_ddp_with_shared_decode_and_cheap_refits(tmp_path, monkeypatch):
     import tests.test_ddp as test_ddp
 
     extra = ["--model.init_args.discriminate_reconstructions=true", "--model.init_args.prior_samples=0.0",
-             "--model.init_args.prior_components=4", "--model.init_args.prior_train_components=2",
-             "--model.init_args.prior_train_codes=64"]  # fmt: skip
+             "--model.init_args.latent_density.components=4", "--model.init_args.latent_density.train_components=2",
+             "--model.init_args.latent_density.train_codes=64"]  # fmt: skip
     spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + extra)
     monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_shared_decode", spec)
     test_ddp.test_ddp_two_processes("vae_gan_shared_decode", tmp_path)

@@ -12,6 +12,7 @@ from lightning_gen.checkpoints import load_model
 from lightning_gen.data.arrays import ArraySequenceDataModule
 from lightning_gen.data.sequence_base import pad_sequences
 from lightning_gen.models import LSTMGAN, RVAE, RVAEGAN
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.sequence_common import LengthDistribution, batch_lengths, moment_gap
 from lightning_gen.nets import LSTMGenerator, RecurrentDecoder, RecurrentDiscriminator, RecurrentEncoder
 from tests.conftest import fit_config, tiny_trainer
@@ -97,9 +98,9 @@ def make(name: str, num_classes=None):
     enc = RecurrentEncoder(data_dim=D, latent_dim=2, hidden_size=8, **c)
     dec = RecurrentDecoder(latent_dim=2, data_dim=D, hidden_size=8, feed_previous=True, **c)
     if name == "rvae":
-        return RVAE(enc, dec, prior_components=2)
+        return RVAE(enc, dec, latent_density=LatentDensityConfig(components=2))
     d = RecurrentDiscriminator(data_dim=D, hidden_size=8, num_layers=1, cell="gru", **c)
-    return RVAEGAN(enc, dec, d, prior_components=2, kl_warmup_steps=0)
+    return RVAEGAN(enc, dec, d, latent_density=LatentDensityConfig(components=2), kl_warmup_steps=0)
 
 
 @pytest.mark.parametrize("name", ["lstm_gan", "rvae", "rvae_gan"])

@@ -34,7 +34,9 @@ def check_config_files(args: list[str]) -> None:
     import yaml
 
     from lightning_gen.errors import UserError
+    from lightning_gen.renamed import check_arguments
 
+    configs = []
     for i, arg in enumerate(args):
         path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
         if arg in ("--config", "-c") and i + 1 < len(args):
@@ -52,6 +54,10 @@ def check_config_files(args: list[str]) -> None:
                 f"--config {path}: the file holds {kind}, not a YAML mapping of keys. A config is a mapping that "
                 "names at least the `model:` and `data:` to train, e.g. configs/gan/digits.yaml."
             )
+        configs.append(content or {})
+    renamed = check_arguments(args, configs)  # an option of a VAE-type model under its old name: say the new one
+    if renamed:
+        raise UserError(renamed)
 
 
 def _lead(message: str) -> str:

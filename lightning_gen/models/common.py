@@ -3,6 +3,7 @@ gradient norm and clipping, and logging only on the steps the logger writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from contextlib import contextmanager
 
@@ -31,16 +32,26 @@ def save_plain_hyperparameters(model, frame=None) -> None:
     """``save_hyperparameters`` that keeps only plain data, so checkpoints load with ``weights_only=True``.
 
     Under LightningCLI the hparams are the model's config (``_class_path`` plus init args, networks and
-    optimizers as nested ``class_path`` dicts): plain, and enough to rebuild the model from the checkpoint
-    alone. A model built in Python gets the same call, minus arguments that are objects (networks,
-    optimizer factories), which a ``weights_only`` load could not unpickle.
+    optimizers as nested ``class_path`` dicts, option groups such as ``latent_density`` as nested mappings):
+    plain, and enough to rebuild the model from the checkpoint alone. A model built in Python gets the same
+    call, with its option groups (dataclasses) saved as plain mappings, minus arguments that are objects
+    (networks, optimizer factories), which a ``weights_only`` load could not unpickle.
     """
     frame = frame or inspect.currentframe().f_back
     given = li.given_hyperparameters()  # set by LightningCLI while it builds the model: the plain config
-    ignore: list[str] = []
-    if given is None:
-        ignore = [k for k, v in frame.f_locals.items() if k not in ("self", "__class__") and not _is_plain(v)]
-    model.save_hyperparameters(ignore=ignore, frame=frame)
+    if given is not None:
+        model.save_hyperparameters(frame=frame)
+        return
+    code = frame.f_code  # the constructor's own arguments, in order
+    names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+    args = {k: frame.f_locals[k] for k in names}
+    plain = {k: dataclasses.asdict(v) if _is_group(v) else v for k, v in args.items()}
+    model.save_hyperparameters({k: v for k, v in plain.items() if _is_plain(v)})
+
+
+def _is_group(value) -> bool:
+    """An option group (a dataclass instance such as ``LatentDensityConfig``)."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 class GeneratorEMA(nn.Module):

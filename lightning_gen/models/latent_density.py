@@ -11,15 +11,18 @@ by ``sample()``. ``prior="standard"`` keeps N(0, I).
 While training the density is refitted at every epoch end; a model may make those refits cheap (fewer
 components on fewer codes: ``train_components`` / ``train_codes``) and keep the rich fit for the end of
 training, where ``sample()`` needs it: a GMM's fit grows with components x codes, so a full fit on every code at
-each epoch end can cost as much as the epoch itself (measured in benchmarks/README.md).
+each epoch end can cost as much as the epoch itself.
 
-One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin`. A
+One component for the R-VAE, R-VAE-GAN, VAE and VAE-GAN: the models mix in :class:`LatentDensityMixin` and take
+its options as one :class:`LatentDensityConfig` (the ``latent_density:`` mapping of a config). A
 class-conditional model gets one mixture per class (q(z | y), fitted to each class's codes): its codes keep much
 of the class, so codes of another class would fight the label they are decoded with.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,6 +35,58 @@ from lightning_gen.models.common import eval_mode
 
 PriorKind = Literal["gmm", "gaussian", "standard"]
 PRIOR_KINDS = ("gmm", "gaussian", "standard")
+
+
+@dataclass(frozen=True)
+class LatentDensityConfig:
+    """The options of a VAE-type model's ex-post latent density, one nested mapping in a config (the same keys
+    for the VAE, VAE-GAN, R-VAE and R-VAE-GAN)::
+
+        latent_density: {kind: gmm, components: 10, max_codes: 10000, train_components: 4, train_codes: 2000}
+
+    Attributes:
+        kind: what ``sample`` draws codes from: ``gmm`` (a full-covariance GMM fitted to the training codes,
+            Ghosh et al. 2020), ``gaussian`` (one full-covariance Gaussian) or ``standard`` (N(0, I), no fit).
+        components: mixture components for ``gmm`` (Ghosh et al. use 10).
+        max_codes: training items encoded for the final fit (the first ones of the training set).
+        train_components: components of the cheap refits while training (null: all); the final fit, at the end
+            of training, has all of them.
+        train_codes: training items encoded for the refits while training (null: ``max_codes``).
+    """
+
+    kind: PriorKind = "gmm"
+    components: int = 10
+    max_codes: int = 10000
+    train_components: int | None = None
+    train_codes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRIOR_KINDS:
+            raise ValueError(f"latent_density.kind={self.kind!r}: choose one of {PRIOR_KINDS}.")
+        if self.components < 1:
+            raise ValueError(f"latent_density.components must be >= 1, got {self.components}.")
+        if self.max_codes < 1:
+            raise ValueError(f"latent_density.max_codes must be >= 1, got {self.max_codes}.")
+        if self.train_components is not None and not 1 <= self.train_components <= self.components:
+            raise ValueError(
+                f"latent_density.train_components must be in [1, latent_density.components={self.components}] "
+                f"(or null: all of them), got {self.train_components}."
+            )
+        if self.train_codes is not None and self.train_codes < 1:
+            raise ValueError(
+                f"latent_density.train_codes must be >= 1 (or null: latent_density.max_codes), got {self.train_codes}."
+            )
+
+    @classmethod
+    def of(cls, value: LatentDensityConfig | Mapping | None) -> LatentDensityConfig:
+        """The config itself, or one built from a mapping (hyperparameters saved as a plain dict); None: defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, Mapping):
+            return cls(**value)
+        if not isinstance(value, cls):
+            raise TypeError(f"latent_density must be a LatentDensityConfig or a mapping of its keys, got {value!r}.")
+        return value
 
 
 class LatentDensity(nn.Module):
@@ -53,7 +108,7 @@ class LatentDensity(nn.Module):
         if kind not in PRIOR_KINDS:
             raise ValueError(f"prior={kind!r}: choose one of {PRIOR_KINDS}.")
         if components < 1:
-            raise ValueError(f"prior_components must be >= 1, got {components}.")
+            raise ValueError(f"latent_density.components must be >= 1, got {components}.")
         k = components if kind == "gmm" else 1
         self.kind, self.latent_dim, self.num_classes = kind, latent_dim, num_classes
         lead = () if num_classes is None else (num_classes,)  # a class-conditional density: one mixture per class
@@ -201,42 +256,48 @@ class _Features(Dataset):
 class LatentDensityMixin:
     """Gives a VAE-type LightningModule an ex-post latent density (``self.latent_density``).
 
-    The model calls :meth:`init_latent_density` in ``__init__`` and implements ``encode_mean(x)`` (posterior
-    means (B, latent_dim) of a batch of data). The density is refitted on up to ``train_codes`` training items
-    with ``train_components`` components whenever the trainer validates or ends an epoch while fitting (before
-    the checkpoint of that epoch is written, so ``last.ckpt`` holds the density of its own weights), and at the
-    end of training with every component on up to ``max_codes`` items (the final fit, which ``sample`` uses: made
-    by the last refit before the checkpoint when the run ends at ``max_steps`` / ``max_epochs`` or is asked to
-    stop, else at ``on_train_end``). Codes are gathered across DDP ranks, so every rank fits the same density.
-    Every fit starts afresh (deterministic for given weights), so a stopped and resumed run refits what an
-    uninterrupted one does.
+    The model calls :meth:`init_latent_density` in ``__init__`` with its :class:`LatentDensityConfig` and implements
+    ``encode_mean(x)`` (posterior means (B, latent_dim) of a batch of data); a model that trains on codes of its
+    density also calls :meth:`init_training_density`. The density is refitted on up to ``train_codes`` training
+    items with ``train_components`` components whenever the trainer validates or ends an epoch while fitting (before
+    the checkpoint of that epoch is written, so ``last.ckpt`` holds the density of its own weights), and at the end
+    of training with every component on up to ``max_codes`` items (the final fit, which ``sample`` uses: made by the
+    last refit before the checkpoint when the run ends at ``max_steps`` / ``max_epochs`` or is asked to stop, else
+    at ``on_train_end``). Codes are gathered across DDP ranks, so every rank fits the same density. Every fit starts
+    afresh (deterministic for given weights), so a stopped and resumed run refits what an uninterrupted one does.
     """
 
-    def init_latent_density(
-        self,
-        latent_dim: int,
-        kind: PriorKind,
-        components: int,
-        max_codes: int,
-        train_components: int | None = None,
-        train_codes: int | None = None,
-    ) -> None:
-        if max_codes < 1:
-            raise ValueError(f"prior_max_codes must be >= 1, got {max_codes}.")
-        if train_components is not None and not 1 <= train_components <= components:
-            raise ValueError(
-                f"prior_train_components must be in [1, prior_components={components}] (or null: all of them), "
-                f"got {train_components}."
-            )
-        if train_codes is not None and train_codes < 1:
-            raise ValueError(f"prior_train_codes must be >= 1 (or null: prior_max_codes), got {train_codes}.")
+    def init_latent_density(self, latent_dim: int, config: LatentDensityConfig | Mapping | None = None) -> None:
+        """Build ``self.latent_density`` from ``config`` (:class:`LatentDensityConfig`; a mapping of its keys, as
+        hyperparameters store it, works too)."""
+        config = LatentDensityConfig.of(config)
+        self.latent_density_config = config
         # a conditional model (init_conditional first) gets one density per class: q(z | y), see the module doc
-        self.latent_density = LatentDensity(latent_dim, kind, components, getattr(self, "num_classes", None))
-        self.prior_max_codes = max_codes
-        slots = self.latent_density.weights.shape[-1]  # 1 for prior="gaussian"
-        self.prior_train_components = min(train_components or slots, slots)
-        self.prior_train_codes = min(train_codes or max_codes, max_codes)
+        num_classes = getattr(self, "num_classes", None)
+        self.latent_density = LatentDensity(latent_dim, config.kind, config.components, num_classes)
+        self.prior_max_codes = config.max_codes
+        slots = self.latent_density.weights.shape[-1]  # 1 for kind="gaussian"
+        self.prior_train_components = min(config.train_components or slots, slots)
+        self.prior_train_codes = min(config.train_codes or config.max_codes, config.max_codes)
         self._final_density_fit = True  # what fit_latent_density does outside the training refits
+        self.training_density = None
+
+    def init_training_density(self) -> None:
+        """Give the model ``self.training_density``: the density its adversarial codes come from while training
+        (the VAE-GAN's and R-VAE-GAN's prior samples). It is a copy of the latent density taken at the first
+        batch of each epoch (its epoch saved with it, in the checkpoint), never by the final refit of a run
+        stopped mid-epoch, so a resumed run draws what an uninterrupted one drew. N(0, I) until the first fit."""
+        density = self.latent_density
+        self.training_density = LatentDensity(density.latent_dim, density.kind, self.latent_density_config.components,
+                                              density.num_classes)  # fmt: skip
+        self.training_density.register_buffer("epoch", torch.tensor(-1))
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        density = self.training_density
+        epoch = self.trainer.current_epoch
+        if density is not None and int(density.epoch) != epoch:
+            density.load_state_dict(self.training_density_state())  # keeps its own ``epoch``
+            density.epoch.fill_(epoch)
 
     @property
     def cheap_training_refits(self) -> bool:
@@ -257,7 +318,7 @@ class LatentDensityMixin:
         self, data: Dataset | DataLoader | torch.Tensor | None = None, batch_size: int = 256
     ) -> None:
         """Fit the latent density to the posterior means of ``data`` (a dataset, loader or tensor of inputs;
-        by default the trainer's training set), at most ``prior_max_codes`` items (the first ones: no random
+        by default the trainer's training set), at most ``latent_density.max_codes`` items (the first ones: no random
         state is consumed, so resumed runs stay exact), every component (the training refits: fewer)."""
         if self.latent_density.kind == "standard":
             return

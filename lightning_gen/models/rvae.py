@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 from lightning_gen import lightning_internals as li
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
 from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
-from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
+from lightning_gen.models.latent_density import LatentDensityConfig, LatentDensityMixin, PriorKind
 from lightning_gen.models.sequence_common import SequenceModel, batch_lengths, zero_padding
 
 
@@ -63,9 +63,9 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
     density of the class it is decoded with (codes keep much of the class, see ``models/vae.py``).
     """
 
-    def init_recurrent_vae(self, prior: str, prior_components: int, prior_max_codes: int) -> None:
+    def init_recurrent_vae(self, latent_density: LatentDensityConfig) -> None:
         self.latent_dim = self.decoder.latent_dim
-        self.init_latent_density(self.latent_dim, prior, prior_components, prior_max_codes)
+        self.init_latent_density(self.latent_dim, latent_density)
 
     @property
     def binary(self) -> bool:
@@ -84,8 +84,9 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         """:meth:`LatentDensityMixin.fit_latent_density`, whose loop hands ``encode_mean`` the inputs alone; a
         conditional model encodes each sequence with its label, so its codes are gathered here from a labelled
         dataset or loader (default: the trainer's training set) or a pair of tensors (x, labels): the first
-        ``prior_max_codes`` items, every rank the same density, as the mixin does. Sequences of different
-        lengths are encoded with their lengths (their batches' masks) here too."""
+        ``latent_density.max_codes`` items (``train_codes`` in a training refit), every rank the same density,
+        as the mixin does. Sequences of different lengths are encoded with their lengths (their batches' masks)
+        here too."""
         if not (self.conditional or self.variable_length) or self.latent_density.kind == "standard":
             return super().fit_latent_density(data, batch_size)
         if isinstance(data, (tuple, list)):
@@ -100,7 +101,7 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
             if data is None:
                 raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
         data = data.dataset if isinstance(data, DataLoader) else data
-        data = Subset(data, range(min(len(data), self.prior_max_codes)))
+        data = Subset(data, range(min(len(data), self._code_limit())))
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
         codes, labels = [], []
@@ -168,12 +169,11 @@ class RVAE(RecurrentVAEModel):
         teacher_forcing: probability of feeding the real previous step while training (0 ... 1).
         kl_weight: final weight of the KL term (beta).
         kl_warmup_steps: batches of the linear KL warm-up (0: none); a few hundred, well inside the
-            1,000-3,000 batches of a few CPU-minutes (issue 11: 1,000 was longer than the budget).
+            1,000-3,000 batches of a few CPU-minutes.
         clip_grad_norm: if set, clip the gradient norm to this value before each step.
-        prior: what ``sample`` draws z from: ``gmm`` / ``gaussian`` (a density fitted to the training codes
-            after training, Ghosh et al. 2020) or ``standard`` (N(0, I)).
-        prior_components: mixture components of the ``gmm`` prior (Ghosh et al. 2020: 10).
-        prior_max_codes: training items encoded to fit the prior.
+        latent_density: what ``sample`` draws z from (a density fitted to the training codes, Ghosh et al.
+            2020), ``{kind, components, max_codes, train_components, train_codes}``
+            (:class:`~lightning_gen.models.latent_density.LatentDensityConfig`).
 
     Class-conditional when encoder and decoder are built with ``num_classes`` (see :class:`RecurrentVAEModel`).
     Logs ``train/loss``, ``train/recon``, ``train/kl``, ``train/kl_weight``, ``train/grad_norm``; ``val/`` and
@@ -191,9 +191,7 @@ class RVAE(RecurrentVAEModel):
         kl_weight: float = 1.0,
         kl_warmup_steps: int = 200,
         clip_grad_norm: float | None = None,
-        prior: PriorKind = "gmm",
-        prior_components: int = 10,
-        prior_max_codes: int = 10000,
+        latent_density: LatentDensityConfig = LatentDensityConfig(),
     ) -> None:
         super().__init__()
         check_vae_parts(encoder, decoder, likelihood)
@@ -206,7 +204,7 @@ class RVAE(RecurrentVAEModel):
         self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
         self.likelihood, self.sigma, self.teacher_forcing = likelihood, sigma, teacher_forcing
         self.kl_weight, self.kl_warmup_steps = kl_weight, kl_warmup_steps
-        self.init_recurrent_vae(prior, prior_components, prior_max_codes)
+        self.init_recurrent_vae(latent_density)
 
     def elbo_terms(self, x: torch.Tensor, teacher_forcing: float, labels: torch.Tensor | None = None, lengths=None):
         """Reconstruction NLL (B,), KL (B,) and the raw decoder outputs for a batch (B, T, D) (of ``lengths``:

@@ -9,7 +9,6 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gen import lightning_internals as li
 from lightning_gen.losses import (
     AdversarialLossName,
     Likelihood,
@@ -26,7 +25,7 @@ from lightning_gen.models.common import (
     logs_this_step,
     save_plain_hyperparameters,
 )
-from lightning_gen.models.latent_density import LatentDensity, PriorKind
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.rvae import RecurrentVAEModel, check_vae_parts, sequence_nll
 from lightning_gen.models.sequence_common import batch_lengths, real_steps, zero_padding
 
@@ -87,18 +86,16 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         gamma: weight of the reconstruction against the adversarial loss in the decoder's loss (> 0).
         feature_recon_weight: weight of the feature-wise reconstruction ``L_feat`` (0: off, D is then not run
             on reconstructions).
-        data_recon_weight: weight of the data-space likelihood ``L_data``. Measured on sines: with 0.01 the
-            encoder hardly learns in a few CPU-minutes (issue 11: reconstruction RMSE .20 after 60 s); 1.0 is
-            the R-VAE's own loss.
+        data_recon_weight: weight of the data-space likelihood ``L_data`` (1.0 is the R-VAE's own loss; with a
+            small weight the encoder hardly learns in a short run).
         adversarial_weight: weight of the generator's adversarial loss on prior samples.
         teacher_forcing: probability of feeding the real previous step when reconstructing.
         kl_weight: final KL weight (beta).
         kl_warmup_steps: batches of linear KL warm-up (0: none).
         clip_grad_norm: if set, clip each network's gradient norm before its step.
-        prior: what ``sample`` (and the prior samples of training) draw z from: ``gmm``, ``gaussian`` or
-            ``standard`` (see :class:`~lightning_gen.models.latent_density.LatentDensity`).
-        prior_components: mixture components of the ``gmm`` prior.
-        prior_max_codes: training items encoded to fit the prior.
+        latent_density: what ``sample`` (and, through its copy taken at each epoch's start, the prior samples of
+            training) draw z from, ``{kind, components, max_codes, train_components, train_codes}``
+            (:class:`~lightning_gen.models.latent_density.LatentDensityConfig`).
         adversarial_start: batches of warm start before the GAN joins: until then a step is the R-VAE's (one
             encoder and one decoder pass, the data-space likelihood and the KL; no prior samples, no feature
             term, D not trained), as C-RNN-GAN pretrains its generator by maximum likelihood (Mogren 2016) and
@@ -146,9 +143,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         kl_weight: float = 1.0,
         kl_warmup_steps: int = 200,
         clip_grad_norm: float | None = None,
-        prior: PriorKind = "gmm",
-        prior_components: int = 10,
-        prior_max_codes: int = 10000,
+        latent_density: LatentDensityConfig = LatentDensityConfig(),
         adversarial_start: int = 0,
         ema_decay: float | None = None,
     ) -> None:
@@ -183,31 +178,14 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
         self.gp_weight = 0.0  # no gradient penalty (wasserstein is refused above)
         self.adversarial_start = adversarial_start
-        self.init_recurrent_vae(prior, prior_components, prior_max_codes)
+        self.init_recurrent_vae(latent_density)
+        self.init_training_density()  # the density the prior samples of training come from
         self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
-        # The density the training's prior samples come from: a copy of ``latent_density`` taken at each epoch
-        # boundary, never at the refit that ends a run stopped mid-epoch, so that a run resumed from that
-        # checkpoint trains exactly as the run that did not stop (tests/test_resume.py).
-        self.training_prior = LatentDensity(self.latent_dim, prior, prior_components, self.num_classes)
-
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._update_training_prior()
-
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        # Lightning also calls this hook when max_steps / max_time stop a run mid-epoch: no update then.
-        if li.batches_completed_this_epoch(self.trainer) >= self.trainer.num_training_batches:
-            self._update_training_prior()
 
     @property
     def sampling_decoder(self) -> nn.Module:
+        """The decoder ``sample`` runs: its weight average when ``ema_decay`` is set."""
         return self.decoder_ema.module if self.decoder_ema is not None else self.decoder
-
-    def _update_training_prior(self) -> None:
-        trainer = li.attached_trainer(self)
-        if trainer is not None and trainer.state.fn == "fit" and not trainer.sanity_checking:
-            self.training_prior.load_state_dict(self.latent_density.state_dict())
 
     # -- Lightning hooks ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -263,7 +241,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             return {"loss": beta * kl.mean() + self.gamma * recon_loss, "e_loss": beta * kl.mean() + recon_loss,
                     "g_loss": self.gamma * recon_loss, "data_nll": data_nll, "kl": kl, "beta": beta,
                     "prior": None}  # fmt: skip
-        z_prior = self.training_prior.sample(b, labels=labels).to(self.device)  # N(0, I) until the first fit
+        z_prior = self.training_density.sample(b, labels=labels).to(self.device)  # N(0, I) until the first fit
         _, prior = self.decoder.generate(z_prior, length, binary=self.binary, labels=labels)  # (B, T, D)
         prior = zero_padding(prior, lengths)
         with frozen(self.discriminator):

@@ -19,7 +19,7 @@ from lightning_gen.models.common import (
     save_plain_hyperparameters,
 )
 from lightning_gen.models.conditional import Conditional, call_with_labels
-from lightning_gen.models.latent_density import LatentDensityMixin, PriorKind
+from lightning_gen.models.latent_density import LatentDensityConfig, LatentDensityMixin, PriorKind
 
 
 class LabelledImages(NamedTuple):
@@ -55,7 +55,7 @@ def check_latent_fit(encoder: nn.Module, decoder: nn.Module) -> None:
 class LatentImageAPI(LatentDensityMixin):
     """The public methods shared by the VAE and the VAE-GAN: ``sample``, ``reconstruct``, ``interpolate``.
 
-    Needs ``self.encoder`` (image -> (mu, logvar)), ``self.latent_dim``, ``sampling_decoder()`` (the
+    Needs ``self.encoder`` (image -> (mu, logvar)), ``self.latent_dim``, ``self.sampling_decoder`` (the
     decoder used for pictures: the EMA copy when there is one) and ``init_latent_density`` called in
     ``__init__`` (``sample`` draws codes from the ex-post density of the training codes, Ghosh et al. 2020).
     All run in eval mode without gradients.
@@ -73,7 +73,8 @@ class LatentImageAPI(LatentDensityMixin):
     encoder: nn.Module
     latent_dim: int
 
-    def sampling_decoder(self) -> nn.Module:
+    @property
+    def sampling_decoder(self) -> nn.Module:  # pragma: no cover - each model implements it
         raise NotImplementedError
 
     def _labels_for(self, n: int, labels) -> torch.Tensor | None:
@@ -101,7 +102,7 @@ class LatentImageAPI(LatentDensityMixin):
         density unless ``prior="standard"``; ``prior`` overrides the configured kind) or from the given ``z``;
         of the classes ``labels`` for a conditional model."""
         labels = self._labels_for(n, labels)
-        dec = self.sampling_decoder()
+        dec = self.sampling_decoder
         z = self.sample_latent(n, prior, labels) if z is None else z.to(self.device)
         with eval_mode(dec):
             return call_with_labels(dec, z, labels)
@@ -155,7 +156,7 @@ class LatentImageAPI(LatentDensityMixin):
         models: with the images' ``labels``)."""
         labels = self._image_labels(x, labels)
         mu, _ = self.encode(x, labels)
-        dec = self.sampling_decoder()
+        dec = self.sampling_decoder
         with eval_mode(dec):
             return call_with_labels(dec, mu, labels)
 
@@ -184,7 +185,7 @@ class LatentImageAPI(LatentDensityMixin):
         if labels_a is not None:
             second = (torch.arange(steps, device=mu_a.device) >= steps / 2).view(1, steps)  # (1, S)
             labels = torch.where(second, labels_b.view(b, 1), labels_a.view(b, 1)).flatten()  # (B*S,)
-        dec = self.sampling_decoder()
+        dec = self.sampling_decoder
         with eval_mode(dec):
             images = call_with_labels(dec, z.flatten(0, 1), labels)  # (B*S, C, H, W)
         return images.view(b, steps, *images.shape[1:])  # (B, S, C, H, W)
@@ -220,13 +221,9 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         kl_weight: final weight beta of the KL term (>= 0; 1 gives the ELBO).
         kl_warmup_steps: steps over which beta grows linearly from 0 (0: no warm-up).
         free_bits: minimum KL per latent dimension in nats (>= 0).
-        prior: the density ``sample`` draws codes from: ``gmm``, ``gaussian`` (fitted to the training codes
-            after each epoch, Ghosh et al. 2020) or ``standard`` (N(0, I)).
-        prior_components: mixture components for ``prior="gmm"``.
-        prior_max_codes: training images encoded to fit the density.
-        prior_train_components: components of the refits while training (null: all); the final fit, at the end
-            of training, has all (:class:`~lightning_gen.models.latent_density.LatentDensityMixin`).
-        prior_train_codes: training images encoded for the refits while training (null: ``prior_max_codes``).
+        latent_density: the density ``sample`` draws codes from (Ghosh et al. 2020), ``{kind, components,
+            max_codes, train_components, train_codes}``
+            (:class:`~lightning_gen.models.latent_density.LatentDensityConfig`).
     """
 
     data_kind = "image"
@@ -241,11 +238,7 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         kl_weight: float = 1.0,
         kl_warmup_steps: int = 0,
         free_bits: float = 0.0,
-        prior: PriorKind = "gmm",
-        prior_components: int = 10,
-        prior_max_codes: int = 10000,
-        prior_train_components: int | None = None,
-        prior_train_codes: int | None = None,
+        latent_density: LatentDensityConfig = LatentDensityConfig(),
     ) -> None:
         super().__init__()
         self.init_conditional(encoder, decoder)
@@ -265,11 +258,11 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         self.latent_dim = decoder.latent_dim
         self.likelihood, self.sigma = likelihood, sigma
         self.kl_weight, self.kl_warmup_steps, self.free_bits = kl_weight, kl_warmup_steps, free_bits
-        self.init_latent_density(
-            self.latent_dim, prior, prior_components, prior_max_codes, prior_train_components, prior_train_codes
-        )
+        self.init_latent_density(self.latent_dim, latent_density)
 
+    @property
     def sampling_decoder(self) -> nn.Module:
+        """The decoder ``sample`` / ``reconstruct`` run."""
         return self.decoder
 
     # -- Lightning hooks ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""VAE-GAN on images (Larsen et al. 2016): encoder, decoder/generator and discriminator, three optimizers, one pass."""
+"""VAE-GAN on images (Larsen et al. 2016): encoder, decoder (the GAN's generator) and discriminator, three
+optimizers, one pass."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ from lightning_gen.models.common import (
     save_plain_hyperparameters,
 )
 from lightning_gen.models.conditional import Conditional, call_with_labels
-from lightning_gen.models.latent_density import LatentDensity, PriorKind
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 from lightning_gen.models.vae_gan_parts import (
+    EquilibriumGating,
     check_feature_discriminator,
-    check_vaegan_arguments,
+    check_vaegan_options,
     equilibrium_gates,
     feature_depth,
     feature_distance,
@@ -66,7 +68,8 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     is computed once and gradients are routed by scaling them, then each optimizer steps on its own
     network's gradients:
 
-    - E gets ``kl_weight * L_prior + L_llike`` (+ ``pixel_weight`` x pixel reconstruction): the ELBO in D's
+    - E gets ``kl_weight * L_prior + feature_recon_weight * L_llike`` (+ ``data_recon_weight`` x pixel
+      reconstruction): the ELBO in D's
       feature space. E gets nothing from ``L_GAN`` (the reference's ``ScaleGradient(0.0)(z)``): the prior
       codes are not E's, and the discriminated reconstructions are x~ itself, from the same pass of G, whose
       gradient reaches G but not z (:func:`~lightning_gen.models.vae_gan_parts.shared_decode`; the
@@ -91,52 +94,50 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     both run. E always steps. Under DDP the cross-entropies are averaged over ranks first, so every rank
     takes the same decision.
 
-    Conditional (issue 14) when the three networks are built with ``num_classes``: the batch's labels go into
+    Conditional when the three networks are built with ``num_classes``: the batch's labels go into
     E (q(z|x, y)), G (p(x|z, y), reconstructions and fakes alike: the fakes take the real batch's labels, as
     the conditional GAN's) and D (a projection discriminator, Miyato & Koyama 2018); the feature-wise
     reconstruction reads D's label-free hidden layers. ``sample(n, labels=...)`` decodes the given classes
     (drawn from the training label mix when none are given), ``reconstruct`` / ``encode`` need the labels.
 
-    Sampling (``sample``) decodes codes from the ex-post latent density (``prior``, see
-    :mod:`lightning_gen.models.latent_density`); training uses N(0, I), the prior the KL pulls towards.
+    Sampling (``sample``) decodes codes from the ex-post latent density (``latent_density``, see
+    :mod:`lightning_gen.models.latent_density`); the KL pulls towards N(0, I).
 
     Args:
         encoder: image -> (mu, logvar), each (B, latent_dim); must have ``latent_dim``.
-        generator: the decoder, z (B, latent_dim) -> image in [-1, 1]; must have ``latent_dim``.
+        decoder: z (B, latent_dim) -> image in [-1, 1], the GAN's generator G; must have ``latent_dim``.
         discriminator: image -> (B,) logits, with ``features(x)`` (list of hidden activations) and
             ``num_feature_layers``.
         optimizer_e: optimizer factory for the encoder.
-        optimizer_g: optimizer factory for the decoder / generator.
+        optimizer_g: optimizer factory for the decoder (G).
         optimizer_d: optimizer factory for the discriminator.
         gamma: weight of the per-feature reconstruction against the adversarial loss in G's gradient (> 0).
         feature_layer: index into ``discriminator.features(x)`` of the layer Dis_l (negative counts from the
             end: -1 is D's last hidden layer).
         kl_weight: weight of ``L_prior`` in E's update (>= 0; 1 in the paper).
-        pixel_weight: weight of the pixel reconstruction next to ``L_llike`` (>= 0).
-        pixel_likelihood: the pixel reconstruction's likelihood: ``gaussian`` (``0.5 * ||x - x~||^2``, unit
+        feature_recon_weight: weight of ``L_llike`` (>= 0); 0 drops the feature-wise term and D's pass for it.
+        data_recon_weight: weight of the pixel reconstruction next to ``L_llike`` (>= 0).
+        likelihood: the pixel reconstruction's likelihood: ``gaussian`` (``0.5 * ||x - x~||^2``, unit
             variance in [-1, 1] pixel units) or ``bernoulli`` (the VAE's, pixels mapped to [0, 1]).
-        feature_weight: weight of ``L_llike`` (>= 0); 0 drops the feature-wise term and D's pass for it.
-        adversarial_start: training batches of VAE warm start: until then G gets only its reconstruction
-            gradient (no adversarial one), while D already learns to tell real images from G's samples.
         loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
         gp_weight: gradient penalty weight with ``wasserstein``.
         spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018).
-        ema_decay: if set, an exponential moving average of G, used by ``sample`` / ``reconstruct``.
-        equilibrium_gating: skip D's or G's update when the other side is far ahead (``ns`` only).
-        equilibrium: the BCE value taken as balance (ln 2 ~ 0.69 is D(x) = 0.5).
-        equilibrium_margin: how far from ``equilibrium`` a BCE may go before an update is skipped.
-        clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
-        prior: the density ``sample`` draws codes from: ``gmm``, ``gaussian`` (fitted to the training codes
-            after each epoch) or ``standard`` (N(0, I)).
-        prior_components: mixture components for ``prior="gmm"``.
-        prior_max_codes: training images encoded to fit the density.
-        prior_train_components: components of the refits while training (null: all); the final fit has all.
-        prior_train_codes: training images encoded for the refits while training (null: ``prior_max_codes``).
+        adversarial_start: training batches of VAE warm start: until then G gets only its reconstruction
+            gradient (no adversarial one), while D already learns to tell real images from G's samples.
         discriminate_reconstructions: D also sees G(E(x)) as fakes: the reconstructions themselves (one pass of G
             for both, no GAN gradient to E, see :func:`~lightning_gen.models.vae_gan_parts.shared_decode`).
-        gan_prior: codes of the adversarial samples: ``density`` (the codes ``sample`` uses) or ``standard``.
+        gan_prior: codes of the adversarial samples: ``density`` (the training copy of the density ``sample``
+            uses, :meth:`~lightning_gen.models.latent_density.LatentDensityMixin.init_training_density`) or
+            ``standard``.
         prior_samples: prior codes G decodes for the game per batch, a fraction of the batch (1: the paper's
             B; 0: only the reconstructions are discriminated, the reference's ``discriminate_sample_z=False``).
+        gating: equilibrium gating, ``{enabled, equilibrium, margin}``
+            (:class:`~lightning_gen.models.vae_gan_parts.EquilibriumGating`; ``ns`` loss only).
+        latent_density: the density ``sample`` draws codes from, ``{kind, components, max_codes,
+            train_components, train_codes}`` (:class:`~lightning_gen.models.latent_density.LatentDensityConfig`).
+        ema_decay: if set, an exponential moving average of the decoder (``decoder_ema``), used by ``sample`` /
+            ``reconstruct``.
+        clip_grad_norm: if set, clip each network's gradient norm to this value before its step.
     """
 
     data_kind = "image"
@@ -144,7 +145,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def __init__(
         self,
         encoder: nn.Module,
-        generator: nn.Module,
+        decoder: nn.Module,
         discriminator: nn.Module,
         optimizer_e: OptimizerCallable = torch.optim.Adam,
         optimizer_g: OptimizerCallable = torch.optim.Adam,
@@ -152,86 +153,75 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         gamma: float = 1.0,
         feature_layer: int = -1,
         kl_weight: float = 1.0,
-        pixel_weight: float = 0.0,
-        pixel_likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
-        feature_weight: float = 1.0,
-        adversarial_start: int = 0,
+        feature_recon_weight: float = 1.0,
+        data_recon_weight: float = 0.0,
+        likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
         loss: AdversarialLossName = "ns",
         gp_weight: float = 10.0,
         spectral_norm: bool = False,
-        ema_decay: float | None = None,
-        equilibrium_gating: bool = True,
-        equilibrium: float = 0.68,
-        equilibrium_margin: float = 0.35,
-        clip_grad_norm: float | None = None,
-        prior: PriorKind = "gmm",
-        prior_components: int = 10,
-        prior_max_codes: int = 10000,
-        prior_train_components: int | None = None,
-        prior_train_codes: int | None = None,
+        adversarial_start: int = 0,
         discriminate_reconstructions: bool = False,
         gan_prior: Literal["density", "standard"] = "density",
         prior_samples: float = 1.0,
+        gating: EquilibriumGating = EquilibriumGating(),
+        latent_density: LatentDensityConfig = LatentDensityConfig(),
+        ema_decay: float | None = None,
+        clip_grad_norm: float | None = None,
     ) -> None:
         super().__init__()
-        self.init_conditional(encoder, generator, discriminator)
-        check_vaegan_arguments(locals())
-        check_latent_fit(encoder, generator)
-        check_feature_discriminator(generator, discriminator, feature_layer)
+        gating = EquilibriumGating.of(gating)
+        self.init_conditional(encoder, decoder, discriminator)
+        check_vaegan_options(
+            loss=loss, gating=gating, gamma=gamma, likelihood=likelihood, gan_prior=gan_prior,
+            prior_samples=prior_samples, discriminate_reconstructions=discriminate_reconstructions,
+            adversarial_start=adversarial_start,
+            weights={"kl_weight": kl_weight, "feature_recon_weight": feature_recon_weight,
+                     "data_recon_weight": data_recon_weight, "gp_weight": gp_weight},
+        )  # fmt: skip
+        check_latent_fit(encoder, decoder)
+        check_feature_discriminator(decoder, discriminator, feature_layer)
         self.adversarial = get_adversarial_loss(loss)
         check_penalty_norm(self.adversarial, gp_weight, discriminator)
         save_plain_hyperparameters(self)
         self.automatic_optimization = False
-        self.encoder, self.generator = encoder, generator
+        self.encoder, self.decoder = encoder, decoder
         self.discriminator = apply_spectral_norm(discriminator) if spectral_norm else discriminator
-        self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
+        self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
-        self.latent_dim, self.loss_name = generator.latent_dim, loss
-        self.gamma, self.feature_layer = gamma, feature_layer
-        self.kl_weight, self.pixel_weight = kl_weight, pixel_weight
-        self.pixel_likelihood, self.feature_weight = pixel_likelihood, feature_weight
-        self.adversarial_start = adversarial_start
+        self.latent_dim, self.loss_name = decoder.latent_dim, loss
+        self.gamma, self.feature_layer, self.kl_weight = gamma, feature_layer, kl_weight
+        self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
+        self.likelihood, self.gating = likelihood, gating
         self.gp_weight, self.clip_grad_norm = gp_weight, clip_grad_norm
-        self.equilibrium_gating, self.equilibrium = equilibrium_gating, equilibrium
-        self.equilibrium_margin = equilibrium_margin
+        self.adversarial_start = adversarial_start
         self.discriminate_reconstructions, self.gan_prior = discriminate_reconstructions, gan_prior
         self.prior_samples = prior_samples
-        self.init_latent_density(
-            self.latent_dim, prior, prior_components, prior_max_codes, prior_train_components, prior_train_codes
-        )
-        # The density the adversarial codes come from: a copy of the latent density taken at the first batch of
-        # each epoch (its epoch saved with it), never by the refit at the end of a stopped run, so a resumed
-        # run draws what an uninterrupted one drew.
-        self.gan_density = LatentDensity(self.latent_dim, prior, prior_components, self.num_classes)
-        self.gan_density.register_buffer("epoch", torch.tensor(-1))
+        self.init_latent_density(self.latent_dim, latent_density)
+        self.init_training_density()  # the density the adversarial codes come from (gan_prior="density")
         self._feature_depth = feature_depth(self.discriminator, feature_layer)  # stop D after layer l
 
     # -- public API (sample / reconstruct / interpolate come from LatentImageAPI) ---------------------
+    @property
     def sampling_decoder(self) -> nn.Module:
-        return self.generator_ema.module if self.generator_ema is not None else self.generator
+        """The decoder ``sample`` / ``reconstruct`` run: its weight average when ``ema_decay`` is set."""
+        return self.decoder_ema.module if self.decoder_ema is not None else self.decoder
 
     def noise(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Codes of the adversarial samples (``gan_prior``), of the classes ``labels`` for a conditional model."""
         if self.gan_prior == "density":
-            return self.gan_density.sample(n, labels=labels).to(self.device)
+            return self.training_density.sample(n, labels=labels).to(self.device)
         return torch.randn(n, self.latent_dim, device=self.device)
 
-    # -- Lightning hooks ----------------------------------------------------------------------------
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        epoch = self.trainer.current_epoch
-        if int(self.gan_density.epoch) != epoch:
-            self.gan_density.load_state_dict(self.training_density_state())  # keeps its own ``epoch``
-            self.gan_density.epoch.fill_(epoch)
-
+    # -- Lightning hooks (the training density's copy is taken in LatentDensityMixin.on_train_batch_start) -----
     def setup(self, stage: str) -> None:
         datamodule = attached_datamodule(self)
-        check_image_shape(self.generator, getattr(datamodule, "dims", None))
+        check_image_shape(self.decoder, getattr(datamodule, "dims", None))
         self.store_label_distribution(datamodule)
 
     def configure_optimizers(self):
         return [
             self.optimizer_e(self.encoder.parameters()),
-            self.optimizer_g(self.generator.parameters()),
+            self.optimizer_g(self.decoder.parameters()),
             self.optimizer_d(self.discriminator.parameters()),
         ]
 
@@ -249,15 +239,15 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         return self._feature_size
 
     def _decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return call_with_labels(self.generator, z, labels)
+        return call_with_labels(self.decoder, z, labels)
 
     @staticmethod
     def pixel_reconstruction(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         return 0.5 * (real - recon).pow(2).flatten(1).sum(1).mean()
 
     def pixel_nll(self, real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        """The pixel term of ``pixel_likelihood`` per image, batch mean."""
-        if self.pixel_likelihood == "bernoulli":
+        """The pixel term of ``likelihood`` per image, batch mean."""
+        if self.likelihood == "bernoulli":
             return bernoulli_nll(real, recon).mean()
         return self.pixel_reconstruction(real, recon)
 
@@ -270,11 +260,10 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
 
     def gates(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[bool, bool]:
         """(train D, train G) under equilibrium gating; both True when gating is off."""
-        if not self.equilibrium_gating:
+        if not self.gating.enabled:
             return True, True
-        return equilibrium_gates(
-            real_logits, fake_logits, self.equilibrium, self.equilibrium_margin, li.attached_trainer(self)
-        )
+        g = self.gating
+        return equilibrium_gates(real_logits, fake_logits, g.equilibrium, g.margin, li.attached_trainer(self))
 
     def losses(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every term of one training step from one pass through E, G (on the codes and on prior codes) and
@@ -287,13 +276,13 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         w = self.gamma / self.feature_size(real)
         z_g = scale_gradient(z, 1.0 / w)
         if self.discriminate_reconstructions:  # one pass of G: x~ and the copy D judges (no GAN gradient to z)
-            recon, recon_fake = shared_decode(self.generator, z_g, labels, self._decode)  # (B, C, H, W) each
+            recon, recon_fake = shared_decode(self.decoder, z_g, labels, self._decode)  # (B, C, H, W) each
         else:
-            recon = call_with_labels(self.generator, z_g, labels)  # (B, C, H, W)
-        zero = real.new_zeros(())  # the feature term when feature_weight is 0 (D's pass for it skipped)
-        feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_weight > 0 else zero
+            recon = call_with_labels(self.decoder, z_g, labels)  # (B, C, H, W)
+        zero = real.new_zeros(())  # the feature term when feature_recon_weight is 0 (D's pass for it skipped)
+        feat = self.feature_reconstruction(real, recon, frozen_d=True) if self.feature_recon_weight > 0 else zero
         pixel = self.pixel_nll(real, recon)
-        recon_loss = self.feature_weight * feat + self.pixel_weight * pixel
+        recon_loss = self.feature_recon_weight * feat + self.data_recon_weight * pixel
         out = {"kl": kl, "feature_recon": feat, "recon": pixel, "e_loss": self.kl_weight * kl + recon_loss}
         # adversarial route: prior codes decoded apart from the codes of E (no batch-norm path into z), fakes
         # through a gradient reversal. During the VAE warm start D learns on G's fakes but G gets nothing from
@@ -309,7 +298,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         if n_prior > 0:
             prior_labels = None if labels is None else labels[:n_prior]
             with torch.set_grad_enabled(game and torch.is_grad_enabled()):
-                fakes.append(call_with_labels(self.generator, self.noise(n_prior, prior_labels), prior_labels))
+                fakes.append(call_with_labels(self.decoder, self.noise(n_prior, prior_labels), prior_labels))
             fake_labels.append(prior_labels)
         fake = torch.cat(fakes if game else [f.detach() for f in fakes])  # (F, C, H, W): [G(z),] G(z_p)
         fake_labels = None if labels is None else torch.cat(fake_labels)  # (F,)
@@ -347,8 +336,8 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             "g": self.finish_step(opt_g, step=train_g),
             "d": self.finish_step(opt_d, step=train_d),
         }
-        if train_g and self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
+        if train_g and self.decoder_ema is not None:
+            self.decoder_ema.update(self.decoder)
         if logs_this_step(self):  # Lightning keeps only the last on_step value: skip the others' cost
             self._log_train(out, norms, train_d, train_g)
 
@@ -379,7 +368,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
     def _evaluate(self, batch, prefix: str) -> None:
         real, labels = batch[0], self.batch_labels(batch)
         mu, logvar = call_with_labels(self.encoder, real, labels)
-        recon = call_with_labels(self.sampling_decoder(), mu, labels)  # the posterior mean's decoding
+        recon = call_with_labels(self.sampling_decoder, mu, labels)  # the posterior mean's decoding
         real_logits = call_with_labels(self.discriminator, real, labels)
         fake = self.sample(real.shape[0], labels=labels)
         prior_logits = call_with_labels(self.discriminator, fake, labels)
@@ -387,7 +376,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             {
                 f"{prefix}/kl": kl_normal(mu, logvar).mean(),
                 f"{prefix}/feature_recon": self.feature_reconstruction(real, recon),
-                f"{prefix}/recon": self.pixel_nll(real, recon),  # data-space NLL of ``pixel_likelihood``
+                f"{prefix}/recon": self.pixel_nll(real, recon),  # data-space NLL of ``likelihood``
                 **self.d_metrics(prefix, real_logits, prior_logits),
             },
             sync_dist=True,

@@ -1,10 +1,12 @@
 """Pieces of the VAE-GAN (:mod:`lightning_gen.models.vae_gan`) that need none of its state: the feature-wise
 reconstruction in a frozen discriminator, the decoder pass shared by the reconstructions and their discriminated
-copies, the discriminator check and the equilibrium gates."""
+copies, the discriminator check, the checks of its options and the equilibrium gates."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -84,21 +86,21 @@ class _SharedDecode(torch.autograd.Function):
 
 
 def shared_decode(
-    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, decode
+    decoder: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, decode
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstruction, copy for D) = (G(z), G(z)) from one pass of G: both copies' gradients reach G, only the
-    reconstruction's reaches z (see :class:`_SharedDecode`). ``decode(z, labels)`` runs ``generator``.
+    reconstruction's reaches z (see :class:`_SharedDecode`). ``decode(z, labels)`` runs ``decoder``.
     Without autograd, one plain pass."""
     if not torch.is_grad_enabled():
         recon = decode(z, labels)
         return recon, recon
-    params = tuple(p for p in generator.parameters() if p.requires_grad)
+    params = tuple(p for p in decoder.parameters() if p.requires_grad)
     return _SharedDecode.apply(decode, z, labels, *params)
 
 
-def check_feature_discriminator(generator: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
-    """D must read G's images and expose the hidden layer ``feature_layer`` (else a ValueError that says how)."""
-    check_critic(generator, discriminator)
+def check_feature_discriminator(decoder: nn.Module, discriminator: nn.Module, feature_layer: int) -> None:
+    """D must read the decoder's images and expose the hidden layer ``feature_layer`` (else a ValueError saying how)."""
+    check_critic(decoder, discriminator)
     n = getattr(discriminator, "num_feature_layers", None)
     if not callable(getattr(discriminator, "features", None)) or n is None:
         raise ValueError(
@@ -112,41 +114,80 @@ def check_feature_discriminator(generator: nn.Module, discriminator: nn.Module, 
         )
 
 
-def check_vaegan_arguments(a: dict) -> None:
-    """The VAE-GAN's scalar arguments (its ``locals()``), each refused with a ValueError that says what to set."""
-    gan_prior, pixel_likelihood, prior_samples = a["gan_prior"], a["pixel_likelihood"], a["prior_samples"]
-    adversarial_start = a["adversarial_start"]
+@dataclass(frozen=True)
+class EquilibriumGating:
+    """Equilibrium gating of the VAE-GAN's game (Larsen et al.'s reference ``GradientDescent(margin,
+    equilibrium)``; pythae's VAEGAN has it with margin 0.4), one nested mapping in a config::
+
+        gating: {enabled: true, equilibrium: 0.68, margin: 0.35}
+
+    With the ``ns`` loss, D's update is skipped while D's binary cross-entropy on real or on fake images is below
+    ``equilibrium - margin`` (D far ahead) and G's while one of them is above ``equilibrium + margin`` (G far
+    behind); if both would be skipped, both run (:func:`equilibrium_gates`).
+
+    Attributes:
+        enabled: gate the updates (``ns`` loss only: it compares binary cross-entropies).
+        equilibrium: the BCE value taken as balance (ln 2 ~ 0.69 is D(x) = 0.5).
+        margin: how far from ``equilibrium`` a BCE may go before an update is skipped (>= 0).
+    """
+
+    enabled: bool = True
+    equilibrium: float = 0.68
+    margin: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"gating.margin must be >= 0, got {self.margin}.")
+
+    @classmethod
+    def of(cls, value: EquilibriumGating | Mapping | None) -> EquilibriumGating:
+        """The config itself, or one built from a mapping (hyperparameters saved as a plain dict); None: defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, Mapping):
+            return cls(**value)
+        if not isinstance(value, cls):
+            raise TypeError(f"gating must be an EquilibriumGating or a mapping of its keys, got {value!r}.")
+        return value
+
+
+def check_vaegan_options(
+    *,
+    loss: str,
+    gating: EquilibriumGating,
+    gamma: float,
+    weights: Mapping[str, float],
+    likelihood: str,
+    gan_prior: str,
+    prior_samples: float,
+    discriminate_reconstructions: bool,
+    adversarial_start: int,
+) -> None:
+    """The VAE-GAN's scalar options, each refused with a ValueError that says what to set. ``weights``: the loss
+    weights by option name, each >= 0."""
     if gan_prior not in ("density", "standard"):
         raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
-    if pixel_likelihood not in ("gaussian", "bernoulli"):
-        raise ValueError(f"pixel_likelihood must be 'gaussian' or 'bernoulli', got {pixel_likelihood!r}.")
+    if likelihood not in ("gaussian", "bernoulli"):
+        raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
     if not 0.0 <= prior_samples <= 1.0:
         raise ValueError(f"prior_samples must be in [0, 1] (a fraction of the batch), got {prior_samples}.")
-    if prior_samples == 0 and not a["discriminate_reconstructions"]:
+    if prior_samples == 0 and not discriminate_reconstructions:
         raise ValueError(
             "prior_samples=0 with discriminate_reconstructions=false gives D no fakes: set prior_samples > 0 "
             "or discriminate_reconstructions: true."
         )
     if adversarial_start < 0:
         raise ValueError(f"adversarial_start must be >= 0 (training batches), got {adversarial_start}.")
-    _check_weights_and_gating(a)
-
-
-def _check_weights_and_gating(a: dict) -> None:
-    gamma, loss = a["gamma"], a["loss"]
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
-    for name in ("kl_weight", "pixel_weight", "feature_weight", "gp_weight"):
-        value = a[name]
+    for name, value in weights.items():
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}.")
-    if a["equilibrium_gating"] and loss != "ns":
+    if gating.enabled and loss != "ns":
         raise ValueError(
-            f"equilibrium_gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
-            "set equilibrium_gating: false."
+            f"gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
+            "set gating: {enabled: false}."
         )
-    if a["equilibrium_margin"] < 0:
-        raise ValueError(f"equilibrium_margin must be >= 0, got {a['equilibrium_margin']}.")
 
 
 def equilibrium_gates(

@@ -1,0 +1,137 @@
+"""One vocabulary for the VAE-type models: option groups (``latent_density``, ``gating``) read from YAML and saved
+as plain hyperparameters, and every old option name refused with the new one, in a config file, on the command
+line and in a checkpoint (which ``python -m lightning_gen.renamed`` converts)."""
+
+import os
+
+import pytest
+import torch
+import yaml
+
+from lightning_gen import renamed
+from lightning_gen.checkpoints import CheckpointError, load_model
+from lightning_gen.cli import run_lightning_cli
+from lightning_gen.errors import UserError
+from lightning_gen.models import RVAE, VAEGAN
+from lightning_gen.models.latent_density import LatentDensityConfig
+from lightning_gen.models.vae_gan_parts import EquilibriumGating
+from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, RecurrentDecoder, RecurrentEncoder
+from tests.conftest import REPO, fit_config
+from tests.robust_helpers import FAMILIES
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+VAE_GAN = os.path.join(REPO, "configs/vae_gan/digits.yaml")
+
+
+def _parse(*args: str):
+    return run_lightning_cli(["--config", VAE_GAN, *FAMILIES["vae_gan"][1], *args], run=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "old", "new"),
+    [
+        (["--model.init_args.pixel_weight=1.0"], "pixel_weight", "data_recon_weight"),
+        (["--model.init_args.equilibrium_margin=0.3"], "equilibrium_margin", "gating.margin"),
+        (["--model.init_args.generator.init_args.base_channels=4"], "generator", "decoder"),
+        (["--model.prior_components=3"], "prior_components", "latent_density.components"),
+    ],
+)
+def test_an_old_option_on_the_command_line_is_refused_with_its_new_name(args, old, new):
+    with pytest.raises(UserError, match=rf"`{old}` is now `{new}`"):
+        _parse(*args)
+
+
+def test_an_old_option_in_a_config_overlay_is_refused_with_its_new_name(tmp_path):
+    overlay = tmp_path / "old.yaml"
+    overlay.write_text(yaml.safe_dump({"model": {"init_args": {"feature_weight": 0.5, "prior": "gaussian"}}}))
+    with pytest.raises(UserError) as err:
+        _parse("--config", str(overlay))
+    assert "`feature_weight` is now `feature_recon_weight`" in str(err.value)
+    assert "`prior` is now `latent_density.kind`" in str(err.value) and "VAEGAN" in str(err.value)
+
+
+def test_old_names_are_refused_only_for_the_models_that_renamed_them():
+    gan = {"model": {"class_path": "lightning_gen.models.GAN", "init_args": {"generator": {}}}}
+    assert renamed.check_arguments(["--model.init_args.generator.init_args.base_channels=4"], [gan]) is None
+    rvae = {"model": {"class_path": "lightning_gen.models.RVAE"}}
+    assert renamed.check_arguments(["--model.init_args.pixel_weight=1"], [rvae]) is None  # never an R-VAE option
+    assert "latent_density.max_codes" in renamed.check_arguments(["--model.init_args.prior_max_codes=9"], [rvae])
+
+
+def test_option_groups_are_nested_mappings_of_the_config_and_sweeps_set_one_key():
+    cli = _parse("--model.init_args.gating.margin=0.2", "--model.init_args.latent_density.kind=gaussian")
+    assert cli.model.gating == EquilibriumGating(enabled=True, equilibrium=0.68, margin=0.2)  # the rest: defaults
+    assert cli.model.latent_density_config == LatentDensityConfig(kind="gaussian")
+    assert cli.model.hparams["gating"]["margin"] == 0.2  # what a checkpoint records: a plain mapping
+
+
+def test_a_model_built_in_python_saves_its_option_groups_as_plain_mappings():
+    small = dict(latent_dim=4, img_size=8, channels=1, base_channels=4, min_size=2)
+    model = VAEGAN(
+        ConvEncoder(**small), DCGANGenerator(**small), DCGANDiscriminator(img_size=8, base_channels=4, min_size=2),
+        gating=EquilibriumGating(margin=0.2), latent_density={"kind": "gaussian", "max_codes": 50},
+    )  # fmt: skip
+    assert model.hparams["gating"] == {"enabled": True, "equilibrium": 0.68, "margin": 0.2}
+    assert model.hparams["latent_density"] == {"kind": "gaussian", "max_codes": 50}  # given as a mapping
+    assert model.latent_density_config == LatentDensityConfig("gaussian", max_codes=50)
+    assert "encoder" not in model.hparams and model.hparams["data_recon_weight"] == 0.0
+    seq = RVAE(RecurrentEncoder(3, 2, 8), RecurrentDecoder(2, 3, 8), latent_density=LatentDensityConfig(components=3))
+    assert seq.hparams["latent_density"]["components"] == 3 and seq.sampling_decoder is seq.decoder
+
+
+def _downgrade(ckpt: dict) -> dict:
+    """The checkpoint as the VAE-GAN wrote it before the rename."""
+    hp = ckpt["hyper_parameters"]
+    for old, new in renamed.RENAMED_OPTIONS["VAEGAN"].items():
+        group, _, key = new.partition(".")
+        if key and key in hp.get(group, {}):
+            hp[old] = hp[group][key]
+        elif not key and new in hp:
+            hp[old] = hp.pop(new)
+    hp.pop("gating"), hp.pop("latent_density")
+    old = {"decoder.": "generator.", "decoder_ema.": "generator_ema.", "training_density.": "gan_density."}
+    state = {}
+    for k, v in ckpt["state_dict"].items():
+        prefix = next((p for p in old if k.startswith(p)), None)
+        state[k if prefix is None else old[prefix] + k.removeprefix(prefix)] = v
+    ckpt["state_dict"] = state
+    return ckpt
+
+
+def test_a_checkpoint_with_old_names_is_refused_with_what_to_do_and_converts(tmp_path, capsys):
+    ckpt = fit_config("configs/vae_gan/digits.yaml", tmp_path / "run", *FAMILIES["vae_gan"][1])
+    model = load_model(ckpt)
+    assert model.gating == EquilibriumGating() and model.latent_density_config == LatentDensityConfig()
+    original = torch.load(ckpt, weights_only=True)
+    old = tmp_path / "old.ckpt"
+    torch.save(_downgrade(torch.load(ckpt, weights_only=True)), old)
+    with pytest.raises(CheckpointError, match=r"`pixel_weight` is now `data_recon_weight`.*python -m lightning_gen"):
+        load_model(old)
+    with pytest.raises(CheckpointError, match="--ckpt_path: .*python -m lightning_gen.renamed"):  # resuming too
+        run_lightning_cli(["fit", "--config", VAE_GAN, "--ckpt_path", str(old)])  # refused before any training
+    new = tmp_path / "new.ckpt"
+    assert renamed.main([str(old), str(new)]) == 0
+    assert "`generator` is now `decoder`" in capsys.readouterr().out
+    converted = torch.load(new, weights_only=True)
+    assert converted["hyper_parameters"] == original["hyper_parameters"]
+    assert converted["state_dict"].keys() == original["state_dict"].keys()
+    assert all(torch.equal(converted["state_dict"][k], v) for k, v in original["state_dict"].items())
+    assert isinstance(load_model(new), VAEGAN)
+
+
+def test_the_sequence_vae_gans_old_training_prior_converts():
+    ckpt = {
+        "hyper_parameters": {"_class_path": "lightning_gen.models.RVAEGAN", "prior": "gmm", "prior_components": 5},
+        "state_dict": {"training_prior.weights": torch.ones(5) / 5, "decoder.w": torch.zeros(1)},
+    }
+    assert renamed.needs_upgrade(ckpt) == {
+        "prior": "latent_density.kind",
+        "prior_components": "latent_density.components",
+        "training_prior": "training_density",
+    }
+    new = renamed.upgrade(ckpt)
+    assert new["hyper_parameters"] == {"_class_path": "lightning_gen.models.RVAEGAN",
+                                       "latent_density": {"kind": "gmm", "components": 5}}  # fmt: skip
+    assert set(new["state_dict"]) == {"training_density.weights", "training_density.epoch", "decoder.w"}
+    assert renamed.needs_upgrade(new) == {}
