@@ -13,25 +13,13 @@ import yaml
 
 import lightning_gen.jobs.sweep as sweep_mod
 from lightning_gen.jobs.sweep import LocalSweep, SweepError
-from tests.test_sweeps import write_sweep
+from tests.test_sweeps import quick_trial_processes, write_sweep
 
 
 @pytest.fixture
 def quick_trials(monkeypatch):
-    """Every trial process runs `python -c pass` instead of training (the runner's bookkeeping is what's tested)."""
-    real = subprocess.Popen
-    seen = []
-
-    def fake(cmd, *args, **kwargs):
-        if "lightning_gen.cli" in cmd:
-            seen.append(cmd)
-            metrics = json.loads(cmd[-1].split("=", 1)[1])["init_args"]["path"]  # the TrialRecorder's file
-            record = json.dumps({"event": "validation", "epoch": 0, "step": 1, "metrics": {"val/d_loss": 1.0}})
-            cmd = [sys.executable, "-c", f"open({metrics!r}, 'a').write({record!r} + '\\n')"]
-        return real(cmd, *args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", fake)
-    return seen
+    """Every trial process records a metric instead of training (the runner's bookkeeping is what's tested)."""
+    return quick_trial_processes(monkeypatch)
 
 
 def _interrupted_folder(folder, trial_dir: str) -> None:

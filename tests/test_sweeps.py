@@ -3,6 +3,8 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -43,6 +45,24 @@ def write_sweep(tmp_path, name="tiny", **overrides) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
+
+
+def quick_trial_processes(monkeypatch) -> list:
+    """From now on every trial process runs a `python -c` that records `val/d_loss = 1.0` instead of training (for
+    tests of the runner's bookkeeping); returns the list of the trial commands it replaced."""
+    real = subprocess.Popen
+    seen = []
+
+    def fake(cmd, *args, **kwargs):
+        if "lightning_gen.cli" in cmd:
+            seen.append(cmd)
+            metrics = json.loads(cmd[-1].split("=", 1)[1])["init_args"]["path"]  # the TrialRecorder's file
+            record = json.dumps({"event": "validation", "epoch": 0, "step": 1, "metrics": {"val/d_loss": 1.0}})
+            cmd = [sys.executable, "-c", f"open({metrics!r}, 'a').write({record!r} + '\\n')"]
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", fake)
+    return seen
 
 
 @pytest.fixture(autouse=True)
@@ -237,8 +257,9 @@ def test_metric_never_logged_is_reported_after_first_trial(tmp_path, capsys):
     assert len(trials) == 1  # stopped after the first trial, did not burn the others
 
 
-def test_crash_recorded_next_runs_and_resume(tmp_path, capsys):
-    """Grid n_critic = 1, 0, 2: trial 2 crashes (n_critic >= 1), and a higher --count adds only trial 3."""
+def test_crash_recorded_next_runs_and_resume(tmp_path, capsys, monkeypatch):
+    """Grid n_critic = 1, 0, 2: trial 2 crashes (n_critic >= 1), and a higher --count adds only trial 3 (a quick
+    stand-in process: trial 1 already trained for real)."""
     path, out = write_sweep(tmp_path), tmp_path / "out"
     assert main([path, "--count", "2", "--dir", str(out)]) == 0
     first = json.loads((out / "results.json").read_text())["trials"]
@@ -247,7 +268,9 @@ def test_crash_recorded_next_runs_and_resume(tmp_path, capsys):
     assert os.path.isdir(out / first[0]["run_dir"])  # stored relative to the sweep folder
     assert "n_critic must be >= 1" in first[1]["reason"] and first[1]["metric"] is None
 
+    started = quick_trial_processes(monkeypatch)
     assert main([path, "--count", "3", "--dir", str(out)]) == 0
+    assert len(started) == 1  # trial 3 only
     trials = json.loads((out / "results.json").read_text())["trials"]
     assert trials[:2] == first  # the recorded trials were not run again
     assert trials[2]["params"] == {"model.init_args.n_critic": 2}
