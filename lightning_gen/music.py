@@ -171,31 +171,6 @@ def write_midi(roll: np.ndarray, path: str | os.PathLike, pitch_low: int, step: 
     return str(path)
 
 
-def midi_to_notes(path: str | os.PathLike) -> np.ndarray:
-    """Read the notes of a MIDI file (M, 3) with music21's MIDI reader (``music21.midi``), from the note-on /
-    note-off events themselves. (``converter.parse`` also reads the file, but re-quantises dense polyphony
-    into voices and can move notes; the events are what was written.)"""
-    from music21 import midi
-
-    f = midi.MidiFile()
-    f.open(str(path))
-    f.read()
-    f.close()
-    rows = []
-    for track in f.tracks:
-        now, sounding = 0, {}
-        for event in track.events:
-            if event.isDeltaTime():
-                now += event.time
-            elif event.isNoteOn():
-                sounding.setdefault(event.pitch, []).append(now)
-            elif event.isNoteOff() and sounding.get(event.pitch):
-                start = sounding[event.pitch].pop(0)
-                rows.append((event.pitch, start / f.ticksPerQuarterNote, (now - start) / f.ticksPerQuarterNote))
-    notes = np.asarray(rows, dtype=np.float32).reshape(-1, 3)
-    return notes[np.lexsort((notes[:, 0], notes[:, 1]))]
-
-
 def piano_roll_image(
     rolls: np.ndarray, pitch_low: int, path: str | os.PathLike, step: float | None = 0.5, label: str = "sample"
 ) -> str:

@@ -145,11 +145,36 @@ def test_sample_job_sines(tmp_path, capsys):
     assert samples.min() >= 0.5 - 1e-4 and samples.max() <= 1.0 + 1e-4  # the sines' original scale, not [0, 1]
 
 
+def midi_to_notes(path) -> np.ndarray:
+    """Read the notes of a MIDI file (M, 3) with music21's MIDI reader (``music21.midi``), from the note-on /
+    note-off events themselves. (``converter.parse`` also reads the file, but re-quantises dense polyphony
+    into voices and can move notes; the events are what was written.)"""
+    from music21 import midi
+
+    f = midi.MidiFile()
+    f.open(str(path))
+    f.read()
+    f.close()
+    rows = []
+    for track in f.tracks:
+        now, sounding = 0, {}
+        for event in track.events:
+            if event.isDeltaTime():
+                now += event.time
+            elif event.isNoteOn():
+                sounding.setdefault(event.pitch, []).append(now)
+            elif event.isNoteOff() and sounding.get(event.pitch):
+                start = sounding[event.pitch].pop(0)
+                rows.append((event.pitch, start / f.ticksPerQuarterNote, (now - start) / f.ticksPerQuarterNote))
+    notes = np.asarray(rows, dtype=np.float32).reshape(-1, 3)
+    return notes[np.lexsort((notes[:, 0], notes[:, 1]))]
+
+
 def test_roll_writer_midi_round_trip(tmp_path):
     """The sample job's piano-roll files, without training: npz, PNG and MIDI that music21 reads back."""
     from music21 import converter
 
-    from lightning_gen.music import midi_to_notes, roll_to_notes, write_roll_samples
+    from lightning_gen.music import roll_to_notes, write_roll_samples
 
     probabilities = np.random.default_rng(0).random((3, 24, 53)).astype(np.float32) ** 3  # (N, T, P)
     written = write_roll_samples(probabilities, str(tmp_path / "r.npz"), pitch_low=36, step=0.5, max_files=2)
@@ -167,7 +192,7 @@ def test_sample_job_chorales_writes_midi(tmp_path):
     from music21 import converter
 
     from lightning_gen.jobs.sample import main
-    from lightning_gen.music import midi_to_notes, notes_to_roll, roll_to_notes
+    from lightning_gen.music import notes_to_roll, roll_to_notes
 
     ckpt = fit_config(
         "configs/rvae/chorales.yaml", tmp_path / "run", f"--data.init_args.data_dir={tmp_path / 'data'}",

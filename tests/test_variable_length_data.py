@@ -9,9 +9,9 @@ import torch
 
 from lightning_gen.data.arrays import ArraySequenceDataModule
 from lightning_gen.data.sequence_base import length_mask, pad_sequences
-from lightning_gen.data.ts_format import read_ts, write_ts
+from lightning_gen.data.ts_format import read_ts
 from lightning_gen.data.vowels import JapaneseVowelsDataModule
-from tests.variable_length_helpers import random_sequences, write_fake_vowels
+from tests.variable_length_helpers import random_sequences, write_fake_vowels, write_ts
 
 TS_HEAD = "@problemName t\n@timeStamps false\n@dimensions 2\n@equalLength false\n@classLabel true a b\n@data\n"
 

@@ -130,22 +130,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def write_ts(path: str | Path, sequences, labels=None, class_names=None, name: str = "data") -> None:
-    """Write (T_i, D) sequences (and their class labels) as a ``.ts`` file :func:`read_ts` reads."""
-    dims = np.asarray(sequences[0]).shape[-1]
-    equal = len({len(s) for s in sequences}) == 1
-    head = [f"@problemName {name}", "@timeStamps false", "@missing false", f"@univariate {str(dims == 1).lower()}",
-            f"@dimensions {dims}", f"@equalLength {str(equal).lower()}"]  # fmt: skip
-    if labels is not None:
-        names = class_names or sorted({str(v) for v in labels})
-        head.append("@classLabel true " + " ".join(str(c) for c in names))
-    else:
-        head.append("@classLabel false")
-    rows = []
-    for i, seq in enumerate(sequences):
-        seq = np.asarray(seq)
-        row = ":".join(",".join(repr(float(v)) for v in seq[:, d]) for d in range(dims))
-        rows.append(row + (f":{labels[i]}" if labels is not None else ""))
-    Path(path).write_text("\n".join([*head, "@data", *rows]) + "\n")
