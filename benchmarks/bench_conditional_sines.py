@@ -1,6 +1,6 @@
 """Conditional sines: does a class-conditional sequence model make sines of the frequency band asked for?
 
-Each model is built from its shipped conditional config (``configs/<model>/sines_cond.yaml``: TimeGAN's sines
+Each model is built from its shipped config ``configs/<model>/sines.yaml`` + ``sines_cond.yaml`` (TimeGAN's sines
 with each sequence's frequency band, one of 3 bands of [0, 0.1), as its class), trained for a budget of *process
 CPU time* (the CPU-budget callback of ``bench_sines.py``, one torch thread), then asked for ``--samples``
 sequences, the same number of each band. A post-hoc classifier trained on the real labelled training sequences
@@ -39,6 +39,7 @@ from bench_sines import cpu_budget_callback, generate  # noqa: E402  (the CPU bu
 from lightning_gen.checkpoints import load_checkpoint, load_model  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
 from lightning_gen.data.sines import make_sines  # noqa: E402
+from lightning_gen.lightning_cli.parser import config_stack  # noqa: E402
 from lightning_gen.metrics.conditional import sequence_class_accuracy  # noqa: E402  (the evaluate job's classifier)
 from lightning_gen.metrics.timegan import sequence_scores  # noqa: E402
 
@@ -46,11 +47,15 @@ MODELS = ("rvae_gan", "rvae", "lstm_gan")
 RUNS = os.path.join(REPO, "runs", "bench_conditional_sines")
 
 
+def config_args(name: str, config: str) -> list[str]:
+    """``--config`` arguments of ``configs/<name>/<config>.yaml``: a conditional overlay after its twin."""
+    return [a for path in config_stack(f"configs/{name}/{config}.yaml") for a in ("--config", os.path.join(REPO, path))]
+
+
 def train(name: str, config: str, budget_s: float, seed: int, tag: str):
-    """Build model and data from ``configs/<name>/<config>.yaml`` and train for ``budget_s`` CPU seconds."""
-    cli = run_lightning_cli(
-        ["--config", os.path.join(REPO, "configs", name, f"{config}.yaml"), f"--seed_everything={seed}"], run=False
-    )
+    """Build model and data from ``configs/<name>/<config>.yaml`` (a ``_cond`` overlay on its twin) and train for
+    ``budget_s`` CPU seconds."""
+    cli = run_lightning_cli([*config_args(name, config), f"--seed_everything={seed}"], run=False)
     budget = cpu_budget_callback(budget_s)
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -77,8 +82,7 @@ def from_checkpoint(name: str, tag: str):
     """A conditional model saved by an earlier run (``runs/bench_conditional_sines/<name>_sines_cond<tag>.ckpt``,
     its latent density as fitted at the end of that run) and its data."""
     path = os.path.join(RUNS, f"{name}_sines_cond{tag}.ckpt")
-    config = os.path.join(REPO, "configs", name, "sines_cond.yaml")
-    datamodule = run_lightning_cli(["--config", config], run=False).datamodule
+    datamodule = run_lightning_cli(config_args(name, "sines_cond"), run=False).datamodule
     datamodule.setup("fit")
     batches = load_checkpoint(path)["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"]
     return (

@@ -58,6 +58,14 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
+def config_args(config: str) -> list[str]:
+    """The ``--config`` arguments that run a shipped config (relative to the repository): a conditional config
+    ``<name>_cond.yaml`` is an overlay stacked after its twin ``<name>.yaml``, as users run it."""
+    from lightning_gen.lightning_cli.parser import config_stack
+
+    return [arg for part in config_stack(config) for arg in ("--config", os.path.join(REPO, part))]
+
+
 def fit_config(config: str, root, *extra: str) -> str:
     """Fit a shipped config (relative to the repository) for 4 steps into ``root``; returns its ``last.ckpt``."""
     from lightning_gen.cli import run_lightning_cli
@@ -65,8 +73,7 @@ def fit_config(config: str, root, *extra: str) -> str:
     run_lightning_cli(
         [
             "fit",
-            "--config",
-            os.path.join(REPO, config),
+            *config_args(config),
             "--trainer.max_steps=4",
             "--trainer.limit_val_batches=1",
             "--trainer.accelerator=cpu",
@@ -80,6 +87,26 @@ def fit_config(config: str, root, *extra: str) -> str:
     path = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert path.is_file()
     return str(path)
+
+
+# Checkpoints fitted once per test session and shared by the tests that only read them (never write into their run
+# folders: copy a checkpoint to edit it).
+@pytest.fixture(scope="session")
+def digits_gan_ckpt(tmp_path_factory) -> str:
+    """``last.ckpt`` of the shipped digits GAN after :func:`fit_config`'s 4 steps."""
+    return fit_config("configs/gan/digits.yaml", tmp_path_factory.mktemp("digits_gan"))
+
+
+@pytest.fixture(scope="session")
+def digits_classifier_ckpt(tmp_path_factory) -> str:
+    """``last.ckpt`` of a tiny classifier of the shipped digits classifier config after 4 steps (16 features: FID
+    needs at least 16 samples)."""
+    return fit_config(
+        "configs/classifier/digits.yaml",
+        tmp_path_factory.mktemp("digits_classifier"),
+        "--model.init_args.network.init_args.width=4",
+        "--model.init_args.network.init_args.feature_dim=16",
+    )
 
 
 class WritesFile:

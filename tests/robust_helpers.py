@@ -13,7 +13,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, config_args
 
 TINY_TRAINER = [
     "--trainer.accelerator=cpu",
@@ -84,8 +84,7 @@ def family_args(family: str, root, *extra: str) -> list[str]:
     assert os.path.exists(os.path.join(REPO, config)), f"{config} is missing"
     return [
         "fit",
-        "--config",
-        os.path.join(REPO, config),
+        *config_args(config),
         *TINY_TRAINER,
         *overrides,
         f"--trainer.default_root_dir={root}",

@@ -14,7 +14,7 @@ import torch
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import main
 from lightning_gen.jobs import evaluate, sample
-from tests.conftest import REPO
+from tests.conftest import REPO, config_args
 from tests.robust_helpers import family_args, fit_family, last_ckpt
 from tests.shared_checkpoints import tiny_gan_ckpt  # noqa: F401  (a session fixture: one fit for both modules)
 
@@ -375,7 +375,7 @@ def test_a_conditional_fit_on_data_without_labels_is_refused_through_the_cli(tmp
     """`lightning-gen fit` of a conditional config whose data yields no labels (the sines without `condition`): the
     message says what to change, status 2, no run folder."""
     args = [
-        "fit", "--config", os.path.join(REPO, "configs/lstm_gan/sines_cond.yaml"), "--data.init_args.condition=null",
+        "fit", *config_args("configs/lstm_gan/sines_cond.yaml"), "--data.init_args.condition=null",
         "--data.init_args.num_sequences=64", "--data.init_args.seq_len=8", "--data.init_args.batch_size=8",
         "--trainer.max_steps=1", "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={tmp_path / 'run'}",
@@ -391,12 +391,9 @@ def test_a_conditional_fit_on_data_without_labels_is_refused_through_the_cli(tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsys):
+def test_evaluate_refuses_labels_outside_the_classifiers_classes(tmp_path, capsys, digits_classifier_ckpt):
     """A samples file whose labels name a class the domain classifier does not have (10 of digits' 0..9)."""
-    from tests.conftest import fit_config
-
-    tiny = ["--model.init_args.network.init_args.width=4", "--model.init_args.network.init_args.feature_dim=8"]
-    classifier = fit_config("configs/classifier/digits.yaml", tmp_path / "clf", "--trainer.max_steps=1", *tiny)
+    classifier = digits_classifier_ckpt
     labels = np.arange(100) % 10
     labels[7] = 10
     np.savez(tmp_path / "s.npz", samples=np.random.default_rng(0).random((100, 1, 8, 8), np.float32), labels=labels)

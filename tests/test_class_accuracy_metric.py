@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lightning_gen.jobs.sweep import load_sweep
+from lightning_gen.lightning_cli.parser import config_stack
 from lightning_gen.metrics.class_accuracy import ClassAccuracyMetric
 from lightning_gen.models.conditional import Conditional
 from tests.conftest import REPO, fit_config
@@ -177,10 +178,11 @@ def sweep_callbacks(sweep_file: str, **init_args) -> list[str]:
 
 
 def sweep_config(sweep_file: str) -> str:
+    """The config a sweep trains (a conditional overlay: the sweep stacks it on its twin, as ``fit_config`` does)."""
     command = [str(c) for c in load_sweep(os.path.join(REPO, sweep_file))["command"]]
     configs = [v for f, v in zip(command, command[1:]) if f == "--config" and "logger" not in v]
-    assert len(configs) == 1, configs
-    return configs[0]
+    assert configs == config_stack(configs[-1]), configs
+    return configs[-1]
 
 
 def test_the_conditional_digits_sweep_logs_fid_and_class_accuracy(tmp_path):

@@ -119,11 +119,23 @@ def test_fid_sweeps_name_the_run_folder_the_classifier_config_writes():
             assert classifier in roots, (path, classifier, roots)
 
 
+def _merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` stacked on ``base`` as a second ``--config`` is (overlays here name no class_path)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
+
+
 def _swept_config(sweep_file: str) -> dict:
+    """The raw config a sweep trains: its ``--config`` files (a conditional overlay after its twin), merged."""
     command = [str(c) for c in load_sweep(os.path.join(REPO, sweep_file))["command"]]
-    configs = [v for flag, v in zip(command, command[1:]) if flag == "--config" and "logger" not in v]
-    with open(os.path.join(REPO, configs[-1])) as f:
-        return yaml.safe_load(f)
+    config = {}
+    for path in [v for flag, v in zip(command, command[1:]) if flag == "--config" and "logger" not in v]:
+        with open(os.path.join(REPO, path)) as f:
+            config = _merged(config, yaml.safe_load(f))
+    return config
 
 
 def _conditional(config: dict) -> bool:

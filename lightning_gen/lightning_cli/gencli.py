@@ -25,7 +25,7 @@ from lightning_gen.checkpoints import CheckpointError, check_weights, load_check
 from lightning_gen.errors import UserError, config_reason
 from lightning_gen.guards import DivergenceGuard, ExactResume, InterruptCheckpoint
 from lightning_gen.lightning_cli.console import EpochLineProgressBar, QuietRichProgressBar, fit_summary, is_terminal
-from lightning_gen.lightning_cli.parser import ErrorFirstParser, check_config_files
+from lightning_gen.lightning_cli.parser import ErrorFirstParser, check_config_files, check_overlay_order
 from lightning_gen.lightning_cli.run_folder import checkpoint_progress, finished_run_message, reserve_run_folder
 from lightning_gen.lightning_cli.threads import apply_threads
 
@@ -87,6 +87,7 @@ class GenCLI(LightningCLI):
         # written. The weights are checked against the built model in `_check_ckpt_weights`, before the trainer
         # starts. (tests/test_lightning_internals.py checks that parse_arguments runs just before that read.)
         check_config_files(list(sys.argv[1:] if args is None else args))
+        check_overlay_order(list(sys.argv[1:] if args is None else args))
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None

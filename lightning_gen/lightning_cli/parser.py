@@ -80,3 +80,39 @@ def _lead(message: str) -> str:
     class_path, reason = problems[-1]
     hint = f"{_CLASS_PATH_HINT}\n" if "module" in reason or "import" in reason else ""
     return f"the class path '{class_path}' cannot be used: {reason.strip()}\n{hint}{message.rstrip()}"
+
+
+def config_stack(config: str) -> list[str]:
+    """The ``--config`` files that run ``config``, in order: a conditional config ``<name>_cond.yaml`` is an overlay
+    that goes after its unconditional twin ``<name>.yaml``; any other config runs alone."""
+    return [config.removesuffix("_cond.yaml") + ".yaml", config] if config.endswith("_cond.yaml") else [config]
+
+
+def check_overlay_order(args: list[str]) -> None:
+    """The first ``--config`` that sets the model (or the data) names its class: a file that only changes some of its
+    arguments (an overlay, e.g. the conditional ``configs/gan/digits_cond.yaml``) goes after the config it changes.
+    Alone, jsonargparse's message is that ``generator.init_args.num_classes`` is not an option of LightningModule."""
+    import yaml
+
+    from lightning_gen.errors import UserError
+
+    paths = [a.split("=", 1)[1] if a.startswith("--config=") else b for a, b in zip(args, [*args[1:], ""])]
+    paths = [p for a, p in zip(args, paths) if p and (a in ("--config", "-c") or a.startswith("--config="))]
+    named = {s for s in ("model", "data") if any(a == f"--{s}" or a.startswith(f"--{s}=") for a in args)}
+    for path in paths:
+        try:
+            with open(path) as f:
+                config = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # check_config_files and jsonargparse say what is wrong with it
+        for section in ("model", "data"):
+            value = config.get(section) if isinstance(config, dict) else None
+            if section in named or not isinstance(value, dict):
+                continue
+            if "class_path" not in value:
+                twin = config_stack(path)[0] if len(config_stack(path)) > 1 else "BASE.yaml"
+                raise UserError(
+                    f"--config {path} changes the {section} without naming its class (`{section}.class_path`): it is "
+                    f"an overlay, which goes after the config it changes: --config {twin} --config {path}"
+                )
+            named.add(section)

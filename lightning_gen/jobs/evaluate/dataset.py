@@ -1,5 +1,6 @@
-"""Which dataset the evaluate job compares with: ``--data CONFIG.yaml``, else what the checkpoint (or the
-``config.yaml`` beside its run) records, with ``--data-arg KEY=VALUE`` applied; and the DataModule it names."""
+"""Which dataset the evaluate job compares with: ``--data CONFIG.yaml`` (repeated: an overlay stacked on its twin, as
+``fit --config A --config B``), else what the checkpoint (or the ``config.yaml`` beside its run) records, with
+``--data-arg KEY=VALUE`` applied; and the DataModule it names."""
 
 from __future__ import annotations
 
@@ -20,13 +21,38 @@ def _data_section(config: dict, where: str) -> dict:
     return {"class_path": section["class_path"], "init_args": dict(section.get("init_args") or {})}
 
 
-def resolve_data_spec(data: str | None, checkpoint: str | None, data_args: list[str], allow=()) -> dict:
-    """``{"class_path", "init_args"}`` of the reference dataset, with ``--data-arg KEY=VALUE`` applied."""
-    if data is not None:
-        if not os.path.isfile(data):
-            raise EvaluateError(f"--data {data}: no such file (give a YAML config with a `data:` section).")
-        with open(data) as f:
-            spec = _data_section(yaml.safe_load(f), data)
+def _stacked_data_section(paths: list[str]) -> dict:
+    """The ``data:`` section of config files stacked in order, as ``fit --config A --config B`` stacks them: a later
+    file's ``init_args`` update the earlier ones'; a later ``class_path`` of another class brings its own arguments."""
+    spec = None
+    for path in paths:
+        if not os.path.isfile(path):
+            raise EvaluateError(f"--data {path}: no such file (give a YAML config with a `data:` section).")
+        with open(path) as f:
+            config = yaml.safe_load(f)
+        if spec is None:
+            section = config.get("data", config) if isinstance(config, dict) else None
+            if isinstance(section, dict) and "class_path" not in section:
+                raise EvaluateError(
+                    f"--data {path} names no dataset class (no `data.class_path`). If it is an overlay (a conditional "
+                    f"config), give the config it stacks on first: --data {path.replace('_cond.yaml', '.yaml')} "
+                    f"--data {path}."
+                )
+            spec = _data_section(config, path)
+        elif isinstance(config, dict) and isinstance(config.get("data"), dict):
+            section = config["data"]
+            if section.get("class_path", spec["class_path"]) != spec["class_path"]:
+                spec = _data_section(config, path)
+            else:
+                spec["init_args"].update(section.get("init_args") or {})
+    return spec
+
+
+def resolve_data_spec(data: str | list[str] | None, checkpoint: str | None, data_args: list[str], allow=()) -> dict:
+    """``{"class_path", "init_args"}`` of the reference dataset (``data``: one config file, or several stacked in
+    order), with ``--data-arg KEY=VALUE`` applied."""
+    if data:
+        spec = _stacked_data_section([data] if isinstance(data, str) else list(data))
     elif checkpoint is not None:
         spec = _spec_from_checkpoint(checkpoint, allow)
     else:

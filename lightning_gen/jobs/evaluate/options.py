@@ -62,7 +62,7 @@ class EvaluateOptions:
     """Everything ``lightning-gen evaluate`` is told; the field names are the flags with ``_`` for ``-``."""
 
     source: str
-    data: str | None = None
+    data: str | list[str] | None = None
     data_arg: list[str] = field(default_factory=list)
     metrics: list[str] | None = None
     split: str = "auto"
@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         "split.",
     )
     p.add_argument("source", help="a .ckpt (sampled), a samples .npz from `lightning-gen sample`, or an image folder")
-    p.add_argument("--data", help="YAML config whose `data:` section names the reference dataset")
+    p.add_argument(
+        "--data",
+        action="append",
+        help="YAML config whose `data:` section names the reference dataset; repeat it to stack an overlay on its "
+        "twin as `fit` does (--data configs/rvae/vowels.yaml --data configs/rvae/vowels_cond.yaml)",
+    )
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="override a data init arg")
     p.add_argument(
         "--metrics",

@@ -1,0 +1,58 @@
+"""Conditional configs are overlays stacked on their unconditional twins (``--config A.yaml --config A_cond.yaml``):
+in the wrong order or alone ``fit`` says which file goes first, and ``evaluate --data`` stacks them as ``fit`` does.
+(tests/test_configs.py runs every overlay on its twin.)"""
+
+import os
+
+import pytest
+import yaml
+
+from lightning_gen.cli import main
+from lightning_gen.jobs.evaluate import EvaluateError, build_parser, resolve_data_spec
+from tests.conftest import REPO
+
+SINES, SINES_COND = (os.path.join(REPO, f"configs/lstm_gan/{n}.yaml") for n in ("sines", "sines_cond"))
+MNIST, MNIST_COND = (os.path.join(REPO, f"configs/gan/{n}.yaml") for n in ("mnist", "mnist_cond"))
+
+
+@pytest.mark.parametrize("order", ["alone", "first"])
+def test_an_overlay_before_its_twin_is_refused_with_the_order_to_use(order, tmp_path, capsys):
+    configs = ["--config", MNIST_COND] + (["--config", MNIST] if order == "first" else [])
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *configs, f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"--config {MNIST} --config {MNIST_COND}" in err and "`model.class_path`" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_named_on_the_command_line_lets_an_overlay_come_first(capsys):
+    """``--model=CLASS`` names the class, so a config that only sets its arguments may follow it."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--model=lightning_gen.models.GAN", "--config", MNIST, "--config", MNIST_COND, "--print_config"])
+    assert exit_.value.code == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["generator"]["init_args"]["num_classes"] == 10
+
+
+def test_evaluate_data_stacks_an_overlay_on_its_twin():
+    """``--data A --data A_cond``: the twin's dataset and settings, with the overlay's labels switched on."""
+    assert build_parser().parse_args(["x.ckpt", "--data", SINES, "--data", SINES_COND]).data == [SINES, SINES_COND]
+    twin = resolve_data_spec(SINES, None, [])
+    spec = resolve_data_spec([SINES, SINES_COND], None, ["seq_len=8"])
+    assert spec["class_path"] == twin["class_path"] == "lightning_gen.data.SinesDataModule"
+    assert spec["init_args"] == {**twin["init_args"], "condition": "frequency_band", "num_bands": 3, "seq_len": 8}
+    assert "condition" not in twin["init_args"]
+    # an image overlay changes no data setting: its twin's data as it is
+    assert resolve_data_spec([MNIST, MNIST_COND], None, []) == resolve_data_spec(MNIST, None, [])
+
+
+def test_evaluate_data_of_another_class_brings_its_own_arguments(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("data:\n  class_path: lightning_gen.data.DigitsDataModule\n  init_args: {batch_size: 8}\n")
+    spec = resolve_data_spec([SINES, str(other)], None, [])
+    assert spec == {"class_path": "lightning_gen.data.DigitsDataModule", "init_args": {"batch_size": 8}}
+
+
+def test_evaluate_data_overlay_alone_names_the_twin_to_give_first():
+    with pytest.raises(EvaluateError, match=f"--data {SINES} --data {SINES_COND}"):
+        resolve_data_spec([SINES_COND], None, [])
