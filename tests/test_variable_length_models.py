@@ -172,8 +172,9 @@ def test_sample_job_writes_lengths_and_length_forces_one(tmp_path):
     # evaluate scores the samples file and the checkpoint with their lengths, and reports the length match
     from lightning_gen.jobs import evaluate
 
-    data = ["--data", "configs/rvae/vowels_cond.yaml", "--data-arg", f"data_dir={tmp_path / 'jv'}", "--data-arg",
-            "download=false", "--data-arg", "check_files=false", "--data-arg", "batch_size=4"]  # fmt: skip
+    data = ["--data", "configs/rvae/vowels.yaml", "--data", "configs/rvae/vowels_cond.yaml", "--data-arg",
+            f"data_dir={tmp_path / 'jv'}", "--data-arg", "download=false", "--data-arg", "check_files=false",
+            "--data-arg", "batch_size=4"]  # fmt: skip
     for source, extra in ((str(out), data), (ckpt, [])):
         report = tmp_path / "r.json"
         args = [source, "--metrics", "discriminative,mmd", "--disc-iterations", "2", "--repeats", "1", "--split",
