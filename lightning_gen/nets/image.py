@@ -85,12 +85,37 @@ def _generator_norm(kind: Norm, num_channels: int, num_classes: int | None) -> n
     return _norm_2d(kind, num_channels)
 
 
-def _discriminate(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None):
-    """The shared forward of the discriminators: (logit (B,), class logits (B, K) or None)."""
-    check_net_labels(net, labels, x.shape[0])
-    phi = net.features(x)[-1].flatten(1)  # (B, F)
-    logit = net.head(phi).squeeze(1)  # (B,)
-    return (logit, None) if net.class_head is None else net.class_head(phi, logit, labels)
+class _BlockDiscriminator(nn.Module):
+    """What the image discriminators share: ``blocks`` whose activations are D's features (the VAE-GAN's
+    feature-wise reconstruction reads them), a linear ``head`` on the last one, and an optional ``class_head``
+    (projection or auxiliary classifier)."""
+
+    blocks: nn.ModuleList
+    head: nn.Linear
+    class_head: ClassHead | None
+
+    @property
+    def num_feature_layers(self) -> int:
+        return len(self.blocks)
+
+    def features(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
+        """Activations after each block: a list of (B, C_i, H_i, W_i) (or (B, F_i)); only the first ``depth``
+        blocks run when it is given (a feature-wise reconstruction in an early layer need not run the rest)."""
+        feats = []
+        for block in self.blocks[:depth]:
+            x = block(x)
+            feats.append(x)
+        return feats
+
+    def logits_and_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """(logits (B,), class logits (B, num_classes) for ``conditioning="auxiliary"``, else None)."""
+        check_net_labels(self, labels, x.shape[0])
+        phi = self.features(x)[-1].flatten(1)  # (B, F)
+        logit = self.head(phi).squeeze(1)  # (B,)
+        return (logit, None) if self.class_head is None else self.class_head(phi, logit, labels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits_and_classes(x, labels)[0]  # (B,)
 
 
 class DCGANGenerator(nn.Module):
@@ -151,7 +176,7 @@ class DCGANGenerator(nn.Module):
         return self.to_image(self.blocks(h, labels))  # (B, C, H, W)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(_BlockDiscriminator):
     """Maps an image to one real-valued logit (or critic value) per sample.
 
     ``features(x)`` returns the activation after every downsampling block, so hybrids can measure a
@@ -204,26 +229,6 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * end_size**2, 1))  # (B, 1)
         self.class_head: ClassHead | None = discriminator_head(widths[-1] * end_size**2, num_classes, conditioning)
 
-    @property
-    def num_feature_layers(self) -> int:
-        return len(self.blocks)
-
-    def features(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
-        """Activations after each block: a list of (B, C_i, H_i, W_i); only the first ``depth`` blocks run
-        when it is given (a feature-wise reconstruction in an early layer need not run the rest)."""
-        feats = []
-        for block in self.blocks[:depth]:
-            x = block(x)
-            feats.append(x)
-        return feats
-
-    def logits_and_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None):
-        """(logits (B,), class logits (B, num_classes) for ``conditioning="auxiliary"``, else None)."""
-        return _discriminate(self, x, labels)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return _discriminate(self, x, labels)[0]  # (B,)
-
 
 class MLPGenerator(nn.Module):
     """A small fully connected generator, for tiny tests and toy data; with ``num_classes``, a
@@ -257,7 +262,7 @@ class MLPGenerator(nn.Module):
         return self.net(with_label_embedding(z, self.embed, labels))
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(_BlockDiscriminator):
     """A small fully connected discriminator; ``features`` gives both hidden layers. ``num_classes`` and
     ``conditioning`` as :class:`DCGANDiscriminator`'s."""
 
@@ -281,24 +286,6 @@ class MLPDiscriminator(nn.Module):
         )
         self.head = nn.Linear(hidden, 1)
         self.class_head: ClassHead | None = discriminator_head(hidden, num_classes, conditioning)
-
-    @property
-    def num_feature_layers(self) -> int:
-        return len(self.blocks)
-
-    def features(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
-        feats = []
-        for block in self.blocks[:depth]:
-            x = block(x)
-            feats.append(x)
-        return feats
-
-    def logits_and_classes(self, x: torch.Tensor, labels: torch.Tensor | None = None):
-        """(logits (B,), class logits (B, num_classes) for ``conditioning="auxiliary"``, else None)."""
-        return _discriminate(self, x, labels)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return _discriminate(self, x, labels)[0]  # (B,)
 
 
 class ConvEncoder(nn.Module):
