@@ -181,9 +181,9 @@ def test_no_stored_distribution_and_no_labels(monkeypatch, tmp_path, capsys):
     assert run_sample(tmp_path, "--labels", "1") == 0
 
 
-@pytest.fixture(scope="module")
-def gan_ckpt(tmp_path_factory):
-    return fit_config("configs/gan/digits.yaml", tmp_path_factory.mktemp("gan"))
+@pytest.fixture
+def gan_ckpt(digits_gan_ckpt):
+    return digits_gan_ckpt  # fitted once for the test session (tests/conftest.py)
 
 
 def test_labels_to_an_unconditional_checkpoint(gan_ckpt, tmp_path, capsys):

@@ -22,15 +22,10 @@ DIGITS = os.path.join(REPO, "configs/gan/digits.yaml")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def classifier_ckpt(tmp_path_factory):
-    """A tiny classifier trained with the shipped config (16 features: FID needs >= 16 samples)."""
-    return fit_config(
-        "configs/classifier/digits.yaml",
-        tmp_path_factory.mktemp("classifier"),
-        "--model.init_args.network.init_args.width=4",
-        "--model.init_args.network.init_args.feature_dim=16",
-    )
+@pytest.fixture
+def classifier_ckpt(digits_classifier_ckpt):
+    """A tiny classifier trained with the shipped config (16 features: FID needs >= 16 samples), shared."""
+    return digits_classifier_ckpt
 
 
 @pytest.fixture(scope="module")

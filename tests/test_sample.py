@@ -10,12 +10,12 @@ import torch
 from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.jobs import sample
-from tests.conftest import REPO, WritesFile, fit_config
+from tests.conftest import REPO, WritesFile
 
 
-@pytest.fixture(scope="module")
-def gan_ckpt(tmp_path_factory):
-    return fit_config("configs/gan/digits.yaml", tmp_path_factory.mktemp("run"))
+@pytest.fixture
+def gan_ckpt(digits_gan_ckpt):
+    return digits_gan_ckpt  # fitted once for the test session (tests/conftest.py)
 
 
 def test_sample_contract(gan_ckpt, tmp_path):
@@ -99,9 +99,9 @@ def test_test_subcommand_on_checkpoint(gan_ckpt, tmp_path):
     assert all(torch.isfinite(metrics[k]) for k in ("test/d_loss", "test/D(x)"))
 
 
-def test_classifier_checkpoint_is_refused_with_a_message(tmp_path, capsys):
+def test_classifier_checkpoint_is_refused_with_a_message(tmp_path, capsys, digits_classifier_ckpt):
     """A classifier generates nothing: a clear message (not a bare KeyError), exit status 2 and no file."""
-    ckpt = fit_config("configs/classifier/digits.yaml", tmp_path / "classifier")
+    ckpt = digits_classifier_ckpt
     out = tmp_path / "s.npz"
     assert sample.main([ckpt, "--output", str(out)]) == 2
     err = capsys.readouterr().err
