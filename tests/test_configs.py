@@ -72,21 +72,6 @@ def chorale_cache(root: str, count: int = 4) -> None:
     shutil.copytree(os.path.join(_PARSED_CHORALES[count].name, "chorales"), os.path.join(root, "chorales"))
 
 
-_PARSED_CHORALES: dict[int, tempfile.TemporaryDirectory] = {}
-
-
-def chorale_cache(root: str, count: int = 4) -> None:
-    """Put the first ``count`` chorales' notes and keys, parsed once per test session, into ``root``'s note cache
-    (``music.load_chorale_notes``'s file): each config then starts as a user's second run does. The parsing itself
-    is tested in tests/test_sequence_data.py."""
-    from lightning_gen.music import load_chorale_notes
-
-    if count not in _PARSED_CHORALES:
-        _PARSED_CHORALES[count] = tempfile.TemporaryDirectory(prefix="chorales")
-        load_chorale_notes(_PARSED_CHORALES[count].name, count, progress=False, keys=True)
-    shutil.copytree(os.path.join(_PARSED_CHORALES[count].name, "chorales"), os.path.join(root, "chorales"))
-
-
 def data_overrides(config: str, tmp_path, monkeypatch) -> list[str]:
     """Point datasets that would download at tiny local fakes; others run as shipped."""
     data_class = composed_value(config, "data", "class_path") or ""
