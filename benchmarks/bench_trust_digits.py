@@ -9,9 +9,10 @@
         --out benchmarks/results/trust_digits
 
 Each ``--model NAME=CHECKPOINT`` (a checkpoint or a run folder) is sampled (``--num-samples``, seeded; a
-conditional model draws labels from its training mix), and two stand-ins are scored beside them: ``copies``
-(random training digits with Gaussian noise of std ``--copy-noise``) and ``collapsed`` (one training digit per
-class, repeated, with noise of std 0.01). Every set is scored twice with the same classifier features:
+conditional model draws labels from its training mix; ``--samples NAME=NPZ`` scores samples drawn earlier), and
+two stand-ins are scored beside them: ``copies`` (random training digits with Gaussian noise of std
+``--copy-noise``) and ``collapsed`` (one training digit per class, repeated, with noise of std 0.01). Every set
+is scored twice with the same classifier features:
 
 - the OLD protocol: ``--split test --metrics fid`` (the digits test split: 180 images for 64 features);
 - the default protocol of ``lightning-gen evaluate`` (``--split auto``: validation + test, never trained on; FID,
@@ -141,6 +142,13 @@ def main() -> None:
     p.add_argument("--classifier", required=True)
     p.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT")
     p.add_argument("--config", action="append", default=[], metavar="NAME=CONFIG", help="the config a model ran")
+    p.add_argument(
+        "--samples",
+        action="append",
+        default=[],
+        metavar="NAME=NPZ",
+        help="samples drawn earlier (`lightning-gen sample`)",
+    )
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--copy-noise", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
@@ -157,6 +165,9 @@ def main() -> None:
 
         sets[name] = out / f"{name}.npz"
         sample(str(resolve_checkpoint(ckpt)), args.num_samples, sets[name])
+    for item in args.samples:  # e.g. of a checkpoint written with option names the models no longer take
+        name, _, path = item.partition("=")
+        sets[name] = Path(path)
     for name, x in stand_ins(args.num_samples, args.copy_noise, args.seed).items():
         sets[name] = out / f"{name}.npz"
         np.savez(sets[name], samples=x.astype(np.float32))
@@ -174,6 +185,7 @@ def main() -> None:
     command = "python benchmarks/bench_trust_digits.py " + " ".join(
         [f"--classifier {args.classifier}"]
         + [f"--model {m}" for m in args.model]
+        + [f"--samples {s}" for s in args.samples]
         + [f"--config {c}" for c in args.config]
         + [f"--out {args.out}"]
     )
