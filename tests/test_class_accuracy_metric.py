@@ -185,12 +185,11 @@ def sweep_config(sweep_file: str) -> str:
     return configs[-1]
 
 
-def test_the_conditional_digits_sweep_logs_fid_and_class_accuracy(tmp_path):
-    """gan_digits_cond.yaml's command on its config (tiny networks, one epoch, an 8-step classifier): both its
-    callbacks log, so the sweep ranks by a metric the runs log."""
+def test_the_conditional_digits_sweep_logs_fid_and_class_accuracy(tmp_path, digits_classifier_ckpt):
+    """gan_digits_cond.yaml's command on its config (tiny networks, one epoch, the tests' tiny 4-step classifier):
+    both its callbacks log, so the sweep ranks by a metric the runs log."""
     sweep = "sweeps/gan_digits_cond.yaml"
-    classifier = fit_config("configs/classifier/digits.yaml", tmp_path / "clf", "--trainer.max_steps=8")
-    callbacks = sweep_callbacks(sweep, classifier=classifier, every_n_epochs=1, num_samples=100)
+    callbacks = sweep_callbacks(sweep, classifier=digits_classifier_ckpt, every_n_epochs=1, num_samples=100)
     tiny = [f"--model.init_args.{n}.init_args.base_channels=4" for n in ("generator", "discriminator")]
     fit_config(
         sweep_config(sweep), tmp_path / "gan", "--trainer.max_steps=-1", "--trainer.max_epochs=1",
