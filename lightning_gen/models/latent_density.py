@@ -294,8 +294,10 @@ class LatentDensityMixin:
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         density = self.training_density
+        if density is None:  # a model that trains on no codes of its density
+            return
         epoch = self.trainer.current_epoch
-        if density is not None and int(density.epoch) != epoch:
+        if int(density.epoch) != epoch:
             density.load_state_dict(self.training_density_state())  # keeps its own ``epoch``
             density.epoch.fill_(epoch)
 
