@@ -14,7 +14,7 @@ import yaml
 
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.jobs.sample import is_conditional
-from lightning_gen.lightning_cli.parser import config_stack
+from lightning_gen.lightning_cli.parser import config_stack, stacked_config
 from tests.conftest import REPO, config_args, write_fake_cifar10, write_fake_mnist
 
 PRESET_DIRS = ("trainer", "logger")
@@ -36,14 +36,11 @@ def load(config: str) -> dict:
 
 
 def composed_value(config: str, *keys: str):
-    """The raw value at ``keys`` of the last file in ``config``'s stack that sets it (overlays name no class_path)."""
-    value = None
-    for part in config_stack(config):
-        node = load(part)
-        for key in keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        value = node if node is not None else value
-    return value
+    """The raw value at ``keys`` of ``config`` stacked on its twin (if it is an overlay)."""
+    node = stacked_config([os.path.join(REPO, part) for part in config_stack(config)])
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
 
 def leaves(tree: dict, prefix: str = "") -> dict:

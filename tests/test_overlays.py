@@ -9,6 +9,7 @@ import yaml
 
 from lightning_gen.cli import main
 from lightning_gen.jobs.evaluate import EvaluateError, build_parser, resolve_data_spec
+from lightning_gen.lightning_cli.parser import merge_configs
 from tests.conftest import REPO
 
 SINES, SINES_COND = (os.path.join(REPO, f"configs/lstm_gan/{n}.yaml") for n in ("sines", "sines_cond"))
@@ -56,3 +57,24 @@ def test_evaluate_data_of_another_class_brings_its_own_arguments(tmp_path):
 def test_evaluate_data_overlay_alone_names_the_twin_to_give_first():
     with pytest.raises(EvaluateError, match=f"--data {SINES} --data {SINES_COND}"):
         resolve_data_spec([SINES_COND], None, [])
+
+
+def test_merge_configs_follows_lightningclis_rules_on_the_files_keys():
+    base = {
+        "trainer": {"max_epochs": 40, "callbacks": [{"class_path": "A"}, {"class_path": "B"}]},
+        "model": {"class_path": "GAN", "init_args": {"generator": {"class_path": "G", "init_args": {"width": 64}}}},
+    }
+    overlay = {
+        "trainer": {"callbacks": [{"class_path": "C"}]},
+        "model": {"init_args": {"generator": {"init_args": {"num_classes": 10}}, "discriminator": {"class_path": "D"}}},
+    }
+    merged = merge_configs(base, overlay)
+    assert merged["trainer"] == {"max_epochs": 40, "callbacks": [{"class_path": "C"}]}  # a list replaces
+    assert merged["model"]["init_args"]["generator"] == {
+        "class_path": "G",
+        "init_args": {"width": 64, "num_classes": 10},
+    }
+    assert merged["model"]["init_args"]["discriminator"] == {"class_path": "D"}
+    other = merge_configs(base, {"model": {"class_path": "VAE", "init_args": {"kl_weight": 0.1}}})
+    assert other["model"] == {"class_path": "VAE", "init_args": {"kl_weight": 0.1}}  # another class starts afresh
+    assert base["model"]["init_args"]["generator"]["init_args"] == {"width": 64}  # the inputs are not changed

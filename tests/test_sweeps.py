@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from lightning_gen.jobs.sweep import LocalSweep, SweepError, check_parameters, expand_command, load_sweep, main
+from lightning_gen.lightning_cli.parser import stacked_config
 from tests.conftest import REPO
 
 SWEEP_FILES = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "sweeps", "*.yaml")))
@@ -119,23 +120,11 @@ def test_fid_sweeps_name_the_run_folder_the_classifier_config_writes():
             assert classifier in roots, (path, classifier, roots)
 
 
-def _merged(base: dict, overlay: dict) -> dict:
-    """``overlay`` stacked on ``base`` as a second ``--config`` is (overlays here name no class_path)."""
-    out = dict(base)
-    for key, value in overlay.items():
-        both = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = _merged(base[key], value) if both else value
-    return out
-
-
 def _swept_config(sweep_file: str) -> dict:
     """The raw config a sweep trains: its ``--config`` files (a conditional overlay after its twin), merged."""
     command = [str(c) for c in load_sweep(os.path.join(REPO, sweep_file))["command"]]
-    config = {}
-    for path in [v for flag, v in zip(command, command[1:]) if flag == "--config" and "logger" not in v]:
-        with open(os.path.join(REPO, path)) as f:
-            config = _merged(config, yaml.safe_load(f))
-    return config
+    configs = [v for flag, v in zip(command, command[1:]) if flag == "--config" and "logger" not in v]
+    return stacked_config([os.path.join(REPO, path) for path in configs])
 
 
 def _conditional(config: dict) -> bool:

@@ -88,6 +88,30 @@ def config_stack(config: str) -> list[str]:
     return [config.removesuffix("_cond.yaml") + ".yaml", config] if config.endswith("_cond.yaml") else [config]
 
 
+def merge_configs(base: dict, overlay: dict) -> dict:
+    """``overlay`` (a later ``--config``) merged into ``base`` as LightningCLI merges them, on the files' own keys (no
+    defaults): mappings key by key; a mapping whose ``class_path`` names another class replaces the earlier one
+    (LightningCLI also keeps the earlier arguments that class takes); a list or a value replaces the earlier one."""
+    out = dict(base)
+    for key, value in overlay.items():
+        old = base.get(key)
+        same = isinstance(value, dict) and isinstance(old, dict)
+        same = same and value.get("class_path", old.get("class_path")) == old.get("class_path")
+        out[key] = merge_configs(old, value) if same else value
+    return out
+
+
+def stacked_config(paths: list[str]) -> dict:
+    """The YAML config files ``paths`` stacked in order (``--config A --config B``), merged by :func:`merge_configs`."""
+    import yaml
+
+    config = {}
+    for path in paths:
+        with open(path) as f:
+            config = merge_configs(config, yaml.safe_load(f) or {})
+    return config
+
+
 def check_overlay_order(args: list[str]) -> None:
     """The first ``--config`` that sets the model (or the data) names its class: a file that only changes some of its
     arguments (an overlay, e.g. the conditional ``configs/gan/digits_cond.yaml``) goes after the config it changes.

@@ -24,6 +24,8 @@ def _data_section(config: dict, where: str) -> dict:
 def _stacked_data_section(paths: list[str]) -> dict:
     """The ``data:`` section of config files stacked in order, as ``fit --config A --config B`` stacks them: a later
     file's ``init_args`` update the earlier ones'; a later ``class_path`` of another class brings its own arguments."""
+    from lightning_gen.lightning_cli.parser import merge_configs
+
     spec = None
     for path in paths:
         if not os.path.isfile(path):
@@ -40,11 +42,7 @@ def _stacked_data_section(paths: list[str]) -> dict:
                 )
             spec = _data_section(config, path)
         elif isinstance(config, dict) and isinstance(config.get("data"), dict):
-            section = config["data"]
-            if section.get("class_path", spec["class_path"]) != spec["class_path"]:
-                spec = _data_section(config, path)
-            else:
-                spec["init_args"].update(section.get("init_args") or {})
+            spec = _data_section(merge_configs({"data": spec}, {"data": config["data"]}), path)
     return spec
 
 
