@@ -1,6 +1,7 @@
 """One vocabulary for the VAE-type models: option groups (``latent_density``, ``gating``) read from YAML and saved
 as plain hyperparameters, and every old option name refused with the new one, in a config file, on the command
-line and in a checkpoint (which ``python -m lightning_gen.renamed`` converts)."""
+line and in a checkpoint (which ``python -m lightning_gen.renamed`` converts; the end-to-end conversion of a
+trained VAE-GAN's checkpoint is in tests/test_vae_gan.py, on that file's trained run)."""
 
 import os
 
@@ -9,14 +10,13 @@ import torch
 import yaml
 
 from lightning_gen import renamed
-from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.errors import UserError
 from lightning_gen.models import RVAE, VAEGAN
 from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.vae_gan_parts import EquilibriumGating
 from lightning_gen.nets import ConvEncoder, DCGANDiscriminator, DCGANGenerator, RecurrentDecoder, RecurrentEncoder
-from tests.conftest import REPO, fit_config
+from tests.conftest import REPO
 from tests.robust_helpers import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,46 +78,6 @@ def test_a_model_built_in_python_saves_its_option_groups_as_plain_mappings():
     assert "encoder" not in model.hparams and model.hparams["data_recon_weight"] == 0.0
     seq = RVAE(RecurrentEncoder(3, 2, 8), RecurrentDecoder(2, 3, 8), latent_density=LatentDensityConfig(components=3))
     assert seq.hparams["latent_density"]["components"] == 3 and seq.sampling_decoder is seq.decoder
-
-
-def _downgrade(ckpt: dict) -> dict:
-    """The checkpoint as the VAE-GAN wrote it before the rename."""
-    hp = ckpt["hyper_parameters"]
-    for old, new in renamed.RENAMED_OPTIONS["VAEGAN"].items():
-        group, _, key = new.partition(".")
-        if key and key in hp.get(group, {}):
-            hp[old] = hp[group][key]
-        elif not key and new in hp:
-            hp[old] = hp.pop(new)
-    hp.pop("gating"), hp.pop("latent_density")
-    old = {"decoder.": "generator.", "decoder_ema.": "generator_ema.", "training_density.": "gan_density."}
-    state = {}
-    for k, v in ckpt["state_dict"].items():
-        prefix = next((p for p in old if k.startswith(p)), None)
-        state[k if prefix is None else old[prefix] + k.removeprefix(prefix)] = v
-    ckpt["state_dict"] = state
-    return ckpt
-
-
-def test_a_checkpoint_with_old_names_is_refused_with_what_to_do_and_converts(tmp_path, capsys):
-    ckpt = fit_config("configs/vae_gan/digits.yaml", tmp_path / "run", *FAMILIES["vae_gan"][1])
-    model = load_model(ckpt)
-    assert model.gating == EquilibriumGating() and model.latent_density_config == LatentDensityConfig()
-    original = torch.load(ckpt, weights_only=True)
-    old = tmp_path / "old.ckpt"
-    torch.save(_downgrade(torch.load(ckpt, weights_only=True)), old)
-    with pytest.raises(CheckpointError, match=r"`pixel_weight` is now `data_recon_weight`.*python -m lightning_gen"):
-        load_model(old)
-    with pytest.raises(CheckpointError, match="--ckpt_path: .*python -m lightning_gen.renamed"):  # resuming too
-        run_lightning_cli(["fit", "--config", VAE_GAN, "--ckpt_path", str(old)])  # refused before any training
-    new = tmp_path / "new.ckpt"
-    assert renamed.main([str(old), str(new)]) == 0
-    assert "`generator` is now `decoder`" in capsys.readouterr().out
-    converted = torch.load(new, weights_only=True)
-    assert converted["hyper_parameters"] == original["hyper_parameters"]
-    assert converted["state_dict"].keys() == original["state_dict"].keys()
-    assert all(torch.equal(converted["state_dict"][k], v) for k, v in original["state_dict"].items())
-    assert isinstance(load_model(new), VAEGAN)
 
 
 def test_the_sequence_vae_gans_old_training_prior_converts():

@@ -7,10 +7,11 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from lightning_gen.jobs import sample
-from lightning_gen.checkpoints import load_model
+from lightning_gen import renamed as renamed_options
+from lightning_gen.checkpoints import CheckpointError, load_model
 from lightning_gen.cli import run_lightning_cli
 from lightning_gen.data import ArrayImageDataModule
+from lightning_gen.jobs import sample
 from lightning_gen.losses import kl_normal
 from lightning_gen.models import VAEGAN
 from lightning_gen.models.latent_density import LatentDensityConfig
@@ -366,6 +367,48 @@ def test_sample_job_on_vaegan_checkpoint(vaegan_run, tmp_path):
     assert samples.min() >= 0 and samples.max() <= 1 and samples.std() > 0
     assert (tmp_path / "out" / "samples.png").is_file()
     assert model.reconstruct(torch.zeros(2, 1, 8, 8)).shape == (2, 1, 8, 8)
+
+
+def _with_old_names(ckpt: dict) -> dict:
+    """The checkpoint as the VAE-GAN wrote it before its options were renamed (lightning_gen.renamed)."""
+    hp = ckpt["hyper_parameters"]
+    for old, new in renamed_options.RENAMED_OPTIONS["VAEGAN"].items():
+        group, _, key = new.partition(".")
+        if key and key in hp.get(group, {}):
+            hp[old] = hp[group][key]
+        elif not key and new in hp:
+            hp[old] = hp.pop(new)
+    hp.pop("gating"), hp.pop("latent_density")
+    old = {"decoder.": "generator.", "decoder_ema.": "generator_ema.", "training_density.": "gan_density."}
+    state = {}
+    for k, v in ckpt["state_dict"].items():
+        prefix = next((p for p in old if k.startswith(p)), None)
+        state[k if prefix is None else old[prefix] + k.removeprefix(prefix)] = v
+    ckpt["state_dict"] = state
+    return ckpt
+
+
+def test_a_checkpoint_with_old_names_is_refused_with_what_to_do_and_converts(vaegan_run, tmp_path, capsys):
+    ckpt = vaegan_run / "checkpoints" / "last.ckpt"
+    model = load_model(ckpt)
+    assert model.gating == EquilibriumGating() and model.latent_density_config == LatentDensityConfig()
+    original = torch.load(ckpt, weights_only=True)
+    old = tmp_path / "old.ckpt"
+    torch.save(_with_old_names(torch.load(ckpt, weights_only=True)), old)
+    with pytest.raises(CheckpointError, match=r"`pixel_weight` is now `data_recon_weight`.*python -m lightning_gen"):
+        load_model(old)
+    with pytest.raises(CheckpointError, match="--ckpt_path: .*python -m lightning_gen.renamed"):  # resuming too
+        run_lightning_cli(
+            ["fit", "--config", os.path.join(REPO, "configs/vae_gan/digits.yaml"), "--ckpt_path", str(old)]
+        )
+    new = tmp_path / "new.ckpt"
+    assert renamed_options.main([str(old), str(new)]) == 0
+    assert "`generator` is now `decoder`" in capsys.readouterr().out
+    converted = torch.load(new, weights_only=True)
+    assert converted["hyper_parameters"] == original["hyper_parameters"]
+    assert converted["state_dict"].keys() == original["state_dict"].keys()
+    assert all(torch.equal(converted["state_dict"][k], v) for k, v in original["state_dict"].items())
+    assert isinstance(load_model(new), VAEGAN)
 
 
 def test_reconstruction_grid_layout(vaegan_run):
