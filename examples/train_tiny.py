@@ -2,7 +2,9 @@
 
     python examples/train_tiny.py [OUT_DIR]       # default examples/out; prints the checkpoint's path
 
-The arguments are exactly the command line's; any config and override works the same way.
+The arguments are exactly the command line's; any config and override works the same way, e.g. the conditional
+R-VAE (frequency bands as labels) stacks its overlay after the config: add
+``"--config", os.path.join(REPO, "configs", "rvae", "sines_cond.yaml")`` after ``sines.yaml``.
 """
 
 import os
