@@ -70,6 +70,25 @@ def test_rvae_gan_substeps_touch_only_their_network(tmp_path):
     assert log == [{"encoder"}, {"decoder"}, {"discriminator"}] * 2
 
 
+def test_rvae_gan_makes_cheap_training_refits_and_a_rich_final_fit(tmp_path):
+    """The latent density's cheap training refits (``train_components`` of its components on the first
+    ``train_codes`` sequences) work for the sequence models as for the image ones; the prior samples of training
+    come from the copy of the cheap refit taken at the next epoch's start, ``sample`` from the final fit."""
+    from lightning_gen.data import SinesDataModule
+    from lightning_gen.models.latent_density import LatentDensityConfig
+    from tests.conftest import tiny_trainer
+
+    model = tiny_rvae_gan(latent_density=LatentDensityConfig(components=2, train_components=1, train_codes=8))
+    fits = []
+    fit = model.latent_density.fit
+    model.latent_density.fit = lambda c, **kw: (fits.append((len(c), kw.get("components"))), fit(c, **kw))[1]
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(model, SinesDataModule(40, T, D, batch_size=4))
+    assert fits[0] == (8, 1) and fits[-1][1] is None and fits[-1][0] > 8  # cheap refit first, the final fit last
+    assert bool(model.latent_density.final) and (model.latent_density.weights > 0).sum() == 2
+    assert int(model.training_density.epoch) == 1 and (model.training_density.weights > 0).sum() == 1
+
+
 @pytest.mark.parametrize("cls", ["rvae", "rvae_gan"])
 def test_binary_models_return_binary_rolls(cls):
     torch.manual_seed(0)
