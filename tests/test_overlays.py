@@ -5,11 +5,11 @@ in the wrong order or alone ``fit`` says which file goes first, and ``evaluate -
 import os
 
 import pytest
-import yaml
 
 from lightning_gen.cli import main
+from lightning_gen.errors import UserError
 from lightning_gen.jobs.evaluate import EvaluateError, build_parser, resolve_data_spec
-from lightning_gen.lightning_cli.parser import merge_configs
+from lightning_gen.lightning_cli.parser import check_overlay_order, merge_configs
 from tests.conftest import REPO
 
 SINES, SINES_COND = (os.path.join(REPO, f"configs/lstm_gan/{n}.yaml") for n in ("sines", "sines_cond"))
@@ -27,12 +27,12 @@ def test_an_overlay_before_its_twin_is_refused_with_the_order_to_use(order, tmp_
     assert not (tmp_path / "run").exists()
 
 
-def test_a_model_named_on_the_command_line_lets_an_overlay_come_first(capsys):
+def test_a_model_or_data_named_on_the_command_line_lets_an_overlay_come_first():
     """``--model=CLASS`` names the class, so a config that only sets its arguments may follow it."""
-    with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--model=lightning_gen.models.GAN", "--config", MNIST, "--config", MNIST_COND, "--print_config"])
-    assert exit_.value.code == 0
-    assert yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["generator"]["init_args"]["num_classes"] == 10
+    check_overlay_order(["fit", "--model=lightning_gen.models.GAN", "--config", MNIST_COND])
+    check_overlay_order(["fit", "--data", "lightning_gen.data.SinesDataModule", "--model=x.Y", "--config", SINES_COND])
+    with pytest.raises(UserError, match="`data.class_path`"):
+        check_overlay_order(["fit", "--model=x.Y", "--config", SINES_COND])
 
 
 def test_evaluate_data_stacks_an_overlay_on_its_twin():
