@@ -87,8 +87,11 @@ def test_evaluate_job(good_ckpt, tmp_path, evil_module, how, capsys):
     assert not marker.exists() and not report.exists()
 
 
-@pytest.mark.parametrize("how", HOW)
-@pytest.mark.parametrize("subcommand", ["fit", "validate", "test"])
+# Every payload through fit; validate and test (the same check before the subcommand runs) with one each: the loader
+# refuses every payload kind in test_python_loader.
+@pytest.mark.parametrize(
+    ("subcommand", "how"), [*(("fit", how) for how in HOW), ("validate", "datamodule"), ("test", "nested_class_path")]
+)
 def test_ckpt_path(good_ckpt, tmp_path, evil_module, how, subcommand, capsys):
     name, marker = evil_module
     args = family_args("gan", tmp_path / "run", f"--ckpt_path={_hostile(good_ckpt, tmp_path, name, how)}")
