@@ -34,6 +34,9 @@ _IMAGE_NETS = [
     "--model.init_args.discriminator.init_args.base_channels=4",
 ]
 
+# 64 sequences, not 10,000: each fit draws them, and the latent density refits encode up to 2,000 of them
+_SINES = ["--data.init_args.num_sequences=64"]
+
 # family -> (config, overrides that make it tiny)
 FAMILIES: dict[str, tuple[str, list[str]]] = {
     "gan": ("configs/gan/digits.yaml", _IMAGE_NETS),
@@ -49,16 +52,15 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "configs/vae/digits.yaml",
         ["--model.init_args.encoder.init_args.base_channels=4", "--model.init_args.decoder.init_args.base_channels=4"],
     ),
-    "rvae_gan": ("configs/rvae_gan/sines.yaml", []),
-    "rvae": ("configs/rvae/sines.yaml", []),
-    "lstm_gan": ("configs/lstm_gan/sines.yaml", []),
+    "rvae_gan": ("configs/rvae_gan/sines.yaml", _SINES),
+    "rvae": ("configs/rvae/sines.yaml", _SINES),
+    "lstm_gan": ("configs/lstm_gan/sines.yaml", _SINES),
     "timegan": (
         "configs/timegan/sines.yaml",  # phases of 1 and 2 batches: a resume at batch 4 is in the joint phase
-        ["--model.init_args.embedding_steps=1", "--model.init_args.supervised_steps=2"],
+        [*_SINES, "--model.init_args.embedding_steps=1", "--model.init_args.supervised_steps=2"],
     ),
 }
 
-# Families whose 2-process DDP / resume runs are in the default test run (the rest are marked slow).
 # The divergence guard, SIGTERM and bf16 tests (one fit each) run by default for every family but the two whose
 # model and networks a hybrid of the default runs extends: the VAE's (the VAE-GAN's LatentImageAPI, encoder and
 # decoder; the conditional VAE's guard test runs too) and the R-VAE's (the R-VAE-GAN extends its model).
