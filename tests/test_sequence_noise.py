@@ -45,7 +45,7 @@ def test_residual_noise_records_in_training_and_samples_around_the_mean():
     assert torch.equal(values0, torch.sigmoid(raw0))  # an empty bank: the means
     dec.train()
     raw, _ = dec.generate(z, T, x)  # the reconstruction pass records x - mean
-    bank = dec.residual_noise.bank.float() * ResidualNoise.resolution
+    bank = dec.residual_noise.bank[:, 0].float() * ResidualNoise.resolution  # (64, D): windows of one step
     assert int(dec.residual_noise.filled) == 8  # an eighth of the bank per batch
     residuals = (x - torch.sigmoid(raw)).detach().flatten(0, 1)  # (B * T, D)
     gaps = (bank[:8, None] - residuals[None]).abs().amax(-1)  # (8, B * T)
@@ -60,11 +60,28 @@ def test_residual_noise_records_in_training_and_samples_around_the_mean():
     assert int(dec.residual_noise.filled) == 64 and 0 <= int(dec.residual_noise.position) < 64
 
 
+def test_residual_windows_keep_the_time_structure_of_the_residuals():
+    """residual_window: stretches of consecutive residuals, laid end to end for longer sequences."""
+    noise = ResidualNoise(D, size=1, window=4)
+    target = torch.arange(1, 1 + T, dtype=torch.float).view(1, T, 1).expand(1, T, D)  # step t: residual t
+    noise.record(target, torch.zeros_like(target))
+    stretch = noise(torch.zeros(2, 10, D))  # (2, 10, D): 3 stretches of 4 steps, cut to 10
+    start = stretch[0, 0, 0]
+    assert torch.equal(stretch[0, :4, 0], start + torch.arange(4.0))  # 4 consecutive steps of the recorded residuals
+    assert torch.equal(stretch[0, 4:8], stretch[0, :4]) and torch.equal(stretch[0, 8:], stretch[0, :2])
+    with pytest.raises(ValueError, match="residual_window=12"):
+        ResidualNoise(D, window=12).record(target, target)
+
+
 def test_residual_noise_skips_padding_and_refuses_binary_rolls():
     noise = ResidualNoise(D, 16)
     target = torch.zeros(2, T, D)
     noise.record(target, torch.full_like(target, 0.5))  # all-zero steps: padding, not data
     assert int(noise.filled) == 0
+    target[0, :5] = 1.0  # one sequence of 5 steps: 5 - 2 + 1 stretches of 2 real steps
+    windows = ResidualNoise(D, 16, window=2)
+    windows.record(target, torch.full_like(target, 0.5))
+    assert int(windows.filled) == 2 and (windows.bank[:2] > 0).all()  # 16 // 8 of the 4, none with padding
     dec = RecurrentDecoder(Z, D, H, output_noise="residuals")
     with pytest.raises(ValueError, match="output_noise='none'"):
         dec.generate(torch.randn(2, Z), T, binary=True)

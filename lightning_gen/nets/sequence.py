@@ -316,11 +316,13 @@ class RecurrentDecoder(nn.Module):
             (the posterior code plus noise in the reconstruction pass); a likelihood alone teaches the decoder to
             ignore it (noise only adds error to a mean), an adversary can teach it to use it.
         output_noise: ``none`` (values are the decoder's means) or ``residuals``: every value the decoder
-            produces (``generate``'s second output) gets a per-step residual vector drawn from the decoder's own
-            training residuals (:class:`ResidualNoise`). ``forward`` / the raw outputs stay the means, so the
+            produces (``generate``'s second output) gets residuals drawn from the decoder's own training
+            residuals (:class:`ResidualNoise`). ``forward`` / the raw outputs stay the means, so the
             reconstruction loss is unchanged; samples, and what a discriminator sees, get the noise the means
             cannot make (white-noise features, day-to-day jitter).
-        residual_bank_size: residual vectors kept for ``output_noise='residuals'``.
+        residual_bank_size: stretches of residuals kept for ``output_noise='residuals'``.
+        residual_window: steps per stretch of residuals (1: each step draws its own residual vector; the
+            training windows' length: a generated window gets the time structure of one real window's residuals).
     """
 
     def __init__(
@@ -337,6 +339,7 @@ class RecurrentDecoder(nn.Module):
         step_noise_dim: int = 0,
         output_noise: OutputNoise = "none",
         residual_bank_size: int = 4096,
+        residual_window: int = 1,
     ) -> None:
         super().__init__()
         _check_output(output)
@@ -348,7 +351,9 @@ class RecurrentDecoder(nn.Module):
         self.cell, self.num_layers, self.output, self.feed_previous = cell, num_layers, output, feed_previous
         self.num_classes, self.label_embedding = num_classes, make_step_labels(num_classes, label_dim)
         self.step_noise_dim = step_noise_dim
-        self.residual_noise = ResidualNoise(data_dim, residual_bank_size) if output_noise == "residuals" else None
+        self.residual_noise = (
+            ResidualNoise(data_dim, residual_bank_size, residual_window) if output_noise == "residuals" else None
+        )
         step_input = (
             latent_dim + step_noise_dim + (label_dim if num_classes else 0) + (data_dim if feed_previous else 0)
         )
@@ -439,8 +444,8 @@ class RecurrentDecoder(nn.Module):
 
 
 class ResidualNoise(nn.Module):
-    """Output noise of a decoder that predicts means: residual vectors ``x - mean`` of its recent training
-    steps, kept in a ring buffer, one drawn at random for every generated step and added to the mean.
+    """Output noise of a decoder that predicts means: residuals ``x - mean`` of its recent training steps, kept in
+    a ring buffer as stretches of ``window`` steps, drawn at random and added to the means of generated sequences.
 
     A decoder trained with a fixed-variance Gaussian likelihood (squared error) learns conditional means;
     drawing its samples as ``mean`` alone leaves out everything the code cannot predict (a feature that is
@@ -449,48 +454,61 @@ class ResidualNoise(nn.Module):
     instead of a Gaussian: the residual bootstrap (Efron 1979; Efron & Tibshirani 1993, sec. 9.5), with the
     noise's scale, shape (bounded or skewed marginals) and dependence between features estimated from the
     data, as the sigma-VAE sets its decoder's variance to the residuals' (Rybkin et al. 2021, "Simple and
-    Effective VAE Training with Calibrated Decoders"). Residual vectors are drawn independently per step: the
-    noise has no time structure of its own.
+    Effective VAE Training with Calibrated Decoders"). With ``window`` 1 each step draws its own residual vector
+    (white noise in time); a longer ``window`` keeps stretches of consecutive residuals, which are correlated in
+    time when the means are smoother than the data (the moving-block bootstrap, Kunsch 1989): a sequence longer
+    than a window gets several stretches end to end.
 
     The bank is stored as integers (steps of ``2 ** -20``), so a weight average of the decoder
     (:class:`~lightning_gen.models.common.GeneratorEMA` copies integer buffers, averages float ones) samples the
-    same residuals as the live decoder; it is a buffer, saved in checkpoints. Steps whose target is all zeros
-    (the padding of sequences of different lengths) are not recorded.
+    same residuals as the live decoder; it is a buffer, saved in checkpoints. Stretches that hold a step whose
+    target is all zeros (the padding of sequences of different lengths) are not recorded.
 
     Args:
         data_dim: features per step.
-        size: residual vectors kept (the newest ``size``).
+        size: stretches kept (the newest ``size``).
+        window: steps per stretch (at most the training sequences' length).
     """
 
     resolution = 2.0**-20
 
-    def __init__(self, data_dim: int, size: int = 4096) -> None:
+    def __init__(self, data_dim: int, size: int = 4096, window: int = 1) -> None:
         super().__init__()
-        if size < 1:
-            raise ValueError(f"residual_bank_size must be >= 1, got {size}.")
-        self.register_buffer("bank", torch.zeros(size, data_dim, dtype=torch.int32))
+        if size < 1 or window < 1:
+            raise ValueError(f"residual_bank_size and residual_window must be >= 1, got {size} and {window}.")
+        self.window = window
+        self.register_buffer("bank", torch.zeros(size, window, data_dim, dtype=torch.int32))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("position", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def record(self, target: torch.Tensor, mean: torch.Tensor) -> None:
-        """Keep up to an eighth of the bank of the residuals ``target - mean`` (both (B, T, D)), at random steps."""
-        size = self.bank.shape[0]
-        residuals = (target - mean).float().flatten(0, 1)  # (B * T, D)
-        residuals = residuals[target.flatten(0, 1).abs().sum(-1) > 0]  # padding steps are all zeros
-        n = min(len(residuals), max(1, size // 8))
+        """Keep up to an eighth of the bank of the residuals ``target - mean`` (both (B, T, D)): stretches of
+        ``window`` steps at random places."""
+        size, w = self.bank.shape[0], self.window
+        if target.shape[1] < w:
+            raise ValueError(
+                f"residual_window={w} is longer than the training sequences ({target.shape[1]} steps): set it to "
+                f"at most {target.shape[1]}."
+            )
+        stretches = (target - mean).float().unfold(1, w, 1).permute(0, 1, 3, 2).flatten(0, 1)  # (B * (T - w + 1), w, D)
+        real = (target.abs().sum(-1) > 0).float().unfold(1, w, 1).amin(-1).flatten() > 0  # no padding step in it
+        stretches = stretches[real]
+        n = min(len(stretches), max(1, size // 8))
         if n == 0:
             return
-        residuals = residuals[torch.randperm(len(residuals), device=residuals.device)[:n]]
+        stretches = stretches[torch.randperm(len(stretches), device=stretches.device)[:n]]
         rows = (self.position + torch.arange(n, device=self.bank.device)) % size
-        self.bank[rows] = torch.round(residuals / self.resolution).to(torch.int32)
+        self.bank[rows] = torch.round(stretches / self.resolution).to(torch.int32)
         self.position.copy_((self.position + n) % size)
         self.filled.copy_(torch.clamp(self.filled + n, max=size))
 
     def forward(self, mean: torch.Tensor) -> torch.Tensor:
-        """``mean`` (B, T, D) plus one residual vector of the bank per step (``mean`` itself while it is empty)."""
+        """``mean`` (B, T, D) plus stretches of the bank end to end (``mean`` itself while it is empty)."""
         filled = int(self.filled)
         if filled == 0:
             return mean
-        rows = torch.randint(filled, mean.shape[:2], device=mean.device)  # (B, T)
-        return mean + self.bank[rows].to(mean.dtype) * self.resolution  # (B, T, D)
+        b, steps, w = mean.shape[0], mean.shape[1], self.window
+        rows = torch.randint(filled, (b, -(-steps // w)), device=mean.device)  # (B, ceil(T / w))
+        noise = self.bank[rows].flatten(1, 2)[:, :steps]  # (B, T, D)
+        return mean + noise.to(mean.dtype) * self.resolution
