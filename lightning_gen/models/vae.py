@@ -65,9 +65,9 @@ class LatentImageAPI(LatentDensityMixin):
     ``sample`` takes ``labels`` (default: drawn from the training label distribution), ``encode`` /
     ``reconstruct`` need the images' labels. The ex-post density is one density per class, q(z | y), fitted to
     the codes of each class's images (encoded with their labels): the KL pulls q(z|x, y) towards the label-free
-    N(0, I), yet after a few CPU-minutes the codes still carry much of the class (measured on MNIST t10k, a
-    conditional VAE-GAN decoding codes of other classes drew the asked class 70% of the time, codes of the
-    asked class 99%), so a code is drawn from the density of the class it is decoded with.
+    N(0, I), yet after a few CPU-minutes the codes still carry much of the class (a code of one class decoded
+    with another class's label often comes out as its own class), so a code is drawn from the density of the
+    class it is decoded with.
     """
 
     encoder: nn.Module
