@@ -472,7 +472,7 @@ def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
     assert not torch.allclose(fresh.sample(3, prior="standard"), fresh.sample(3, z=point))
 
 
-# -- conditional VAE-GAN (issue 14) -------------------------------------------------------------------------
+# -- conditional VAE-GAN ----------------------------------------------------------------------------------
 K = 3
 
 
