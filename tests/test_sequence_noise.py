@@ -8,6 +8,7 @@ import torch
 from lightning_gen.data import SinesDataModule
 from lightning_gen.models import RVAE, RVAEGAN
 from lightning_gen.models.common import GeneratorEMA
+from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.nets import RecurrentDecoder, RecurrentDiscriminator, RecurrentEncoder
 from lightning_gen.nets.sequence import ResidualNoise
 from tests.conftest import tiny_trainer
@@ -113,10 +114,13 @@ def test_models_train_and_sample_with_decoder_noise(family, tmp_path):
     enc = RecurrentEncoder(D, Z, H)
     dec = RecurrentDecoder(Z, D, H, feed_previous=False, step_noise_dim=2, output_noise="residuals")
     if family == "rvae":
-        model, steps = RVAE(enc, dec, adam, prior="standard"), 3
+        model, steps = RVAE(enc, dec, adam, latent_density=LatentDensityConfig("standard")), 3
     else:
         disc = RecurrentDiscriminator(D, H)
-        model, steps = RVAEGAN(enc, dec, disc, adam, adam, adam, prior="standard", ema_decay=0.9), 3 * 3
+        model, steps = (
+            RVAEGAN(enc, dec, disc, adam, adam, adam, latent_density=LatentDensityConfig("standard"), ema_decay=0.9),
+            3 * 3,
+        )
     dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
     tiny_trainer(tmp_path, max_steps=steps, limit_val_batches=1).fit(model, dm)
     assert int(dec.residual_noise.filled) > 0
