@@ -43,6 +43,16 @@ def test_rows_render_with_the_real_data_score_beside_each_metric(tmp_path):
     assert "discriminative 0.051 ± 0.012 (0.019)" in short and "predictive 0.038 (0.036)" in short
 
 
+def test_the_front_page_keeps_the_longest_budget_of_each_config(tmp_path):
+    lb = _leaderboard()
+    longer = {**ROW, "budget_cpu_s": 900, "metrics": {"discriminative": {"value": 0.031}}}
+    (tmp_path / "run.json").write_text(json.dumps([longer, ROW]))
+    rows = lb.load_rows(str(tmp_path))
+    short, full = lb.render_short(rows), lb.render_full(rows)
+    assert "| 15 CPU-min |" in short and "| 5 CPU-min |" not in short and "0.031" in short and "0.051" not in short
+    assert "0.031" in full and "0.051" in full  # the full table keeps both budgets
+
+
 def test_bad_result_files_and_missing_markers_are_named(tmp_path):
     lb = _leaderboard()
     (tmp_path / "broken.json").write_text("{not json")
