@@ -136,6 +136,15 @@ def _short_dataset(name: str) -> str:
     return re.split(r" \(|;|,", name)[0].strip()
 
 
+#: the front page's order: images, then the field's real sequence benchmarks, then the toy ones
+FRONT_ORDER = ("mnist", "digits", "stocks", "energy", "japanese-vowels", "chorales", "sines", "conditional sines")
+
+
+def _dataset_rank(name: str) -> int:
+    short = _short_dataset(name).lower()
+    return next((i for i, prefix in enumerate(FRONT_ORDER) if short.startswith(prefix)), len(FRONT_ORDER))
+
+
 def render_short(rows: list[dict], metrics_per_row: int = 3) -> str:
     """The front page's version: shipped configs only (not stand-ins, configs of an older commit or scores against a
     reference that holds training data), one row per dataset and config (its longest budget), a short dataset name
@@ -151,7 +160,9 @@ def render_short(rows: list[dict], metrics_per_row: int = 3) -> str:
     for r in sorted(shipped, key=lambda r: r.get("budget_cpu_s") or 0):
         longest[(_short_dataset(r["dataset"]), _config(r))] = r
     lines = ["| dataset | config | budget | headline scores (real data's own in brackets) |", "|---|---|---|---|"]
-    for r in sorted(longest.values(), key=lambda r: (_short_dataset(r["dataset"]), _config(r))):
+    for r in sorted(
+        longest.values(), key=lambda r: (_dataset_rank(r["dataset"]), _short_dataset(r["dataset"]), _config(r))
+    ):
         real = r.get("real_data") or {}
         names = [m for m in HEADLINE if m in r["metrics"]][:metrics_per_row] or list(r["metrics"])[:metrics_per_row]
         scores = ", ".join(f"{m} {_cell(r['metrics'][m])} ({_cell(real.get(m))})" for m in names)
