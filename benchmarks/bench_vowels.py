@@ -21,7 +21,7 @@ distribution (per speaker for a conditional model, whose speakers are drawn from
 LSTM-GAN's generator trained by maximum likelihood alone (its teacher-forced pretraining for the whole budget).
 Rows are merged into the result files: a row of the same config, variant and budget is replaced, others are kept.
 
-    python benchmarks/bench_vowels.py --data-dir ../shared/data/japanese-vowels --budget-cpu-s 180
+    python benchmarks/bench_vowels.py --data-dir ../shared/data/japanese-vowels --budget-cpu-s 600 --repeats 2
 
 Writes ``--out`` (JSON, after every model) and ``benchmarks/results/leaderboard/vowels.json``; prints a table.
 """
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=CONFIGS)
     p.add_argument("--data-dir", default="data/japanese-vowels", help="folder of the two JapaneseVowels .ts files")
-    p.add_argument("--budget-cpu-s", type=float, default=180.0, help="training budget per config, CPU seconds")
+    p.add_argument("--budget-cpu-s", type=float, default=600.0, help="training budget per config, CPU seconds")
     p.add_argument("--disc-iterations", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3, help="repeats of the discriminative score")
     p.add_argument("--pred-iterations", type=int, default=5000, help="predictor's iterations (0: no predictive score)")
