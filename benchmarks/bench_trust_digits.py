@@ -2,7 +2,7 @@
 
     lightning-gen fit --config configs/classifier/digits.yaml        # runs/classifier/digits
     lightning-gen fit --config configs/gan/digits.yaml               # runs/gan/digits
-    lightning-gen fit --config configs/gan/digits_cond.yaml          # runs/gan/digits_cond
+    lightning-gen fit --config configs/gan/digits.yaml --config configs/gan/digits_cond.yaml   # runs/gan/digits_cond
     python benchmarks/bench_trust_digits.py --classifier runs/classifier/digits \\
         --model gan=runs/gan/digits --model gan_cond=runs/gan/digits_cond \\
         --config gan=configs/gan/digits.yaml --config gan_cond=configs/gan/digits_cond.yaml \\

@@ -45,6 +45,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
 from bench_sines import cpu_budget_callback  # noqa: E402
 
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
+from lightning_gen.lightning_cli.parser import config_stack  # noqa: E402
 from lightning_gen.metrics.conditional import sequence_class_accuracy  # noqa: E402
 from lightning_gen.metrics.timegan import length_ks, sequence_scores, zero_padding  # noqa: E402
 
@@ -54,7 +55,8 @@ CONFIGS = ("lstm_gan/vowels", "lstm_gan/vowels_cond", "rvae/vowels", "rvae/vowel
 
 def build(config: str, data_dir: str, seed: int, overrides: tuple[str, ...] = ()):
     cli = run_lightning_cli(
-        ["--config", os.path.join(REPO, "configs", f"{config}.yaml"), f"--seed_everything={seed}",
+        [*(a for part in config_stack(f"configs/{config}.yaml") for a in ("--config", os.path.join(REPO, part))),
+         f"--seed_everything={seed}",
          f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false", *(f"--{o}" for o in overrides)],
         run=False,
     )  # fmt: skip

@@ -50,6 +50,7 @@ from bench_images import CPUBudget, data_config, save_grid, split_images  # noqa
 
 from lightning_gen.checkpoints import load_model  # noqa: E402
 from lightning_gen.cli import run_lightning_cli  # noqa: E402
+from lightning_gen.lightning_cli.parser import config_stack, stacked_config  # noqa: E402
 from lightning_gen.metrics.diversity import per_class_recall, within_class_diversity  # noqa: E402
 from lightning_gen.metrics.image import (  # noqa: E402
     fid_from_features,
@@ -67,8 +68,8 @@ def set_key(config: dict, dotted: str, value) -> None:
 
 
 def run_config(path: str, name: str, args) -> dict:
-    with open(REPO / path) as f:
-        config = yaml.safe_load(f)
+    """The config file ``path`` (a conditional overlay ``*_cond.yaml`` stacked on its twin), set up for this run."""
+    config = stacked_config([str(REPO / part) for part in config_stack(path)])
     trainer = config["trainer"]
     trainer.update(
         accelerator="cpu",
