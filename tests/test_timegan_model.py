@@ -155,7 +155,8 @@ def test_fit_sample_and_evaluate_commands(tmp_path):
     ``api.evaluate`` on its checkpoint: the commands every family answers to."""
     import numpy as np
 
-    from lightning_gen import api, sample
+    from lightning_gen import api
+    from lightning_gen.jobs import sample
     from lightning_gen.cli import run_lightning_cli
     from tests.conftest import REPO
 
