@@ -156,8 +156,8 @@ def test_fit_sample_and_evaluate_commands(tmp_path):
     import numpy as np
 
     from lightning_gen import api
-    from lightning_gen.jobs import sample
     from lightning_gen.cli import run_lightning_cli
+    from lightning_gen.jobs import sample
     from tests.conftest import REPO
 
     small = ["--data.init_args.num_sequences=64", "--data.init_args.seq_len=8", "--data.init_args.batch_size=4"]
