@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import torch
@@ -287,6 +288,26 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
 
 def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionGroup:
+    """Base of the dataclasses that group related model options (``latent_density: {...}``, ``gating: {...}``):
+    LightningCLI reads them as nested mappings and checkpoints save them as plain dicts, so a model accepts either.
+    A dataclass itself, so that jsonargparse reads its subclasses as plain nested mappings, not as classes."""
+
+    key = "options"  #: the model argument's name, for messages
+
+    @classmethod
+    def of(cls, value):
+        """The group itself, or one built from a mapping (hyperparameters saved as a plain dict); None: defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, Mapping):
+            return cls(**value)
+        if not isinstance(value, cls):
+            raise TypeError(f"{cls.key} must be a {cls.__name__} object or a mapping of its keys, got {value!r}.")
+        return value
 
 
 def check_image_shape(generator: nn.Module, dims) -> None:

@@ -31,14 +31,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from lightning_gen import lightning_internals as li
-from lightning_gen.models.common import eval_mode
+from lightning_gen.models.common import OptionGroup, eval_mode
 
 PriorKind = Literal["gmm", "gaussian", "standard"]
 PRIOR_KINDS = ("gmm", "gaussian", "standard")
 
 
 @dataclass(frozen=True)
-class LatentDensityConfig:
+class LatentDensityConfig(OptionGroup):
     """The options of a VAE-type model's ex-post latent density, one nested mapping in a config (the same keys
     for the VAE, VAE-GAN, R-VAE and R-VAE-GAN)::
 
@@ -53,6 +53,8 @@ class LatentDensityConfig:
             of training, has all of them.
         train_codes: training items encoded for the refits while training (null: ``max_codes``).
     """
+
+    key = "latent_density"
 
     kind: PriorKind = "gmm"
     components: int = 10
@@ -76,17 +78,6 @@ class LatentDensityConfig:
             raise ValueError(
                 f"latent_density.train_codes must be >= 1 (or null: latent_density.max_codes), got {self.train_codes}."
             )
-
-    @classmethod
-    def of(cls, value: LatentDensityConfig | Mapping | None) -> LatentDensityConfig:
-        """The config itself, or one built from a mapping (hyperparameters saved as a plain dict); None: defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, Mapping):
-            return cls(**value)
-        if not isinstance(value, cls):
-            raise TypeError(f"latent_density must be a LatentDensityConfig or a mapping of its keys, got {value!r}.")
-        return value
 
 
 class LatentDensity(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_gen.models.common import check_critic
+from lightning_gen.models.common import OptionGroup, check_critic
 
 
 class _Features(nn.Module):
@@ -115,7 +115,7 @@ def check_feature_discriminator(decoder: nn.Module, discriminator: nn.Module, fe
 
 
 @dataclass(frozen=True)
-class EquilibriumGating:
+class EquilibriumGating(OptionGroup):
     """Equilibrium gating of the VAE-GAN's game (Larsen et al.'s reference ``GradientDescent(margin,
     equilibrium)``; pythae's VAEGAN has it with margin 0.4), one nested mapping in a config::
 
@@ -131,6 +131,8 @@ class EquilibriumGating:
         margin: how far from ``equilibrium`` a BCE may go before an update is skipped (>= 0).
     """
 
+    key = "gating"
+
     enabled: bool = True
     equilibrium: float = 0.68
     margin: float = 0.35
@@ -138,17 +140,6 @@ class EquilibriumGating:
     def __post_init__(self) -> None:
         if self.margin < 0:
             raise ValueError(f"gating.margin must be >= 0, got {self.margin}.")
-
-    @classmethod
-    def of(cls, value: EquilibriumGating | Mapping | None) -> EquilibriumGating:
-        """The config itself, or one built from a mapping (hyperparameters saved as a plain dict); None: defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, Mapping):
-            return cls(**value)
-        if not isinstance(value, cls):
-            raise TypeError(f"gating must be an EquilibriumGating or a mapping of its keys, got {value!r}.")
-        return value
 
 
 def check_vaegan_options(
