@@ -5,8 +5,9 @@ a checkpoint can be converted with ``python -m lightning_gen.renamed OLD.ckpt NE
 The new names: the network after the encoder is the ``decoder`` (its weight average ``decoder_ema``), the loss
 weights are ``feature_recon_weight`` / ``data_recon_weight``, the data-space likelihood is ``likelihood``, the latent
 density's options are one ``latent_density:`` mapping
-(:class:`~lightning_gen.models.latent_density.LatentDensityConfig`) and the VAE-GAN's equilibrium gating one
-``gating:`` mapping (:class:`~lightning_gen.models.vae_gan_parts.EquilibriumGating`).
+(:class:`~lightning_gen.models.latent_density.LatentDensityConfig`), the VAE-GAN's equilibrium gating one
+``gating:`` mapping (:class:`~lightning_gen.models.vae_gan_parts.EquilibriumGating`) and the two VAE-GANs'
+adversarial options one ``adversarial:`` mapping (:class:`~lightning_gen.models.vae_gan_parts.AdversarialConfig`).
 
 This module imports nothing of the package: the command-line parser and the checkpoint loader read it before any
 model is imported.
@@ -27,11 +28,23 @@ _DENSITY = {
     "prior_train_codes": "latent_density.train_codes",
 }
 
+#: the two VAE-GANs' adversarial options, grouped in one ``adversarial:`` mapping
+_ADVERSARIAL = {
+    "loss": "adversarial.loss",
+    "gp_weight": "adversarial.gp_weight",
+    "spectral_norm": "adversarial.spectral_norm",
+    "adversarial_start": "adversarial.start",
+    "adversarial_weight": "adversarial.weight",
+    "discriminate_reconstructions": "adversarial.reconstructions",
+    "gan_prior": "adversarial.prior",
+    "prior_samples": "adversarial.prior_samples",
+}
+
 #: model class -> {old option: new option (a dotted name is a key of a nested mapping)}
 RENAMED_OPTIONS: dict[str, dict[str, str]] = {
     "VAE": _DENSITY,
     "RVAE": _DENSITY,
-    "RVAEGAN": _DENSITY,
+    "RVAEGAN": {**_DENSITY, **_ADVERSARIAL},
     "VAEGAN": {
         "generator": "decoder",
         "pixel_weight": "data_recon_weight",
@@ -41,6 +54,7 @@ RENAMED_OPTIONS: dict[str, dict[str, str]] = {
         "equilibrium": "gating.equilibrium",
         "equilibrium_margin": "gating.margin",
         **_DENSITY,
+        **_ADVERSARIAL,
     },
 }
 

@@ -49,8 +49,8 @@ def test_rvae_gan_gradient_routing():
     assert not is_zero(only_adversarial["decoder"])
     assert all(g is None for g in only_adversarial["discriminator"])  # D frozen: out of the graph
 
-    g1 = grads(tiny_rvae_gan(gamma=1.0, adversarial_weight=0.0), x)
-    g3 = grads(tiny_rvae_gan(gamma=3.0, adversarial_weight=0.0), x)
+    g1 = grads(tiny_rvae_gan(gamma=1.0, adversarial={"weight": 0.0}), x)
+    g3 = grads(tiny_rvae_gan(gamma=3.0, adversarial={"weight": 0.0}), x)
     assert not is_zero(g1["encoder"])
     for a, b in zip(g1["encoder"], g3["encoder"]):  # the encoder's loss does not depend on gamma
         torch.testing.assert_close(a, b)

@@ -234,17 +234,19 @@ def test_rvae_gan_samples_from_its_decoder_average(tmp_path):
 
 
 def test_rvae_gan_warm_start_trains_no_discriminator_until_adversarial_start(tmp_path):
-    """adversarial_start=2: the first two batches are R-VAE steps (encoder and decoder only, no D step);
+    """adversarial.start=2: the first two batches are R-VAE steps (encoder and decoder only, no D step);
     from the third on each batch steps encoder, decoder and D."""
     adam = functools.partial(torch.optim.Adam, lr=1e-2)
     torch.manual_seed(0)
     enc, dec, disc = RecurrentEncoder(D, Z, H), RecurrentDecoder(Z, D, H), RecurrentDiscriminator(D, H)
-    model = RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial_start=2)
+    model = RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial={"start": 2})
     log = record_steps(model)
     dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
     tiny_trainer(tmp_path, max_steps=2 * 2 + 3, limit_val_batches=1).fit(model, dm)
     assert log == [{"encoder"}, {"decoder"}] * 2 + [{"encoder"}, {"decoder"}, {"discriminator"}]
     warm = model.encoder_decoder_loss(torch.rand(4, T, D), adversarial=False)
     assert warm["prior"] is None and "adversarial" not in warm and "feature_nll" not in warm  # nothing to log
-    with pytest.raises(ValueError, match="adversarial_start"):
-        RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial_start=-1)
+    with pytest.raises(ValueError, match="adversarial.start"):
+        RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial={"start": -1})
+    with pytest.raises(ValueError, match=r"RVAEGAN has no adversarial.reconstructions=True, adversarial.prior="):
+        RVAEGAN(enc, dec, disc, adam, adam, adam, adversarial={"reconstructions": True, "prior": "standard"})

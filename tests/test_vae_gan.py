@@ -61,7 +61,7 @@ def fit_one_batch(tmp_path, model, image_npz) -> None:
 
 
 def test_full_step_moves_all_three(tmp_path, image_npz):
-    model = tiny_vaegan(ema_decay=0.9, data_recon_weight=0.5, gating=NO_GATING, discriminate_reconstructions=True)
+    model = tiny_vaegan(ema_decay=0.9, data_recon_weight=0.5, gating=NO_GATING, adversarial={"reconstructions": True})
     before = snapshot(model)
     fit_one_batch(tmp_path, model, image_npz)
     assert changed(before, model) == {"encoder", "decoder", "discriminator"}
@@ -87,8 +87,8 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
         pixel = -(t * p.log() + (1 - t) * (1 - p).log()).flatten(1).sum(1).mean()
     else:
         pixel = 0.5 * (x - recon).pow(2).flatten(1).sum(1).mean()
-    n_prior = round(model.prior_samples * x.shape[0])
-    fakes = [recon] if model.discriminate_reconstructions else []  # D judges the reconstruction x~ itself
+    n_prior = round(model.game.prior_samples * x.shape[0])
+    fakes = [recon] if model.game.reconstructions else []  # D judges the reconstruction x~ itself
     if n_prior:
         fakes.append(gen(torch.randn(n_prior, model.latent_dim)))  # the density is not fitted yet: N(0, I)
     real_logits, *fake_logits = disc(torch.cat([x, *fakes])).split([x.shape[0], *(len(f) for f in fakes)])
@@ -99,8 +99,8 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
     return {
         "encoder": torch.autograd.grad(model.kl_weight * kl_normal(mu, logvar).mean() + recon_loss, e_params,
                                        retain_graph=True),
-        # G: its share of the reconstruction, and the negated D loss of its fakes (the zero-sum game)
-        "decoder": torch.autograd.grad(w * recon_loss - d_loss, g_params, retain_graph=True),
+        # G: its share of the reconstruction, and the negated D loss of its fakes (the zero-sum game), x weight
+        "decoder": torch.autograd.grad(w * recon_loss - model.game.weight * d_loss, g_params, retain_graph=True),
         "discriminator": torch.autograd.grad(d_loss, d_params),  # D's loss only: not the feature loss
     }  # fmt: skip
 
@@ -115,12 +115,14 @@ def reference_grads(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list
         (-1, False, {"likelihood": "bernoulli", "feature_recon_weight": 0.0}),
         (-1, True, {"likelihood": "bernoulli", "prior_samples": 0.5}),
         (-1, True, {"prior_samples": 0.0}),
+        (-1, True, {"weight": 0.5}),
     ],
 )
 def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, extra):
     """One backward of ``losses()["loss"]`` gives every network exactly the gradient of its own objective."""
+    game = {"reconstructions": recons, **{k: extra.pop(k) for k in ("prior_samples", "weight") if k in extra}}
     model = tiny_vaegan(feature_layer=feature_layer, gamma=0.7, kl_weight=0.5, data_recon_weight=0.3,
-                        discriminate_reconstructions=recons, **extra)  # fmt: skip
+                        adversarial=game, **extra)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     want = reference_grads(model, x, seed=3)
     model.zero_grad()
@@ -135,7 +137,7 @@ def test_single_pass_routes_each_gradient_to_its_network(feature_layer, recons, 
 
 @pytest.mark.parametrize(("recons", "prior_samples"), [(False, 1.0), (True, 1.0), (True, 0.0)])
 def test_encoder_gets_no_adversarial_gradient(recons, prior_samples):
-    model = tiny_vaegan(discriminate_reconstructions=recons, prior_samples=prior_samples)
+    model = tiny_vaegan(adversarial={"reconstructions": recons, "prior_samples": prior_samples})
     model.zero_grad()
     out = model.losses(torch.rand(4, 1, 8, 8) * 2 - 1)
     out["d_loss"].backward()  # only the adversarial route
@@ -147,7 +149,7 @@ def test_encoder_gets_no_adversarial_gradient(recons, prior_samples):
 def test_generator_decodes_the_codes_once(prior_samples, sizes):
     """With discriminated reconstructions G runs once on E's codes (x~ is both the reconstruction and the fake D
     judges) and once on the prior codes (``prior_samples`` of the batch), not a second time on E's codes."""
-    model = tiny_vaegan(discriminate_reconstructions=True, prior_samples=prior_samples)
+    model = tiny_vaegan(adversarial={"reconstructions": True, "prior_samples": prior_samples})
     calls = []
     model.decoder.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
     out = model.losses(torch.rand(8, 1, 8, 8) * 2 - 1)
@@ -169,8 +171,8 @@ def test_discriminator_gets_no_reconstruction_gradient():
 @pytest.mark.parametrize("loss", ["ns", "wasserstein"])
 def test_each_optimizer_steps_only_its_network(tmp_path, image_npz, loss):
     d_norm = "layer" if loss == "wasserstein" else "batch"
-    model = VAEGAN(*nets(d_norm=d_norm), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam, loss=loss,
-                   gating=NO_GATING)  # fmt: skip
+    model = VAEGAN(*nets(d_norm=d_norm), optimizer_e=adam, optimizer_g=adam, optimizer_d=adam,
+                   adversarial={"loss": loss}, gating=NO_GATING)  # fmt: skip
     stepped = []
     model.on_before_optimizer_step = lambda opt: stepped.append(
         next(n for n in ("encoder", "decoder", "discriminator")
@@ -183,9 +185,9 @@ def test_each_optimizer_steps_only_its_network(tmp_path, image_npz, loss):
 
 
 def test_vae_warm_start_gives_g_no_adversarial_gradient_until_adversarial_start(tmp_path, image_npz):
-    """``adversarial_start``: before it G's gradient is its reconstruction's alone and D still learns; from
+    """``adversarial.start``: before it G's gradient is its reconstruction's alone and D still learns; from
     it on G also gets the adversarial one."""
-    model = tiny_vaegan(adversarial_start=2, gating=NO_GATING, likelihood="bernoulli",
+    model = tiny_vaegan(adversarial={"start": 2}, gating=NO_GATING, likelihood="bernoulli",
                         data_recon_weight=1.0, feature_recon_weight=0.0)  # fmt: skip
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     assert model.adversarial_on()  # outside a fit: the game is on
@@ -272,14 +274,16 @@ def test_public_methods_shapes():
         ({"data_recon_weight": -1.0}, "data_recon_weight must be >= 0"),
         ({"feature_recon_weight": -1.0}, "feature_recon_weight must be >= 0"),
         ({"likelihood": "laplace"}, "likelihood must be"),
-        ({"adversarial_start": -1}, "adversarial_start must be >= 0"),
-        ({"prior_samples": 1.5}, r"prior_samples must be in \[0, 1\]"),
-        ({"prior_samples": 0.0}, "gives D no fakes"),
+        ({"adversarial": {"start": -1}}, "adversarial.start must be >= 0"),
+        ({"adversarial": {"prior_samples": 1.5}}, r"adversarial.prior_samples must be in \[0, 1\]"),
+        ({"adversarial": {"prior_samples": 0.0}}, "gives D no fakes"),
+        ({"adversarial": {"gp_weight": -1.0}}, "adversarial.gp_weight and adversarial.weight must be >= 0"),
+        ({"adversarial": {"prior": "uniform"}}, "adversarial.prior must be"),
         ({"latent_density": {"components": 4, "train_components": 5}}, "latent_density.train_components must be in"),
         ({"gating": {"margin": -0.1}}, "gating.margin must be >= 0"),
-        ({"loss": "hinge"}, "only loss='ns'"),
-        ({"loss": "wasserstein", "gating": NO_GATING}, "norm='layer'"),
-        ({"loss": "lsgan", "gating": NO_GATING}, "Unknown adversarial loss"),
+        ({"adversarial": {"loss": "hinge"}}, "only loss='ns'"),
+        ({"adversarial": {"loss": "wasserstein"}, "gating": NO_GATING}, "norm='layer'"),
+        ({"adversarial": {"loss": "lsgan"}, "gating": NO_GATING}, "Unknown adversarial loss"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -378,7 +382,7 @@ def _with_old_names(ckpt: dict) -> dict:
             hp[old] = hp[group][key]
         elif not key and new in hp:
             hp[old] = hp.pop(new)
-    hp.pop("gating"), hp.pop("latent_density")
+    hp.pop("gating"), hp.pop("latent_density"), hp.pop("adversarial")
     old = {"decoder.": "generator.", "decoder_ema.": "generator_ema.", "training_density.": "gan_density."}
     state = {}
     for k, v in ckpt["state_dict"].items():
@@ -433,7 +437,7 @@ def test_upscale_small_is_nearest_and_leaves_large_images():
 
 
 def test_adversarial_codes_come_from_the_density():
-    model = tiny_vaegan(gan_prior="density")
+    model = tiny_vaegan(adversarial={"prior": "density"})
     with torch.no_grad():
         model.latent_density.means.fill_(4.0)
         model.latent_density.scale_tril.zero_()
@@ -441,7 +445,7 @@ def test_adversarial_codes_come_from_the_density():
     assert not torch.equal(model.noise(3), torch.full((3, 4), 4.0))  # copied only at an epoch's first batch
     model.training_density.load_state_dict(model.latent_density.state_dict())
     assert torch.equal(model.noise(3), torch.full((3, 4), 4.0))
-    assert not torch.equal(tiny_vaegan(gan_prior="standard").noise(3), torch.full((3, 4), 4.0))
+    assert not torch.equal(tiny_vaegan(adversarial={"prior": "standard"}).noise(3), torch.full((3, 4), 4.0))
 
 
 def test_latent_density_round_trips_and_sample_uses_it(tmp_path, image_npz):
@@ -493,7 +497,7 @@ def labelled_npz(tmp_path):
 
 
 def test_conditional_vaegan_trains_with_labels_and_they_change_its_outputs(tmp_path, labelled_npz):
-    model = cond_vaegan(gating=NO_GATING, discriminate_reconstructions=True)
+    model = cond_vaegan(gating=NO_GATING, adversarial={"reconstructions": True})
     calls = []  # the labels every network call of a training step gets
     for name in ("encoder", "decoder", "discriminator"):
         getattr(model, name).register_forward_pre_hook(
@@ -553,8 +557,8 @@ def test_stop_and_resume_is_exact_with_cheap_training_refits(tmp_path, monkeypat
     import tests.test_resume as test_resume
 
     cheap = ["--model.init_args.latent_density.components=4", "--model.init_args.latent_density.train_components=2",
-             "--model.init_args.latent_density.train_codes=64", "--model.init_args.discriminate_reconstructions=true",
-             "--model.init_args.prior_samples=0.5"]  # fmt: skip
+             "--model.init_args.latent_density.train_codes=64", "--model.init_args.adversarial.reconstructions=true",
+             "--model.init_args.adversarial.prior_samples=0.5"]  # fmt: skip
     spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + cheap)
     monkeypatch.setitem(robust_helpers.FAMILIES, "vae_gan_cheap_refits", spec)
     test_resume.test_stop_and_resume_is_exact("vae_gan_cheap_refits", tmp_path)  # N = 4: a stop inside an epoch
@@ -570,7 +574,7 @@ def test_ddp_with_shared_decode_and_cheap_refits(tmp_path, monkeypatch):
     import tests.robust_helpers as robust_helpers
     import tests.test_ddp as test_ddp
 
-    extra = ["--model.init_args.discriminate_reconstructions=true", "--model.init_args.prior_samples=0.0",
+    extra = ["--model.init_args.adversarial.reconstructions=true", "--model.init_args.adversarial.prior_samples=0.0",
              "--model.init_args.latent_density.components=4", "--model.init_args.latent_density.train_components=2",
              "--model.init_args.latent_density.train_codes=64"]  # fmt: skip
     spec = ("configs/vae_gan/digits.yaml", robust_helpers.FAMILIES["vae_gan"][1] + extra)

@@ -10,7 +10,6 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.losses import (
-    AdversarialLossName,
     Likelihood,
     get_adversarial_loss,
     kl_normal,
@@ -28,6 +27,7 @@ from lightning_gen.models.common import (
 from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.rvae import RecurrentVAEModel, check_vae_parts, sequence_nll
 from lightning_gen.models.sequence_common import batch_lengths, real_steps, zero_padding
+from lightning_gen.models.vae_gan_parts import AdversarialConfig
 
 
 @contextmanager
@@ -54,7 +54,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     N(0, I) before the first fit: the GAN trains the decoder on the codes it will be sampled from):
 
     1. **encoder and decoder**, one backward of
-       ``beta * KL + gamma * L_rec + adversarial_weight * L_G(D(x_p))``, where
+       ``beta * KL + gamma * L_rec + adversarial.weight * L_G(D(x_p))``, where
        ``L_rec = feature_recon_weight * L_feat + data_recon_weight * L_data``: ``L_feat`` is the Gaussian
        reconstruction error in D's features (Larsen et al. 2016, sec. 2.2; D's top recurrent layer), ``L_data``
        the plain VAE likelihood (Gaussian or Bernoulli). The code z enters the decoder through a gradient
@@ -64,8 +64,8 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
        reference code's experiments (``discriminate_ae_recon=False, discriminate_sample_z=True``). D is
        frozen (its parameters out of the graph) during this pass. Then the encoder's and the decoder's
        optimizers step.
-    2. **D step** on real x against detached prior samples, the GAN loss ``loss``; with the same D as step 1,
-       so the three networks update as from one simultaneous graph, as in the reference code.
+    2. **D step** on real x against detached prior samples, the GAN loss ``adversarial.loss``; with the same D as
+       step 1, so the three networks update as from one simultaneous graph, as in the reference code.
 
     Each backward fills the gradients of every parameter its graph reaches, so two-process DDP (with
     ``find_unused_parameters``) sees no parameter left waiting. Binary data (``likelihood="bernoulli"``):
@@ -80,7 +80,6 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         optimizer_e: optimizer factory for the encoder.
         optimizer_g: optimizer factory for the decoder (the generator).
         optimizer_d: optimizer factory for the discriminator.
-        loss: adversarial loss, ``ns`` or ``hinge`` (``wasserstein`` would need a gradient penalty).
         likelihood: ``gaussian`` or ``bernoulli``, for ``L_data`` and for sampling.
         sigma: standard deviation of the Gaussian data likelihood.
         gamma: weight of the reconstruction against the adversarial loss in the decoder's loss (> 0).
@@ -88,7 +87,6 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             on reconstructions).
         data_recon_weight: weight of the data-space likelihood ``L_data`` (1.0 is the R-VAE's own loss; with a
             small weight the encoder hardly learns in a short run).
-        adversarial_weight: weight of the generator's adversarial loss on prior samples.
         teacher_forcing: probability of feeding the real previous step when reconstructing.
         kl_weight: final KL weight (beta).
         kl_warmup_steps: batches of linear KL warm-up (0: none).
@@ -96,12 +94,14 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         latent_density: what ``sample`` (and, through its copy taken at each epoch's start, the prior samples of
             training) draw z from, ``{kind, components, max_codes, train_components, train_codes}``
             (:class:`~lightning_gen.models.latent_density.LatentDensityConfig`).
-        adversarial_start: batches of warm start before the GAN joins: until then a step is the R-VAE's (one
-            encoder and one decoder pass, the data-space likelihood and the KL; no prior samples, no feature
-            term, D not trained), as C-RNN-GAN pretrains its generator by maximum likelihood (Mogren 2016) and
-            the VAE-GAN is warm-started from a VAE. A warm-start batch costs what an R-VAE batch costs (on
-            chorales a third of a full step), so a short budget trains the decoder on many more batches
-            before the adversary refines it. 0: adversarial from the first batch.
+        adversarial: the game, ``{loss, start, weight}``
+            (:class:`~lightning_gen.models.vae_gan_parts.AdversarialConfig`; ``loss`` ``ns`` or ``hinge``, since
+            ``wasserstein`` would need a gradient penalty; the image VAE-GAN's other keys are refused). ``weight``
+            scales the decoder's adversarial loss on prior samples. During the warm start (``start`` batches) a
+            step is the R-VAE's (one encoder and one decoder pass, the data-space likelihood and the KL; no prior
+            samples, no feature term, D not trained), as C-RNN-GAN pretrains its generator by maximum likelihood
+            (Mogren 2016) and the VAE-GAN is warm-started from a VAE. A warm-start batch costs what an R-VAE batch
+            costs, so a short budget trains the decoder on many more batches before the adversary refines it.
         ema_decay: if set, keep an exponential moving average of the decoder's weights (updated after each
             decoder step; Yazici et al. 2019) and sample from it; the density is still fitted to the live
             encoder's codes, and the GAN's prior samples still come from the live decoder.
@@ -117,7 +117,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     them with those labels. The latent density is one mixture per class (:class:`RecurrentVAEModel`).
 
     Logs ``train/e_loss`` (the encoder's objective ``beta * KL + L_rec``), ``train/g_loss`` (the decoder's,
-    ``gamma * L_rec + adversarial_weight * L_G``; ``g_loss`` in the progress bar), ``train/recon`` (``L_data``),
+    ``gamma * L_rec + adversarial.weight * L_G``; ``g_loss`` in the progress bar), ``train/recon`` (``L_data``),
     ``train/feature_recon`` (``L_feat``), ``train/g_adversarial`` (``L_G``), ``train/kl``, ``train/kl_weight``,
     ``train/grad_norm_e``, ``train/grad_norm_g`` and D's ``train/d_loss``, ``train/D(x)``, ``train/D(G(z))``,
     ``train/grad_norm_d`` (no GAN terms during the warm start); ``val/`` and ``test/`` ``recon``, ``kl``,
@@ -132,19 +132,17 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         optimizer_e: OptimizerCallable = torch.optim.Adam,
         optimizer_g: OptimizerCallable = torch.optim.Adam,
         optimizer_d: OptimizerCallable = torch.optim.Adam,
-        loss: AdversarialLossName = "ns",
         likelihood: Likelihood = "gaussian",
         sigma: float = 0.1,
         gamma: float = 1.0,
         feature_recon_weight: float = 1.0,
         data_recon_weight: float = 1.0,
-        adversarial_weight: float = 1.0,
         teacher_forcing: float = 0.5,
         kl_weight: float = 1.0,
         kl_warmup_steps: int = 200,
         clip_grad_norm: float | None = None,
         latent_density: LatentDensityConfig = LatentDensityConfig(),
-        adversarial_start: int = 0,
+        adversarial: AdversarialConfig = AdversarialConfig(),
         ema_decay: float | None = None,
     ) -> None:
         super().__init__()
@@ -157,27 +155,28 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
         for method in ("features", "classify"):
             if not hasattr(discriminator, method):
                 raise ValueError(f"The discriminator needs a `{method}` method (feature-wise reconstruction).")
-        self.adversarial = get_adversarial_loss(loss)
+        game = AdversarialConfig.of(adversarial)
+        game.refuse_unsupported("RVAEGAN", ("spectral_norm", "reconstructions", "prior", "prior_samples"))
+        self.adversarial = get_adversarial_loss(game.loss)
         if self.adversarial.needs_gradient_penalty:
-            raise ValueError("loss='wasserstein' is not supported by RVAEGAN (no gradient penalty): use ns or hinge.")
+            raise ValueError(
+                "adversarial.loss='wasserstein' is not supported by RVAEGAN (no gradient penalty): use ns or hinge."
+            )
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
         if gamma <= 0 or sigma <= 0:
             raise ValueError(f"gamma and sigma must be > 0, got {gamma} and {sigma}.")
-        if adversarial_start < 0:
-            raise ValueError(f"adversarial_start must be >= 0 (batches), got {adversarial_start}.")
-        if min(feature_recon_weight, data_recon_weight, adversarial_weight, kl_weight) < 0:
-            raise ValueError("feature_recon_weight, data_recon_weight, adversarial_weight and kl_weight must be >= 0.")
+        if min(feature_recon_weight, data_recon_weight, kl_weight) < 0:
+            raise ValueError("feature_recon_weight, data_recon_weight and kl_weight must be >= 0.")
         save_plain_hyperparameters(self)
         self.init_sequence_model(decoder.data_dim, clip_grad_norm, encoder, decoder, discriminator)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
         self.likelihood, self.sigma, self.gamma = likelihood, sigma, gamma
         self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
-        self.adversarial_weight, self.teacher_forcing = adversarial_weight, teacher_forcing
-        self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, loss
+        self.game, self.teacher_forcing = game, teacher_forcing
+        self.kl_weight, self.kl_warmup_steps, self.loss_name = kl_weight, kl_warmup_steps, game.loss
         self.gp_weight = 0.0  # no gradient penalty (wasserstein is refused above)
-        self.adversarial_start = adversarial_start
         self.init_recurrent_vae(latent_density)
         self.init_training_density()  # the density the prior samples of training come from
         self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
@@ -198,7 +197,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
     def training_step(self, batch, batch_idx: int) -> None:
         x, labels = batch[0], self.batch_labels(batch)  # (B, T, D) in [0, 1]; (B,) or None
         lengths = batch_lengths(batch)  # (B,) for sequences of different lengths, else None
-        adversarial = batches_done(self) >= self.adversarial_start  # after the warm start (class docstring)
+        adversarial = batches_done(self) >= self.game.start  # after the warm start (class docstring)
         prior = self.encoder_decoder_step(x, adversarial, labels, lengths)
         if adversarial:
             self.discriminator_step(x, prior, labels, lengths)
@@ -256,7 +255,7 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
                 prior_features, feature_nll = self._d_features(prior, labels, lengths), x.new_zeros(b)
             g_adversarial = self.adversarial.g(self._d_logits(prior_features, lengths))
         recon_loss = (self.feature_recon_weight * feature_nll + self.data_recon_weight * data_nll).mean()
-        g_loss = self.gamma * recon_loss + self.adversarial_weight * g_adversarial
+        g_loss = self.gamma * recon_loss + self.game.weight * g_adversarial
         return {"loss": beta * kl.mean() + g_loss, "e_loss": beta * kl.mean() + recon_loss, "g_loss": g_loss,
                 "feature_nll": feature_nll, "data_nll": data_nll, "kl": kl, "beta": beta,
                 "adversarial": g_adversarial, "prior": prior}  # fmt: skip

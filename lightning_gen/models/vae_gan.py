@@ -3,8 +3,6 @@ optimizers, one pass."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import OptimizerCallable
@@ -12,7 +10,7 @@ from torch import nn
 
 from lightning_gen import lightning_internals as li
 from lightning_gen.losses import (
-    AdversarialLossName,
+    Likelihood,
     bernoulli_nll,
     get_adversarial_loss,
     gradient_penalty,
@@ -37,6 +35,7 @@ from lightning_gen.models.conditional import Conditional, call_with_labels
 from lightning_gen.models.latent_density import LatentDensityConfig
 from lightning_gen.models.vae import LatentImageAPI, check_latent_fit
 from lightning_gen.models.vae_gan_parts import (
+    AdversarialConfig,
     EquilibriumGating,
     check_feature_discriminator,
     check_vaegan_options,
@@ -58,10 +57,10 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
       summed over the layer's n_l features, constant dropped (eqs. 6-7): a Gaussian in D's
       ``feature_layer``-th hidden layer. x and x~ go through D as one batch.
     - ``L_GAN``: D tells real images from samples G(z_p) (eq. 8), and from reconstructions G(E(x)) with
-      ``discriminate_reconstructions`` (the paper's eq. 8; the reference code's ``discriminate_ae_recon``,
+      ``adversarial.reconstructions`` (the paper's eq. 8; the reference code's ``discriminate_ae_recon``,
       off in its CelebA and STL runs, which halves G's work), with the chosen adversarial loss (``ns``,
-      ``hinge``, ``wasserstein``). z_p comes from N(0, I) (``gan_prior="standard"``, the paper) or from the
-      ex-post latent density that ``sample`` uses (``gan_prior="density"``: the adversarial term then trains
+      ``hinge``, ``wasserstein``). z_p comes from N(0, I) (``adversarial.prior="standard"``, the paper) or from
+      the ex-post latent density that ``sample`` uses (``adversarial.prior="density"``: the adversarial term then trains
       G on the codes it will be sampled from; N(0, I) until the density is first fitted).
 
     **One forward, one backward per batch** (Larsen et al.'s reference code, ``model/aegan.py``): every loss
@@ -73,7 +72,8 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
       feature space. E gets nothing from ``L_GAN`` (the reference's ``ScaleGradient(0.0)(z)``): the prior
       codes are not E's, and the discriminated reconstructions are x~ itself, from the same pass of G, whose
       gradient reaches G but not z (:func:`~lightning_gen.models.vae_gan_parts.shared_decode`; the
-      reference decodes z a second time for D). ``prior_samples`` sets how many prior codes G decodes.
+      reference decodes z a second time for D). ``adversarial.prior_samples`` sets how many prior codes G
+      decodes.
     - G gets ``gamma / n_l`` times the reconstruction gradient (a per-feature mean, so ``gamma`` means the
       same for every layer size: the reference's ``recon_vs_gan_weight`` = 5e-5 on its 8x8x256 = 16,384
       features is gamma ~ 0.8, 1e-5 for CelebA gamma ~ 0.16) plus the adversarial gradient. The scaling is
@@ -119,18 +119,13 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         data_recon_weight: weight of the pixel reconstruction next to ``L_llike`` (>= 0).
         likelihood: the pixel reconstruction's likelihood: ``gaussian`` (``0.5 * ||x - x~||^2``, unit
             variance in [-1, 1] pixel units) or ``bernoulli`` (the VAE's, pixels mapped to [0, 1]).
-        loss: adversarial loss, one of ``ns``, ``hinge``, ``wasserstein``.
-        gp_weight: gradient penalty weight with ``wasserstein``.
-        spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018).
-        adversarial_start: training batches of VAE warm start: until then G gets only its reconstruction
-            gradient (no adversarial one), while D already learns to tell real images from G's samples.
-        discriminate_reconstructions: D also sees G(E(x)) as fakes: the reconstructions themselves (one pass of G
-            for both, no GAN gradient to E, see :func:`~lightning_gen.models.vae_gan_parts.shared_decode`).
-        gan_prior: codes of the adversarial samples: ``density`` (the training copy of the density ``sample``
-            uses, :meth:`~lightning_gen.models.latent_density.LatentDensityMixin.init_training_density`) or
-            ``standard``.
-        prior_samples: prior codes G decodes for the game per batch, a fraction of the batch (1: the paper's
-            B; 0: only the reconstructions are discriminated, the reference's ``discriminate_sample_z=False``).
+        adversarial: the game, ``{loss, gp_weight, spectral_norm, start, weight, reconstructions, prior,
+            prior_samples}`` (:class:`~lightning_gen.models.vae_gan_parts.AdversarialConfig`). During the warm start
+            (``start`` batches) G gets only its reconstruction gradient while D already learns to tell real images
+            from G's samples; judged reconstructions are x~ itself (one pass of G for both, no GAN gradient to E,
+            :func:`~lightning_gen.models.vae_gan_parts.shared_decode`); ``prior: density`` draws the game's codes
+            from the training copy of the density ``sample`` uses
+            (:meth:`~lightning_gen.models.latent_density.LatentDensityMixin.init_training_density`).
         gating: equilibrium gating, ``{enabled, equilibrium, margin}``
             (:class:`~lightning_gen.models.vae_gan_parts.EquilibriumGating`; ``ns`` loss only).
         latent_density: the density ``sample`` draws codes from, ``{kind, components, max_codes,
@@ -155,49 +150,38 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         kl_weight: float = 1.0,
         feature_recon_weight: float = 1.0,
         data_recon_weight: float = 0.0,
-        likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
-        loss: AdversarialLossName = "ns",
-        gp_weight: float = 10.0,
-        spectral_norm: bool = False,
-        adversarial_start: int = 0,
-        discriminate_reconstructions: bool = False,
-        gan_prior: Literal["density", "standard"] = "density",
-        prior_samples: float = 1.0,
+        likelihood: Likelihood = "gaussian",
+        adversarial: AdversarialConfig = AdversarialConfig(),
         gating: EquilibriumGating = EquilibriumGating(),
         latent_density: LatentDensityConfig = LatentDensityConfig(),
         ema_decay: float | None = None,
         clip_grad_norm: float | None = None,
     ) -> None:
         super().__init__()
-        gating = EquilibriumGating.of(gating)
+        gating, game = EquilibriumGating.of(gating), AdversarialConfig.of(adversarial)
         self.init_conditional(encoder, decoder, discriminator)
         check_vaegan_options(
-            loss=loss, gating=gating, gamma=gamma, likelihood=likelihood, gan_prior=gan_prior,
-            prior_samples=prior_samples, discriminate_reconstructions=discriminate_reconstructions,
-            adversarial_start=adversarial_start,
+            loss=game.loss, gating=gating, gamma=gamma, likelihood=likelihood,
             weights={"kl_weight": kl_weight, "feature_recon_weight": feature_recon_weight,
-                     "data_recon_weight": data_recon_weight, "gp_weight": gp_weight},
+                     "data_recon_weight": data_recon_weight},
         )  # fmt: skip
         check_latent_fit(encoder, decoder)
         check_feature_discriminator(decoder, discriminator, feature_layer)
-        self.adversarial = get_adversarial_loss(loss)
-        check_penalty_norm(self.adversarial, gp_weight, discriminator)
+        self.adversarial = get_adversarial_loss(game.loss)
+        check_penalty_norm(self.adversarial, game.gp_weight, discriminator)
         save_plain_hyperparameters(self)
         self.automatic_optimization = False
         self.encoder, self.decoder = encoder, decoder
-        self.discriminator = apply_spectral_norm(discriminator) if spectral_norm else discriminator
+        self.discriminator = apply_spectral_norm(discriminator) if game.spectral_norm else discriminator
         self.decoder_ema = GeneratorEMA(decoder, ema_decay) if ema_decay is not None else None
         self.optimizer_e, self.optimizer_g, self.optimizer_d = optimizer_e, optimizer_g, optimizer_d
-        self.latent_dim, self.loss_name = decoder.latent_dim, loss
+        self.latent_dim, self.loss_name = decoder.latent_dim, game.loss
         self.gamma, self.feature_layer, self.kl_weight = gamma, feature_layer, kl_weight
         self.feature_recon_weight, self.data_recon_weight = feature_recon_weight, data_recon_weight
-        self.likelihood, self.gating = likelihood, gating
-        self.gp_weight, self.clip_grad_norm = gp_weight, clip_grad_norm
-        self.adversarial_start = adversarial_start
-        self.discriminate_reconstructions, self.gan_prior = discriminate_reconstructions, gan_prior
-        self.prior_samples = prior_samples
+        self.likelihood, self.gating, self.game = likelihood, gating, game
+        self.gp_weight, self.clip_grad_norm = game.gp_weight, clip_grad_norm
         self.init_latent_density(self.latent_dim, latent_density)
-        self.init_training_density()  # the density the adversarial codes come from (gan_prior="density")
+        self.init_training_density()  # the density the adversarial codes come from (adversarial.prior="density")
         self._feature_depth = feature_depth(self.discriminator, feature_layer)  # stop D after layer l
 
     # -- public API (sample / reconstruct / interpolate come from LatentImageAPI) ---------------------
@@ -207,8 +191,9 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         return self.decoder_ema.module if self.decoder_ema is not None else self.decoder
 
     def noise(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Codes of the adversarial samples (``gan_prior``), of the classes ``labels`` for a conditional model."""
-        if self.gan_prior == "density":
+        """Codes of the adversarial samples (``adversarial.prior``), of the classes ``labels`` for a conditional
+        model."""
+        if self.game.prior == "density":
             return self.training_density.sample(n, labels=labels).to(self.device)
         return torch.randn(n, self.latent_dim, device=self.device)
 
@@ -252,11 +237,11 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         return self.pixel_reconstruction(real, recon)
 
     def adversarial_on(self) -> bool:
-        """Whether G gets the adversarial gradient: False during the VAE warm start (``adversarial_start``
+        """Whether G gets the adversarial gradient: False during the VAE warm start (``adversarial.start``
         batches; always True outside a fit)."""
-        if self.adversarial_start == 0 or li.attached_trainer(self) is None:
+        if self.game.start == 0 or li.attached_trainer(self) is None:
             return True
-        return batches_done(self) >= self.adversarial_start
+        return batches_done(self) >= self.game.start
 
     def gates(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[bool, bool]:
         """(train D, train G) under equilibrium gating; both True when gating is off."""
@@ -275,7 +260,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         # reconstruction route: G's share scaled by w = gamma / n_l, E's restored by 1 / w
         w = self.gamma / self.feature_size(real)
         z_g = scale_gradient(z, 1.0 / w)
-        if self.discriminate_reconstructions:  # one pass of G: x~ and the copy D judges (no GAN gradient to z)
+        if self.game.reconstructions:  # one pass of G: x~ and the copy D judges (no GAN gradient to z)
             recon, recon_fake = shared_decode(self.decoder, z_g, labels, self._decode)  # (B, C, H, W) each
         else:
             recon = call_with_labels(self.decoder, z_g, labels)  # (B, C, H, W)
@@ -288,21 +273,21 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
         # through a gradient reversal. During the VAE warm start D learns on G's fakes but G gets nothing from
         # the game (fakes detached). A conditional model's fakes take the real batch's labels (as the
         # conditional GAN's).
-        game = self.adversarial_on()
+        playing = self.adversarial_on()
         # prior codes decoded for the game (with the batch's first n_prior labels)
-        n_prior = 0 if self.prior_samples == 0 else max(1, round(self.prior_samples * b))
+        n_prior = 0 if self.game.prior_samples == 0 else max(1, round(self.game.prior_samples * b))
         fakes, fake_labels = [], []
-        if self.discriminate_reconstructions:
+        if self.game.reconstructions:
             fakes.append(recon_fake)
             fake_labels.append(labels)
         if n_prior > 0:
             prior_labels = None if labels is None else labels[:n_prior]
-            with torch.set_grad_enabled(game and torch.is_grad_enabled()):
+            with torch.set_grad_enabled(playing and torch.is_grad_enabled()):
                 fakes.append(call_with_labels(self.decoder, self.noise(n_prior, prior_labels), prior_labels))
             fake_labels.append(prior_labels)
-        fake = torch.cat(fakes if game else [f.detach() for f in fakes])  # (F, C, H, W): [G(z),] G(z_p)
+        fake = torch.cat(fakes if playing else [f.detach() for f in fakes])  # (F, C, H, W): [G(z),] G(z_p)
         fake_labels = None if labels is None else torch.cat(fake_labels)  # (F,)
-        both = torch.cat([real, scale_gradient(fake, -1.0) if game else fake])  # (B + F, C, H, W)
+        both = torch.cat([real, scale_gradient(fake, -self.game.weight) if playing else fake])  # (B + F, C, H, W)
         logits = call_with_labels(
             self.discriminator, both, None if labels is None else torch.cat([labels, fake_labels])
         )
@@ -316,7 +301,7 @@ class VAEGAN(Conditional, LatentImageAPI, AdversarialLogs, ManualSteps, pl.Light
             d_loss = d_loss + self.gp_weight * out["gradient_penalty"]
         out["loss"] = self.kl_weight * kl + w * recon_loss + d_loss
         out.update(real_logits=real_logits, fake_logits=torch.cat(fake_logits))
-        if self.discriminate_reconstructions:
+        if self.game.reconstructions:
             out["recon_logits"] = fake_logits[0]
         if n_prior > 0:
             out["prior_logits"] = fake_logits[-1]

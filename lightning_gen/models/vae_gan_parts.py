@@ -1,17 +1,20 @@
 """Pieces of the VAE-GAN (:mod:`lightning_gen.models.vae_gan`) that need none of its state: the feature-wise
 reconstruction in a frozen discriminator, the decoder pass shared by the reconstructions and their discriminated
-copies, the discriminator check, the checks of its options and the equilibrium gates."""
+copies, the discriminator check, the checks of its options, the equilibrium gates and the adversarial options
+shared with the sequence VAE-GAN."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_gen.losses import AdversarialLossName
 from lightning_gen.models.common import OptionGroup, check_critic
 
 
@@ -142,6 +145,70 @@ class EquilibriumGating(OptionGroup):
             raise ValueError(f"gating.margin must be >= 0, got {self.margin}.")
 
 
+@dataclass(frozen=True)
+class AdversarialConfig(OptionGroup):
+    """The GAN half of the two VAE-GANs (:class:`~lightning_gen.models.vae_gan.VAEGAN` on images,
+    :class:`~lightning_gen.models.rvae_gan.RVAEGAN` on sequences), one nested mapping in a config::
+
+        adversarial: {loss: ns, start: 1500, prior: density, prior_samples: 1.0}
+
+    Attributes:
+        loss: adversarial loss, ``ns`` (Goodfellow et al. 2014), ``hinge`` (Lim & Ye 2017) or ``wasserstein``
+            with a gradient penalty (Gulrajani et al. 2017; image VAE-GAN only).
+        gp_weight: weight of the gradient penalty with ``wasserstein`` (>= 0).
+        spectral_norm: spectral normalisation on every conv / linear layer of D (Miyato et al. 2018; image
+            VAE-GAN only).
+        start: training batches of VAE warm start before the game: until then the decoder gets no adversarial
+            gradient (a VAE-GAN warm-started from a VAE; C-RNN-GAN pretrains its generator by maximum likelihood,
+            Mogren 2016). 0: adversarial from the first batch.
+        weight: weight of the decoder's adversarial gradient (>= 0; D's own loss is not scaled).
+        reconstructions: D also judges the reconstructions G(E(x)) as fakes (Larsen et al. 2016, eq. 8; the
+            reference code's ``discriminate_ae_recon``; image VAE-GAN only).
+        prior: codes of the adversarial samples: ``density`` (the training copy of the ex-post latent density
+            that ``sample`` uses: the game trains the decoder on the codes it will be sampled from; N(0, I) until
+            the first fit) or ``standard`` (N(0, I), the paper; image VAE-GAN only).
+        prior_samples: prior codes decoded for the game per batch, a fraction of the batch (1: the paper's B;
+            0: only the reconstructions are judged, the reference's ``discriminate_sample_z=False``; image
+            VAE-GAN only).
+    """
+
+    key = "adversarial"
+
+    loss: AdversarialLossName = "ns"
+    gp_weight: float = 10.0
+    spectral_norm: bool = False
+    start: int = 0
+    weight: float = 1.0
+    reconstructions: bool = False
+    prior: Literal["density", "standard"] = "density"
+    prior_samples: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.prior not in ("density", "standard"):
+            raise ValueError(f"adversarial.prior must be 'density' or 'standard', got {self.prior!r}.")
+        if not 0.0 <= self.prior_samples <= 1.0:
+            raise ValueError(
+                f"adversarial.prior_samples must be in [0, 1] (a fraction of the batch), got {self.prior_samples}."
+            )
+        if self.prior_samples == 0 and not self.reconstructions:
+            raise ValueError(
+                "adversarial.prior_samples=0 with adversarial.reconstructions=false gives D no fakes: set "
+                "prior_samples > 0 or reconstructions: true."
+            )
+        if self.start < 0:
+            raise ValueError(f"adversarial.start must be >= 0 (training batches), got {self.start}.")
+        if min(self.gp_weight, self.weight) < 0:
+            raise ValueError(f"adversarial.gp_weight and adversarial.weight must be >= 0, got {self.gp_weight} "
+                             f"and {self.weight}.")  # fmt: skip
+
+    def refuse_unsupported(self, model: str, fields: tuple[str, ...]) -> None:
+        """A ValueError naming each of ``fields`` that differs from its default: options ``model`` does not have."""
+        changed = [f for f in fields if getattr(self, f) != getattr(type(self)(), f)]
+        if changed:
+            given = ", ".join(f"adversarial.{f}={getattr(self, f)!r}" for f in changed)
+            raise ValueError(f"{model} has no {given}: leave them at their defaults (the image VAEGAN has them).")
+
+
 def check_vaegan_options(
     *,
     loss: str,
@@ -149,26 +216,11 @@ def check_vaegan_options(
     gamma: float,
     weights: Mapping[str, float],
     likelihood: str,
-    gan_prior: str,
-    prior_samples: float,
-    discriminate_reconstructions: bool,
-    adversarial_start: int,
 ) -> None:
     """The VAE-GAN's scalar options, each refused with a ValueError that says what to set. ``weights``: the loss
     weights by option name, each >= 0."""
-    if gan_prior not in ("density", "standard"):
-        raise ValueError(f"gan_prior must be 'density' or 'standard', got {gan_prior!r}.")
     if likelihood not in ("gaussian", "bernoulli"):
         raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
-    if not 0.0 <= prior_samples <= 1.0:
-        raise ValueError(f"prior_samples must be in [0, 1] (a fraction of the batch), got {prior_samples}.")
-    if prior_samples == 0 and not discriminate_reconstructions:
-        raise ValueError(
-            "prior_samples=0 with discriminate_reconstructions=false gives D no fakes: set prior_samples > 0 "
-            "or discriminate_reconstructions: true."
-        )
-    if adversarial_start < 0:
-        raise ValueError(f"adversarial_start must be >= 0 (training batches), got {adversarial_start}.")
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
     for name, value in weights.items():
