@@ -10,9 +10,10 @@ figure, one half against the other) and TimeGAN's discriminative score on the bi
 against the other). A model trained on chorales moved into C major / A minor (``transpose: true``) has each
 sample moved into the key of a training chorale drawn at random (``ChoralesDataModule.to_written_keys``), so
 the keys come out as often as in the corpus. The rolls are what ``model.sample`` returns (binary rolls sampled
-step by step). Writes MIDI files and a piano-roll PNG of a few samples and of real windows, a JSON of all
-figures, and with ``--leaderboard`` a row of the leaderboard file (replacing the row of the same model,
-config and budget).
+step by step); a model of chorales as voices (``representation: voices``) returns one-hot voices, scored as the
+rolls of their four pitches (``ChoralesDataModule.to_rolls``) against the same real windows.
+Writes MIDI files and a piano-roll PNG of a few samples and of real windows, a JSON of all figures, and with
+``--leaderboard`` a row of the leaderboard file (replacing the row of the same model, config and budget).
 
     python benchmarks/bench_chorales.py --model rvae_gan --config chorales_transposed --budget-cpu-s 300 \\
         --leaderboard benchmarks/results/leaderboard/chorales_voice_leading.json
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     model, dm = cli.model.eval(), cli.datamodule
     with torch.no_grad():
         own_key = model.sample(args.num_samples, length=args.length).cpu().numpy()  # (N, L, P)
-    rolls = dm.to_written_keys((own_key > 0.5).astype(np.float32), seed=0)  # as written (unchanged without transpose)
+    own_key = dm.to_rolls((own_key > 0.5).astype(np.float32))  # voices: the four pitches of each frame as a roll
+    rolls = dm.to_written_keys(own_key, seed=0)  # as written (unchanged without transpose)
     real = real_windows(dm)  # (n, T, P) binary
     stats = compare_music_statistics(real, rolls, pitch_low=dm.pitch_low)
     drawn = real[np.random.default_rng(0).permutation(len(real))[: 2 * len(rolls)]]  # halves as big as the samples

@@ -234,6 +234,16 @@ def write_roll_samples(
     return {"samples": output, "midi": str(midi_dir), "piano roll": png}
 
 
+def voices_to_rolls(x, voices: int = 4) -> np.ndarray:
+    """One-hot voices (..., T, voices * K) (``ChoralesDataModule(representation='voices')``: voice v's pitch in
+    columns ``v * K .. (v + 1) * K - 1``) to piano rolls (..., T, K) on the same pitch columns: a pitch is active
+    where any voice sings it (two voices in unison make one note, as in a roll)."""
+    x = np.asarray(x)
+    if voices < 1 or x.shape[-1] % voices:
+        raise ValueError(f"{x.shape[-1]} features per step cannot be {voices} voices of equal pitch ranges.")
+    return x.reshape(*x.shape[:-1], voices, x.shape[-1] // voices).max(axis=-2)  # (..., T, V, K) -> (..., T, K)
+
+
 def shift_rolls(rolls: np.ndarray, semitones) -> np.ndarray:
     """Rolls (N, T, P) each moved up by its ``semitones`` (N,) (negative: down), one int for all; notes moved
     past the lowest or highest column are dropped (columns are not wrapped around)."""

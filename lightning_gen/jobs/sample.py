@@ -2,7 +2,8 @@
 
 Images: ``samples`` float32 (N, C, H, W) in [0, 1], and a PNG grid beside FILE (FILE with ``.png``). Sequences:
 ``samples`` (N, T, D) in the data's scale and a line plot beside FILE; piano rolls: binary rolls, MIDI files and a
-piano-roll PNG with pitch and time axes.
+piano-roll PNG with pitch and time axes (chorales written as voices become rolls of their four pitches), and with
+``--wav N`` WAV files of the first N.
 
 Conditional models (:mod:`lightning_gen.models.conditional`) sample the classes asked with ``--labels
 0,1,2`` or ``--labels-file FILE`` (.npy, .txt or .csv of integers), ``--per-class K`` of each, else labels drawn
@@ -114,10 +115,12 @@ def write_sequence_samples(model, args) -> dict[str, str]:
     png = str(Path(args.output).with_suffix(".png"))
     shown = min(args.grid_size, 8)  # panels of the picture: a few sequences stay readable
     if info.is_piano_roll:
-        from lightning_gen.music import write_roll_samples
+        from lightning_gen.music import voices_to_rolls, write_roll_samples
 
         pitch_low, step = int(info.pitch_low), float(info.step)
-        written = write_roll_samples(scaled.numpy(), args.output, pitch_low, step, args.grid_size)
+        voices = voice_count(model)  # chorales as voices: one-hot pitches per voice, written as rolls
+        rolls = voices_to_rolls(scaled.numpy(), voices) if voices else scaled.numpy()
+        written = write_roll_samples(rolls, args.output, pitch_low, step, args.grid_size, args.wav)
         if labels is not None:  # the labels beside the rolls, and the picture redrawn with one row per class
             with np.load(args.output) as f:
                 arrays = {k: f[k] for k in f.files if k != "samples"}
@@ -138,6 +141,12 @@ def write_sequence_samples(model, args) -> dict[str, str]:
         return {"samples": args.output, "plot": save_class_sequences(original, labels, args, png)}
     # a line per feature, one panel per sequence, as the SequencePlot callback draws them (here in the data's scale)
     return {"samples": args.output, "plot": save_sequences(original[:shown], png)}
+
+
+def voice_count(model) -> int:
+    """Voices per step of a model whose networks write one-hot voices (``lightning_gen.nets.voices``), 0 for one
+    that writes piano rolls."""
+    return next((int(m.voices) for m in model.modules() if isinstance(getattr(m, "voices", None), int)), 0)
 
 
 def save_class_sequences(samples: np.ndarray, labels: torch.Tensor, args, png: str, **how) -> str:
@@ -264,6 +273,7 @@ def check_args(args) -> None:
     check_int("--batch-size", args.batch_size, 1)
     check_int("--grid-size", args.grid_size, 1)
     check_int("--length", args.length, 1)
+    check_int("--wav", args.wav, 0)
     check_int("--seed", args.seed, 0, 2**63 - 1)
     check_output("--output", args.output, ".npz")
     check_device("--device", args.device)
@@ -291,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
         "grid-size // classes columns, at least 1)",
     )
     p.add_argument("--length", type=int, default=None, help="sequence models: length of generated sequences")
+    p.add_argument(
+        "--wav",
+        type=int,
+        default=0,
+        metavar="N",
+        help="piano-roll models (chorales): also write WAV files of the first N samples beside their MIDI files "
+        "(a simple additive synthesizer; default 0: none)",
+    )
     p.add_argument(
         "--labels",
         default=None,

@@ -17,7 +17,8 @@ class MusicStatistics(pl.Callback):
     one half of the split against the other), so the curves show the gap to close. Cheap (numpy on a few
     hundred rolls); TimeGAN's discriminative score is the ``TrainingMetric`` callback's.
 
-    Needs piano-roll data: a DataModule with ``pitch_low`` and ``splits`` (``ChoralesDataModule``).
+    Needs piano-roll data: a DataModule with ``pitch_low`` and ``splits`` (``ChoralesDataModule``); one that
+    writes chorales as voices gives its ``to_rolls``, and both real and generated voices are compared as rolls.
 
     Args:
         every_n_epochs: how often (epochs ``N - 1, 2N - 1, ...``).
@@ -48,6 +49,12 @@ class MusicStatistics(pl.Callback):
         x = split[0] if isinstance(split, tuple) else split  # labelled splits are (x, y)
         return np.asarray(x[: self.num_reference]), int(pitch_low)
 
+    @staticmethod
+    def _rolls(trainer: pl.Trainer, x: np.ndarray) -> np.ndarray:
+        """Piano rolls of the data module's layout (chorales as voices: the four pitches of each frame)."""
+        to_rolls = getattr(trainer.datamodule, "to_rolls", None)
+        return to_rolls(x) if to_rolls is not None else x
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
@@ -61,6 +68,7 @@ class MusicStatistics(pl.Callback):
             torch.manual_seed(self.seed)
             fake = pl_module.sample(self.num_samples, length=real.shape[1]).float().cpu().numpy()  # (n, T, P)
         values = {}
+        real, fake = self._rolls(trainer, real), self._rolls(trainer, fake)  # (n, T, P) each
         for name, pair in compare_voice_leading(real, fake, pitch_low).items():
             values[f"val/music/{name}"] = float(pair["generated"])
             values[f"val/music/{name}_real"] = float(pair["real"])

@@ -3,6 +3,7 @@ MMD, music statistics) and a checkpoint's own ELBO terms. Each returns ``{metric
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lightning_gen.jobs.evaluate.cache import reference_features
@@ -185,7 +186,9 @@ def sequence_metrics(
         pitch_low = getattr(datamodule, "pitch_low", None)
         if pitch_low is None:
             raise EvaluateError("The `music` metric needs piano-roll data (e.g. ChoralesDataModule).")
-        for stat, pair in M.compare_music_statistics(reference, fake, int(pitch_low)).items():
+        to_rolls = getattr(datamodule, "to_rolls", np.asarray)  # chorales as voices: the four pitches as a roll
+        rolls = [to_rolls(np.asarray(x)) for x in (reference, fake)]
+        for stat, pair in M.compare_music_statistics(*rolls, int(pitch_low)).items():
             out[f"music/{stat}"] = {"value": pair["generated"], "reference_value": pair["real"]}
     if "discriminative" in out and getattr(datamodule, "pitch_low", None) is not None and len(reference) >= 10:
         from lightning_gen.metrics.music import real_halves  # piano rolls: the real windows' own score beside it
