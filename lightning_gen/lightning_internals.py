@@ -129,28 +129,19 @@ def _noop() -> None:
     return None
 
 
+#: a hook that is always ``_noop``: assigning it is ignored
+_IGNORED_HOOK = property(lambda self: _noop, lambda self, fn: None)
+
+
 class _UncountedSteps:
     """Mixed into a LightningOptimizer: its steps no longer advance ``optim_step_progress`` (``global_step``).
 
-    Lightning's manual-optimization loop re-assigns these two hooks before every batch; as read-only
-    properties they keep ignoring that.
+    Lightning's manual-optimization loop re-assigns these two hooks before every batch; as properties whose
+    setter does nothing they keep ignoring that.
     """
 
-    @property
-    def _on_before_step(self):
-        return _noop
-
-    @_on_before_step.setter
-    def _on_before_step(self, fn) -> None:
-        pass
-
-    @property
-    def _on_after_step(self):
-        return _noop
-
-    @_on_after_step.setter
-    def _on_after_step(self, fn) -> None:
-        pass
+    _on_before_step = _IGNORED_HOOK
+    _on_after_step = _IGNORED_HOOK
 
 
 def stop_counting_optimizer_steps(opt) -> None:

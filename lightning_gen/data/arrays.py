@@ -117,13 +117,9 @@ class ArraySequenceDataModule(SequenceDataModule):
         lengths_key: str | None = None,
         sequence_column: int | None = None,
         condition: str | None = None,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, val_fraction, test_fraction, num_workers, seed)
+        super().__init__(**kwargs)  # batch_size, val_fraction, test_fraction, num_workers, seed
         if label_column is not None and labels_path is not None:
             raise ValueError("Give the labels one way: label_column (a column of the data) or labels_path, not both.")
         self.save_hyperparameters()

@@ -89,13 +89,9 @@ class SinesDataModule(SequenceDataModule):
         data_seed: int = 0,
         condition: str | None = None,
         num_bands: int = 3,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, val_fraction, test_fraction, num_workers, seed)
+        super().__init__(**kwargs)  # batch_size, val_fraction, test_fraction, num_workers, seed
         check_condition(type(self).__name__, condition, self.conditions)
         if condition is not None and num_bands < 2:
             raise ValueError(f"num_bands must be >= 2 (classes), got {num_bands}.")

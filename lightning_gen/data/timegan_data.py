@@ -93,13 +93,9 @@ class TimeGANCSVDataModule(SequenceDataModule):
         sha256: str | None = "reference",
         window_length: int = 24,
         reverse: bool = True,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, val_fraction, test_fraction, num_workers, seed)
+        super().__init__(**kwargs)  # batch_size, val_fraction, test_fraction, num_workers, seed
         if window_length < 2:
             raise ValueError(f"window_length must be >= 2, got {window_length}.")
         if path is None:

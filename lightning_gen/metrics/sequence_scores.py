@@ -29,14 +29,12 @@ Each score comes with the real data's own score (one half of the windows against
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightning_gen.metrics.timegan import check_sequences
+from lightning_gen.metrics.timegan import check_positive, check_sequences, post_hoc_training
 
 EXTRA_SEQUENCE_METRICS = ("strong_discriminative", "context_fid", "correlational")
 
@@ -95,8 +93,8 @@ def strong_discriminative_score(
     ``repeats`` runs (fresh split, network and batches; run ``r`` uses seed ``seed + r``). 0: indistinguishable."""
     real = check_sequences(real, "real", min_count=5)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=5)
-    _check_positive(hidden=hidden, iterations=iterations, batch_size=batch_size, repeats=repeats)
-    with _training():
+    check_positive(hidden=hidden, iterations=iterations, batch_size=batch_size, repeats=repeats)
+    with post_hoc_training():
         scores = [_strong_once(real, fake, hidden, iterations, batch_size, seed + r) for r in range(repeats)]
     return float(np.mean(scores)), float(np.std(scores))
 
@@ -218,9 +216,9 @@ def context_fid(
 
     real = check_sequences(real, "real", min_count=2)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=2)
-    _check_positive(repeats=repeats, iterations=iterations)
+    check_positive(repeats=repeats, iterations=iterations)
     scores = []
-    with _training():
+    with post_hoc_training():
         for r in range(repeats):
             net = train_ts2vec(real, iterations=iterations, seed=seed + r, output_dims=output_dims)
             real_z, fake_z = (net.embed(torch.from_numpy(a)).double() for a in (real, fake))  # (N, C) each
@@ -243,7 +241,7 @@ def correlational_score(real, fake, repeats: int = 5, seed: int = 0) -> tuple[fl
     correlation (NaN): it is refused."""
     real = check_sequences(real, "real", min_count=2)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=2)
-    _check_positive(repeats=repeats)
+    check_positive(repeats=repeats)
     rng = np.random.default_rng(seed)
     size = max(2, len(real) // repeats)
     scores = []
@@ -292,22 +290,3 @@ def extra_sequence_scores(
             ref_mean, ref_std = SCORES[name](*real_halves(real, seed), repeats, seed)
             out[name].update(reference_value=ref_mean, reference_std=ref_std)
     return out
-
-
-@contextlib.contextmanager
-def _training():
-    """Gradients on, one CPU thread for the small post-hoc networks (as the TimeGAN scores train theirs), even
-    inside a Lightning hook that runs under no_grad / inference_mode."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}.")

@@ -31,7 +31,6 @@ report adds the two-sample Kolmogorov-Smirnov statistic between the real and the
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import numpy as np
 import torch
@@ -170,16 +169,7 @@ def _batch(rng: np.random.Generator, data: torch.Tensor, batch_size: int, length
     return data[idx], (None if lengths is None else lengths[idx])
 
 
-def _discriminative_once(
-    real: np.ndarray,
-    fake: np.ndarray,
-    iterations: int,
-    batch_size: int,
-    seed: int,
-    device,
-    real_len=None,
-    fake_len=None,
-):
+def _discriminative_once(real, fake, iterations: int, batch_size: int, seed: int, device, real_len, fake_len) -> float:
     rng = np.random.default_rng(seed)
     # train_test_divide: each set permuted on its own, first 80 % for training (lengths with their sequences).
     real_idx, fake_idx = rng.permutation(len(real)), rng.permutation(len(fake))
@@ -243,22 +233,12 @@ def discriminative_score(
             f"real and fake sequences must have the same length T, got {real.shape[1]} and {fake.shape[1]}."
         )
     real_len, fake_len = check_lengths(real_lengths, real, "real"), check_lengths(fake_lengths, fake, "fake")
-    once = functools.partial(
-        _discriminative_once, real, fake, iterations, batch_size, device=device, real_len=real_len, fake_len=fake_len
+    return _repeated(
+        _discriminative_once, (real, fake, real_len, fake_len), iterations, batch_size, repeats, seed, device
     )
-    return _repeated(once, iterations, batch_size, repeats, seed, device)
 
 
-def _predictive_once(
-    real: np.ndarray,
-    fake: np.ndarray,
-    iterations: int,
-    batch_size: int,
-    seed: int,
-    device,
-    real_len=None,
-    fake_len=None,
-):
+def _predictive_once(real, fake, iterations: int, batch_size: int, seed: int, device, real_len, fake_len) -> float:
     rng = np.random.default_rng(seed)
     dim = real.shape[2]
     # Inputs: every feature but the last at steps 0..T-2; target: the last feature at steps 1..T-1 (T: a
@@ -323,45 +303,42 @@ def predictive_score(
     for name, lengths in (("real", real_len), ("fake", fake_len)):
         if lengths is not None and lengths.min() < 2:
             raise ValueError(f"predictive_score: a {name} sequence has length 1; it needs >= 2 (one step ahead).")
-    once = functools.partial(
-        _predictive_once, real, fake, iterations, batch_size, device=device, real_len=real_len, fake_len=fake_len
-    )
-    return _repeated(once, iterations, batch_size, repeats, seed, device)
+    return _repeated(_predictive_once, (real, fake, real_len, fake_len), iterations, batch_size, repeats, seed, device)
 
 
-def _repeated(once, iterations: int, batch_size: int, repeats: int, seed: int, device) -> tuple[float, float]:
-    """Mean and std of ``once(seed=...)`` over ``repeats`` independent runs (TimeGAN's ``metric_iteration``), run
-    ``r`` seeded with ``seed + r``."""
-    _check_args(iterations, batch_size, repeats)
-    with _cpu_threads(device), _trainable():
-        scores = [once(seed=seed + r) for r in range(repeats)]
+def _repeated(once, data, iterations: int, batch_size: int, repeats: int, seed: int, device) -> tuple[float, float]:
+    """Mean and std of ``once(real, fake, iterations, batch_size, seed, device, real_len, fake_len)`` over
+    ``repeats`` independent runs (TimeGAN's ``metric_iteration``), run ``r`` seeded with ``seed + r``; ``data`` is
+    ``(real, fake, real_len, fake_len)``."""
+    real, fake, real_len, fake_len = data
+    check_positive(iterations=iterations, batch_size=batch_size, repeats=repeats)
+    with post_hoc_training(device):
+        scores = [
+            once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len) for r in range(repeats)
+        ]
     return float(np.mean(scores)), float(np.std(scores))
 
 
 @contextlib.contextmanager
-def _trainable():
-    """Gradients on, even when called from a Lightning validation hook (no_grad / inference_mode)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
-
-
-@contextlib.contextmanager
-def _cpu_threads(device, threads: int = 1):
-    """Train the post-hoc GRUs single-threaded on the CPU: with a hidden size of D/2 they gain nothing from
-    more threads, and on a loaded machine more threads contend for the cores and run far slower than one."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
+def post_hoc_training(device="cpu", threads: int = 1):
+    """Where a post-hoc network of a score trains: gradients on, even when called from a Lightning validation hook
+    (no_grad / inference_mode), and single-threaded on the CPU: these small networks gain nothing from more
+    threads, and on a loaded machine more threads contend for the cores and run far slower than one."""
+    on_cpu = torch.device(device).type == "cpu"
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if on_cpu:
+        torch.set_num_threads(threads)
     try:
-        yield
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
     finally:
-        torch.set_num_threads(before)
+        if on_cpu:
+            torch.set_num_threads(before)
 
 
-def _check_args(iterations: int, batch_size: int, repeats: int) -> None:
-    for name, value in (("iterations", iterations), ("batch_size", batch_size), ("repeats", repeats)):
+def check_positive(**values: int) -> None:
+    """A ValueError naming the first of the score's counts (iterations, repeats, ...) below 1."""
+    for name, value in values.items():
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}.")
 

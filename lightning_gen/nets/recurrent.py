@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from lightning_gen.nets.conditioning import check_net_labels
+
 Cell = Literal["gru", "lstm", "rnn"]
 Output = Literal["sigmoid", "identity"]
 GeneratorOutput = Literal["sigmoid", "identity", "bernoulli"]
@@ -123,23 +125,14 @@ def make_step_labels(num_classes: int | None, dim: int) -> StepLabels | None:
 
 def with_labels(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """``x`` (B, T, F) with the label embedding of ``net.label_embedding`` concatenated at every step (B, T, F + E);
-    ``x`` itself for an unconditional network. A clear error for labels a network cannot take."""
+    ``x`` itself for an unconditional network. A clear error for labels a network cannot take (the image networks'
+    :func:`~lightning_gen.nets.conditioning.check_net_labels`, plus the range: an embedding lookup out of range
+    would fail without saying which labels)."""
+    check_net_labels(net, labels, x.shape[0])
     embed = net.label_embedding
-    name = type(net).__name__
     if embed is None:
-        if labels is not None:
-            raise ValueError(
-                f"{name} is unconditional (built without num_classes) but was given labels: drop them, or build it "
-                "with num_classes."
-            )
         return x
-    if labels is None:
-        raise ValueError(f"{name} is conditional (num_classes={embed.num_classes}): give labels (B,) int64.")
-    if labels.dim() != 1 or labels.shape[0] != x.shape[0] or labels.is_floating_point():
-        raise ValueError(
-            f"{name} wants one integer label per sequence, shape ({x.shape[0]},), got {labels.dtype} "
-            f"{tuple(labels.shape)}."
-        )
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= embed.num_classes):
+        name = type(net).__name__
         raise ValueError(f"{name}: labels must be in [0, {embed.num_classes}), got {labels.unique()[:5].tolist()}.")
     return torch.cat([x, embed(labels.long(), x.shape[1]).to(x.dtype)], dim=-1)
