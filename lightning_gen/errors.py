@@ -42,6 +42,14 @@ def check_float(name: str, value: float | None, low: float = 0.0, inclusive: boo
         raise UserError(f"{name} must be a number {'>=' if inclusive else '>'} {low:g}, got {value}.")
 
 
+def check_at_least(low: float, **values: float) -> None:
+    """Each of ``values`` (by argument name: a loss weight, a count) must be >= ``low``; the message names the first
+    that is not."""
+    for name, value in values.items():
+        if value < low:
+            raise UserError(f"{name} must be >= {low:g}, got {value}.")
+
+
 def check_split_args(batch_size: int, val_fraction: float, test_fraction: float) -> None:
     """A DataModule's loader and split arguments: at least one item a batch, each held-out share in [0, 1)."""
     if batch_size < 1:

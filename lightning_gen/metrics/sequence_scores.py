@@ -34,7 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightning_gen.metrics.timegan import check_positive, check_sequences, post_hoc_training
+from lightning_gen.errors import check_at_least
+from lightning_gen.metrics.timegan import check_sequences, post_hoc_training
 
 EXTRA_SEQUENCE_METRICS = ("strong_discriminative", "context_fid", "correlational")
 
@@ -93,7 +94,7 @@ def strong_discriminative_score(
     ``repeats`` runs (fresh split, network and batches; run ``r`` uses seed ``seed + r``). 0: indistinguishable."""
     real = check_sequences(real, "real", min_count=5)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=5)
-    check_positive(hidden=hidden, iterations=iterations, batch_size=batch_size, repeats=repeats)
+    check_at_least(1, hidden=hidden, iterations=iterations, batch_size=batch_size, repeats=repeats)
     with post_hoc_training():
         scores = [_strong_once(real, fake, hidden, iterations, batch_size, seed + r) for r in range(repeats)]
     return float(np.mean(scores)), float(np.std(scores))
@@ -216,7 +217,7 @@ def context_fid(
 
     real = check_sequences(real, "real", min_count=2)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=2)
-    check_positive(repeats=repeats, iterations=iterations)
+    check_at_least(1, repeats=repeats, iterations=iterations)
     scores = []
     with post_hoc_training():
         for r in range(repeats):
@@ -241,7 +242,7 @@ def correlational_score(real, fake, repeats: int = 5, seed: int = 0) -> tuple[fl
     correlation (NaN): it is refused."""
     real = check_sequences(real, "real", min_count=2)
     fake = check_sequences(fake, "fake", dim=real.shape[2], min_count=2)
-    check_positive(repeats=repeats)
+    check_at_least(1, repeats=repeats)
     rng = np.random.default_rng(seed)
     size = max(2, len(real) // repeats)
     scores = []

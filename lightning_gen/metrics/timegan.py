@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightning_gen.errors import check_at_least
 from lightning_gen.metrics.mmd import mmd_rbf
 from lightning_gen.nets.recurrent import run_rnn
 from lightning_gen.scaling import min_max_scale
@@ -311,7 +312,7 @@ def _repeated(once, data, iterations: int, batch_size: int, repeats: int, seed: 
     ``repeats`` independent runs (TimeGAN's ``metric_iteration``), run ``r`` seeded with ``seed + r``; ``data`` is
     ``(real, fake, real_len, fake_len)``."""
     real, fake, real_len, fake_len = data
-    check_positive(iterations=iterations, batch_size=batch_size, repeats=repeats)
+    check_at_least(1, iterations=iterations, batch_size=batch_size, repeats=repeats)
     with post_hoc_training(device):
         scores = [
             once(real, fake, iterations, batch_size, seed + r, device, real_len, fake_len) for r in range(repeats)
@@ -334,13 +335,6 @@ def post_hoc_training(device="cpu", threads: int = 1):
     finally:
         if on_cpu:
             torch.set_num_threads(before)
-
-
-def check_positive(**values: int) -> None:
-    """A ValueError naming the first of the score's counts (iterations, repeats, ...) below 1."""
-    for name, value in values.items():
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}.")
 
 
 # -- the published protocol: which space, one code path --------------------------------------------

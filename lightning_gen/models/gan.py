@@ -11,6 +11,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen.augment import diff_augment, parse_policy
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
@@ -103,14 +104,9 @@ class GAN(Conditional, AdversarialLogs, ManualSteps, pl.LightningModule):
         self.init_conditional(generator, discriminator)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0, got {gp_weight}.")
-        if class_weight < 0:
-            raise ValueError(f"class_weight must be >= 0, got {class_weight}.")
+        check_at_least(0, gp_weight=gp_weight, class_weight=class_weight, mode_seeking_weight=mode_seeking_weight)
         check_ema_batch_norm(ema_batch_norm, ema_decay)
         self.augmentations = parse_policy(augment)
-        if mode_seeking_weight < 0:
-            raise ValueError(f"mode_seeking_weight must be >= 0 (0: off), got {mode_seeking_weight}.")
         self.mode_seeking_weight = mode_seeking_weight
         if not hasattr(generator, "latent_dim"):
             raise ValueError("The generator must expose `latent_dim` (the size of its noise input).")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import AdversarialLossName, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
@@ -139,12 +140,9 @@ class LSTMGAN(AdversarialLogs, SequenceModel):
         super().__init__()
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1 (D steps per G step), got {n_critic}.")
-        weights = {"gp_weight": gp_weight, "feature_matching": feature_matching, "moment_matching": moment_matching,
-                   "supervised": supervised, "pretrain_batches": pretrain_batches,
-                   "class_weight": class_weight, "classifier_hidden": classifier_hidden}  # fmt: skip
-        negative = {k: v for k, v in weights.items() if v < 0}
-        if negative:
-            raise ValueError(f"These must be >= 0: {negative}.")
+        check_at_least(0, gp_weight=gp_weight, feature_matching=feature_matching, moment_matching=moment_matching,
+                       supervised=supervised, pretrain_batches=pretrain_batches, class_weight=class_weight,
+                       classifier_hidden=classifier_hidden)  # fmt: skip
         if (supervised > 0 or pretrain_batches > 0) and not getattr(generator, "feed_previous", False):
             raise ValueError(
                 "supervised and pretrain_batches teacher-force the generator on x_{t-1}: they need a generator "

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 from lightning_gen import lightning_internals as li
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
 from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityConfig, LatentDensityMixin, PriorKind
@@ -197,8 +198,9 @@ class RVAE(RecurrentVAEModel):
         check_vae_parts(encoder, decoder, likelihood)
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
-        if sigma <= 0 or kl_weight < 0:
-            raise ValueError(f"sigma must be > 0 and kl_weight >= 0, got {sigma} and {kl_weight}.")
+        if sigma <= 0:
+            raise ValueError(f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {sigma}.")
+        check_at_least(0, kl_weight=kl_weight, kl_warmup_steps=kl_warmup_steps)
         save_plain_hyperparameters(self)
         self.init_sequence_model(decoder.data_dim, clip_grad_norm, encoder, decoder)
         self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer

@@ -9,6 +9,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import (
     Likelihood,
     get_adversarial_loss,
@@ -166,8 +167,8 @@ class RVAEGAN(AdversarialLogs, RecurrentVAEModel):
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}.")
         if gamma <= 0 or sigma <= 0:
             raise ValueError(f"gamma and sigma must be > 0, got {gamma} and {sigma}.")
-        if min(feature_recon_weight, data_recon_weight, kl_weight) < 0:
-            raise ValueError("feature_recon_weight, data_recon_weight and kl_weight must be >= 0.")
+        check_at_least(0, feature_recon_weight=feature_recon_weight, data_recon_weight=data_recon_weight,
+                       kl_weight=kl_weight, kl_warmup_steps=kl_warmup_steps)  # fmt: skip
         save_plain_hyperparameters(self)
         self.init_sequence_model(decoder.data_dim, clip_grad_norm, encoder, decoder, discriminator)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator

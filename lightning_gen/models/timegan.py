@@ -12,6 +12,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gen import lightning_internals as li
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import d_loss_ns, g_loss_ns, get_adversarial_loss
 from lightning_gen.models.common import (
     AdversarialLogs,
@@ -120,12 +121,9 @@ class TimeGAN(AdversarialLogs, SequenceModel):
                 f"networks lacks {missing}: give TimeGAN's five networks in one module, e.g. "
                 "lightning_gen.nets.timegan.TimeGANNetworks."
             )
-        counts = {"embedding_steps": embedding_steps, "supervised_steps": supervised_steps}
-        weights = {"latent_adversarial": latent_adversarial, "supervised": supervised,
-                   "moment_matching": moment_matching, "d_threshold": d_threshold}  # fmt: skip
-        negative = {k: v for k, v in {**counts, **weights}.items() if v < 0}
-        if negative:
-            raise ValueError(f"These must be >= 0: {negative}.")
+        check_at_least(0, embedding_steps=embedding_steps, supervised_steps=supervised_steps,
+                       latent_adversarial=latent_adversarial, supervised=supervised, moment_matching=moment_matching,
+                       d_threshold=d_threshold)  # fmt: skip
         if generator_steps < 1:
             raise ValueError(f"generator_steps must be >= 1 (generator steps per D step), got {generator_steps}.")
         save_plain_hyperparameters(self)

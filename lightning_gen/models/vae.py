@@ -10,6 +10,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
 from lightning_gen.models.common import (
     attached_datamodule,
@@ -247,12 +248,7 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
         if sigma <= 0:
             raise ValueError(f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {sigma}.")
-        if kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}.")
-        if kl_warmup_steps < 0:
-            raise ValueError(f"kl_warmup_steps must be >= 0, got {kl_warmup_steps}.")
-        if free_bits < 0:
-            raise ValueError(f"free_bits must be >= 0 (nats per latent dimension), got {free_bits}.")
+        check_at_least(0, kl_weight=kl_weight, kl_warmup_steps=kl_warmup_steps, free_bits=free_bits)
         save_plain_hyperparameters(self)
         self.encoder, self.decoder, self.optimizer = encoder, decoder, optimizer
         self.latent_dim = decoder.latent_dim

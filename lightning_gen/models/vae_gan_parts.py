@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_gen.errors import check_at_least
 from lightning_gen.losses import AdversarialLossName
 from lightning_gen.models.common import OptionGroup, check_critic
 
@@ -195,11 +196,7 @@ class AdversarialConfig(OptionGroup):
                 "adversarial.prior_samples=0 with adversarial.reconstructions=false gives D no fakes: set "
                 "prior_samples > 0 or reconstructions: true."
             )
-        if self.start < 0:
-            raise ValueError(f"adversarial.start must be >= 0 (training batches), got {self.start}.")
-        if min(self.gp_weight, self.weight) < 0:
-            raise ValueError(f"adversarial.gp_weight and adversarial.weight must be >= 0, got {self.gp_weight} "
-                             f"and {self.weight}.")  # fmt: skip
+        check_at_least(0, **{f"adversarial.{k}": getattr(self, k) for k in ("gp_weight", "start", "weight")})
 
     def refuse_unsupported(self, model: str, fields: tuple[str, ...]) -> None:
         """A ValueError naming each of ``fields`` that differs from its default: options ``model`` does not have."""
@@ -223,9 +220,7 @@ def check_vaegan_options(
         raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
-    for name, value in weights.items():
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}.")
+    check_at_least(0, **weights)
     if gating.enabled and loss != "ns":
         raise ValueError(
             f"gating compares D's binary cross-entropies, which only loss='ns' has (got {loss!r}); "
