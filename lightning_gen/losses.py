@@ -144,6 +144,16 @@ def bernoulli_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     return nll.flatten(1).sum(1)
 
 
+def check_likelihood(likelihood: str) -> None:
+    """A data likelihood the VAE-type models know: ``gaussian`` (real values) or ``bernoulli`` (binary pixels or
+    piano-roll notes)."""
+    if likelihood not in ("gaussian", "bernoulli"):
+        raise ValueError(
+            f"likelihood must be 'gaussian' (real values) or 'bernoulli' (binary pixels, piano rolls), "
+            f"got {likelihood!r}."
+        )
+
+
 def reconstruction_nll(x: torch.Tensor, mean: torch.Tensor, likelihood: Likelihood, sigma: float) -> torch.Tensor:
     """-log p(x | z) per sample for the decoder's mean image ``mean`` (both (B, C, H, W) in [-1, 1])."""
     if likelihood == "gaussian":

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 
 from lightning_gen import lightning_internals as li
 from lightning_gen.errors import check_at_least
-from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reparameterize
+from lightning_gen.losses import Likelihood, check_likelihood, kl_normal, kl_warmup, reparameterize
 from lightning_gen.models.common import batches_done, eval_mode, logs_this_step, save_plain_hyperparameters
 from lightning_gen.models.latent_density import LatentDensityConfig, LatentDensityMixin, PriorKind
 from lightning_gen.models.sequence_common import SequenceModel, batch_lengths, zero_padding
@@ -28,8 +28,7 @@ def check_vae_parts(encoder: nn.Module, decoder: nn.Module, likelihood: str) -> 
             f"The encoder maps {encoder.data_dim} features to z of size {encoder.latent_dim}, the decoder maps z "
             f"of size {decoder.latent_dim} to {decoder.data_dim} features: they must match."
         )
-    if likelihood not in ("gaussian", "bernoulli"):
-        raise ValueError(f"likelihood={likelihood!r}: choose 'gaussian' (real values) or 'bernoulli' (piano rolls).")
+    check_likelihood(likelihood)
     if likelihood == "bernoulli" and getattr(decoder, "output", "sigmoid") != "sigmoid":
         raise ValueError("likelihood='bernoulli' needs a decoder with output='sigmoid' (its outputs are logits).")
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_gen.errors import check_at_least
-from lightning_gen.losses import Likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
+from lightning_gen.losses import Likelihood, check_likelihood, kl_normal, kl_warmup, reconstruction_nll, reparameterize
 from lightning_gen.models.common import (
     attached_datamodule,
     batches_done,
@@ -244,8 +244,7 @@ class VAE(Conditional, LatentImageAPI, pl.LightningModule):
         super().__init__()
         self.init_conditional(encoder, decoder)
         check_latent_fit(encoder, decoder)
-        if likelihood not in ("gaussian", "bernoulli"):
-            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
+        check_likelihood(likelihood)
         if sigma <= 0:
             raise ValueError(f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {sigma}.")
         check_at_least(0, kl_weight=kl_weight, kl_warmup_steps=kl_warmup_steps, free_bits=free_bits)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_gen.errors import check_at_least
-from lightning_gen.losses import AdversarialLossName
+from lightning_gen.losses import AdversarialLossName, check_likelihood
 from lightning_gen.models.common import OptionGroup, check_critic
 
 
@@ -216,8 +216,7 @@ def check_vaegan_options(
 ) -> None:
     """The VAE-GAN's scalar options, each refused with a ValueError that says what to set. ``weights``: the loss
     weights by option name, each >= 0."""
-    if likelihood not in ("gaussian", "bernoulli"):
-        raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}.")
+    check_likelihood(likelihood)
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0 (G's share of the reconstruction gradient), got {gamma}.")
     check_at_least(0, **weights)
