@@ -28,6 +28,14 @@ Results: ``--out/<run>/result.json`` and one ``--out/results.jsonl`` line per ru
 protocol of ``lightning-gen evaluate`` (``bench_trust_digits.py``'s sampling and summary: labels drawn from the
 training mix, held-out reference, KID, precision / recall, density / coverage, copying test, the real data's own
 scores), one ``--out/evaluate.jsonl`` line per checkpoint.
+
+``--score NAME=CHECKPOINT`` scores a trained checkpoint as the runs are scored (no training).
+
+``--refit NAME=CHECKPOINT`` (with ``--set NAME:model.init_args.latent_density.KEY=VALUE``) keeps a trained VAE-type
+model's networks and refits its ex-post latent density (Ghosh et al. 2020) with other settings to the posterior
+means of the training split, writes ``--out/NAME/final.ckpt`` and scores it as ``--evaluate`` does: choosing the
+density of a model whose training never decodes a code drawn from it (the VAE; the VAE-GAN with
+``prior_samples: 0``) needs no retraining.
 """
 
 from __future__ import annotations
@@ -217,12 +225,19 @@ def main() -> None:
     p.add_argument("--classifier-epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--real", action="store_true", help="also score the training split (the real data's floor)")
+    p.add_argument("--score", nargs="*", default=[], help="NAME=CHECKPOINT scored as the --runs are, untrained")
     p.add_argument("--evaluate", nargs="*", default=[], help="NAME=CHECKPOINT scored by `evaluate`'s protocol")
-    p.add_argument("--classifier", help="the classifier (run folder or checkpoint) of --evaluate")
+    p.add_argument("--refit", nargs="*", default=[], help="NAME=CHECKPOINT: its latent density refitted (--set)")
+    p.add_argument("--classifier", help="the classifier (run folder or checkpoint) of --evaluate / --refit")
+    p.add_argument("--sample-seed", type=int, default=0, help="`lightning-gen sample --seed` of --evaluate / --refit")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.refit:
+        start = time.process_time()
+        args.evaluate += [f"{spec.split('=', 1)[0]}={refit_density(spec, args)}" for spec in args.refit]
+        print(f"refits: {time.process_time() - start:.0f} CPU-s", flush=True)
     if args.evaluate:
         return evaluate_checkpoints(args)
     scorer = Scorer(args)
@@ -233,6 +248,10 @@ def main() -> None:
         images = split_images(_datamodule(args).train_set)
         row.update(scorer.score(images, feats_labels[1]))
         rows.append(row)
+    for spec in args.score:  # trained checkpoints (e.g. of --refit), drawn and scored as the runs are
+        name, ckpt = spec.split("=", 1)
+        images, labels = draw(load_model(ckpt).cpu().eval(), args.num_samples)
+        rows.append({"run": name, "checkpoint": ckpt, **scorer.score(images, labels)})
     for spec in args.runs:
         name, path = spec.split("=", 1)
         model, info = train(path, name, args)
@@ -258,11 +277,68 @@ def evaluate_checkpoints(args) -> None:
     with open(Path(args.out) / "evaluate.jsonl", "a") as f:
         for spec in args.evaluate:
             name, ckpt = spec.split("=", 1)
-            path = Path(args.out) / f"{name}_evaluate.npz"
-            trust.sample(ckpt, args.num_samples, path)
-            row = {"checkpoint": ckpt, **trust.summary(name, *trust.score(path, args.classifier, data))}
+            run = name if args.sample_seed == 0 else f"{name}_seed{args.sample_seed}"
+            path = Path(args.out) / f"{run}_evaluate.npz"
+            start = time.process_time()
+            _sample(ckpt, args.num_samples, path, args.sample_seed)
+            row = {"checkpoint": ckpt, **trust.summary(run, *trust.score(path, args.classifier, data))}
+            row["set"] = [s for s in args.set or [] if s.startswith(name + ":")]
+            row["sample_seed"] = args.sample_seed
+            row["evaluate_cpu_s"] = round(time.process_time() - start, 1)
             print(json.dumps(row), flush=True)
             f.write(json.dumps(row) + "\n")
+
+
+def _sample(checkpoint: str, n: int, path: Path, seed: int) -> None:
+    from lightning_gen.jobs import sample as job
+
+    assert job.main([checkpoint, "--num-samples", str(n), "--output", str(path), "--seed", str(seed)]) == 0
+
+
+def refit_density(spec: str, args) -> str:
+    """``NAME=CHECKPOINT``: the checkpoint's model with its latent density refitted under this run's ``--set``
+    overrides of ``model.init_args.latent_density.*``, saved as ``--out/NAME/final.ckpt`` (returned)."""
+    from pytorch_lightning.cli import instantiate_module
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_gen import lightning_internals as li
+    from lightning_gen.checkpoints import load_checkpoint, model_config
+    from lightning_gen.renamed import needs_upgrade, upgrade
+
+    name, path = spec.split("=", 1)
+    ckpt = load_checkpoint(path)
+    if needs_upgrade(ckpt):  # written with option names the models no longer take
+        ckpt = upgrade(ckpt)
+    hparams = model_config(ckpt, path)
+    density = dict(hparams["latent_density"])
+    for item in args.set or []:
+        run, assignment = item.split(":", 1)
+        key, value = assignment.split("=", 1)
+        prefix = "model.init_args.latent_density."
+        if run == name:
+            if not key.startswith(prefix):
+                raise SystemExit(f"--refit {name}: only {prefix}* can change without retraining, got {key!r}.")
+            density[key.removeprefix(prefix)] = yaml.safe_load(value)
+    hparams["latent_density"] = density
+    model = instantiate_module(pl.LightningModule, li.without_cli_instantiator(hparams))
+    own = model.state_dict()  # the new density's buffers (their shapes follow the new settings)
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(("latent_density.", "training_density."))}
+    model.load_state_dict({**state, **{k: v for k, v in own.items() if "density." in k}}, strict=True)
+    model.eval()
+    dm = _datamodule(args)
+    loader = DataLoader(dm.train_set, batch_size=256, shuffle=False)
+    # the model's input range: the DataModule scales raw images on the device (on_after_batch_transfer)
+    x, y = map(torch.cat, zip(*(dm.on_after_batch_transfer(batch, 0) for batch in loader)))
+    limit = model.latent_density_config.max_codes
+    model.fit_latent_density(DataLoader(TensorDataset(x[:limit], y[:limit]), batch_size=256))
+    if model.training_density is not None:  # what a resumed run would decode for the game: the same density
+        model.training_density.load_state_dict({**model.latent_density.state_dict(), "epoch": torch.tensor(-1)})
+    ckpt["hyper_parameters"]["latent_density"] = density
+    ckpt["state_dict"] = model.state_dict()
+    out = Path(args.out) / name / "final.ckpt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out)
+    return str(out)
 
 
 def _grid(images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
