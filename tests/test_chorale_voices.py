@@ -8,7 +8,7 @@ import torch
 from lightning_gen.data import ChoralesDataModule
 from lightning_gen.data import chorales as C
 from lightning_gen.music import notes_to_roll, voices_to_rolls
-from lightning_gen.nets.voices import VoiceDecoder, VoiceGenerator, VoiceHead, sample_voices
+from lightning_gen.nets.voices import VoiceDecoder, VoiceGenerator, VoiceHead
 
 
 def four_part_score(parts=("Soprano", "Alto", "Tenor", "Bass")):
@@ -129,17 +129,28 @@ def test_voices_to_rolls_checks_the_width():
         voices_to_rolls(np.zeros((2, 3, 10)), 4)
 
 
-def test_voice_head_is_a_softmax_per_voice_and_its_samples_one_hot():
+@pytest.mark.parametrize("chord_size", [0, 5])
+def test_voice_head_is_a_softmax_per_voice_and_its_samples_one_hot(chord_size):
     torch.manual_seed(0)
-    head = VoiceHead(8, voices=4, pitches=6)
-    raw = head(torch.randn(3, 5, 8))  # (3, 5, 24)
+    head = VoiceHead(8, voices=4, pitches=6, chord_size=chord_size)
+    h = torch.randn(3, 5, 8)
+    raw, hard = head.sample(h)  # (3, 5, 24) each
     assert torch.allclose(torch.sigmoid(raw).view(3, 5, 4, 6).sum(-1), torch.ones(3, 5, 4), atol=1e-5)
-    with torch.no_grad():
-        hard = sample_voices(raw, 4)
-    assert set(hard.unique().tolist()) == {0.0, 1.0} and (hard.view(3, 5, 4, 6).sum(-1) == 1).all()
-    soft = sample_voices(raw, 4)  # straight-through: one-hot values, gradients of the probabilities
-    soft.sum().backward()
-    assert head.linear.weight.grad is not None
+    assert torch.allclose(raw, head(h, hard.detach()), atol=1e-5)  # drawn from what the likelihood scores
+    assert set(hard.detach().unique().tolist()) == {0.0, 1.0} and (hard.detach().view(3, 5, 4, 6).sum(-1) == 1).all()
+    hard.sum().backward()  # straight-through: one-hot values, gradients of the probabilities
+    assert head.direct.weight.grad is not None
+
+
+def test_voice_head_reads_only_the_voices_above():
+    torch.manual_seed(0)
+    head = VoiceHead(8, voices=4, pitches=6, chord_size=5)
+    h, x = torch.randn(2, 8), torch.eye(6)[torch.randint(0, 6, (2, 4))].flatten(-2)  # (2, 24) one-hot voices
+    changed = x.clone()
+    changed[:, 12:18] = torch.eye(6)[(x[:, 12:18].argmax(-1) + 1) % 6]  # another pitch for voice 2 (the tenor)
+    before, after = head(h, x).view(2, 4, 6), head(h, changed).view(2, 4, 6)
+    assert torch.equal(before[:, :3], after[:, :3])  # soprano, alto and tenor do not read the tenor
+    assert not torch.allclose(before[:, 3], after[:, 3])  # the bass does
 
 
 def test_voice_likelihood_prefers_the_true_distribution():
@@ -147,12 +158,12 @@ def test_voice_likelihood_prefers_the_true_distribution():
     q = torch.tensor([0.7, 0.2, 0.1])
     target = torch.eye(3)  # each pitch once, weighted by q
 
-    head = VoiceHead(1, voices=1, pitches=3)
-    torch.nn.init.zeros_(head.linear.weight)
+    head = VoiceHead(1, voices=1, pitches=3, chord_size=0)
+    torch.nn.init.zeros_(head.direct.weight)
 
     def expected_loss(logits):
         with torch.no_grad():
-            head.linear.bias.copy_(logits)
+            head.direct.bias.copy_(logits)
             raw = head(torch.zeros(1, 1)).expand(3, 3)  # the same prediction for each of the three targets
         per = torch.nn.functional.binary_cross_entropy_with_logits(raw, target, reduction="none").sum(1)
         return (q * per).sum()
@@ -167,6 +178,11 @@ def test_voice_decoder_generates_one_pitch_per_voice():
     with torch.no_grad():
         raw, values = dec.generate(torch.randn(2, 4), 6, binary=True)
     assert raw.shape == values.shape == (2, 6, 20) and (values.view(2, 6, 4, 5).sum(-1) == 1).all()
+    z = torch.randn(2, 4)
+    with torch.no_grad():  # teacher forcing in one call scores the real voices as the step-by-step loop does
+        one_call = dec.generate(z, 6, values, teacher_forcing=1.0, binary=True)[0]
+        looped = dec.generate(z, 6, values, teacher_forcing=1.0 - 1e-9, binary=True)[0]
+    assert torch.allclose(one_call, looped, atol=1e-5)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         VoiceDecoder(temperature=0.0)
 
@@ -179,7 +195,7 @@ def test_voice_generator_samples_and_learns_next_steps():
     assert x.shape == (2, 6, 20) and (x.view(2, 6, 4, 5).sum(-1) == 1).all()
     loss = gen.train().next_step_loss(z, x)
     loss.backward()
-    assert torch.isfinite(loss) and gen.head.linear.weight.grad.abs().sum() > 0
+    assert torch.isfinite(loss) and gen.head.direct.weight.grad.abs().sum() > 0
 
 
 def test_sample_job_writes_voice_samples_as_rolls():
@@ -192,3 +208,24 @@ def test_sample_job_writes_voice_samples_as_rolls():
 
     assert voice_count(Model(VoiceDecoder(latent_dim=2, voices=4, pitches=5, hidden_size=4))) == 4
     assert voice_count(Model(torch.nn.Linear(2, 2))) == 0
+
+
+@pytest.mark.slow
+def test_sample_job_writes_a_voice_checkpoint_as_rolls_midi_and_wav(two_chorales_voices, tmp_path):
+    from lightning_gen.jobs.sample import main
+    from tests.conftest import fit_config
+
+    root, _, _ = two_chorales_voices
+    small = [f"--model.init_args.{net}.init_args.{k}={v}" for net in ("encoder", "decoder")
+             for k, v in (("hidden_size", 8), ("latent_dim", 4))]  # fmt: skip
+    ckpt = fit_config(
+        "configs/rvae/chorales_voices.yaml", tmp_path / "run", f"--data.init_args.data_dir={root}",
+        "--data.init_args.max_chorales=2", "--data.init_args.val_fraction=0.5", "--data.init_args.test_fraction=0",
+        "--data.init_args.batch_size=4", "--data.init_args.progress=false", "--trainer.max_steps=1", *small,
+    )  # fmt: skip
+    out = tmp_path / "v.npz"
+    assert main([ckpt, "--num-samples", "3", "--output", str(out), "--length", "12", "--wav", "1"]) == 0
+    rolls = np.load(out)["samples"]  # (3, 12, K): the four voices' pitches as a roll
+    assert rolls.shape == (3, 12, 88 - 31 + 1) and set(np.unique(rolls.sum(-1))) <= {1.0, 2.0, 3.0, 4.0}
+    assert (tmp_path / "v_midi" / "sample_002.mid").exists() and (tmp_path / "v_midi" / "sample_000.wav").exists()
+    assert not (tmp_path / "v_midi" / "sample_001.wav").exists()
