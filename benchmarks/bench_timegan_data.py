@@ -53,12 +53,16 @@ def build(configs: list[str], seed: int, cli_args: list[str]):
     return cli.model, cli.datamodule
 
 
-def train(model, datamodule, budget_s: float, name: str):
-    """Train for ``budget_s`` CPU seconds (validation off: the scores below are the evaluation)."""
+def train(model, datamodule, budget_s: float, name: str, snapshots: list[float] = ()):
+    """Train for ``budget_s`` CPU seconds (validation off: the scores below are the evaluation); a checkpoint is
+    also saved when the run first crosses each of ``snapshots`` CPU seconds (``<name>_at<s>.ckpt``: the model a
+    run of that budget ends with, training being deterministic; score it with ``--checkpoint``)."""
     import pytorch_lightning as pl
     from bench_sines import cpu_budget_callback
 
-    budget = cpu_budget_callback(budget_s)
+    folder = os.path.join(REPO, "runs", "bench_timegan_data")
+    os.makedirs(folder, exist_ok=True)
+    budget = cpu_budget_callback(budget_s, {at: os.path.join(folder, f"{name}_at{at:g}.ckpt") for at in snapshots})
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -72,12 +76,21 @@ def train(model, datamodule, budget_s: float, name: str):
         callbacks=[budget],
     )
     trainer.fit(model, datamodule)
-    path = os.path.join(REPO, "runs", "bench_timegan_data", f"{name}.ckpt")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = os.path.join(folder, f"{name}.ckpt")
     trainer.save_checkpoint(path)
     batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
     return {"cpu_s": round(budget.used, 1), "batches": batches, "epochs": trainer.current_epoch,
-            "checkpoint": os.path.relpath(path, REPO)}  # fmt: skip
+            "checkpoint": os.path.relpath(path, REPO), "snapshots": budget.snapshots}  # fmt: skip
+
+
+def trained(path: str, datamodule):
+    """A model saved by an earlier run (``--checkpoint``, e.g. a snapshot) and its record."""
+    from lightning_gen.checkpoints import load_checkpoint, load_model
+
+    loops = load_checkpoint(path).get("loops", {}).get("fit_loop", {})
+    batches = loops.get("epoch_loop.batch_progress", {}).get("total", {}).get("completed")
+    datamodule.setup("fit")
+    return load_model(path), {"batches": batches, "checkpoint": os.path.relpath(os.path.abspath(path), REPO)}
 
 
 def score(real: np.ndarray, fake: np.ndarray, datamodule, metrics, args) -> tuple[dict, dict]:
@@ -132,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pred-iterations", type=int, default=5000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="training seed (and the metrics')")
+    p.add_argument("--snapshots", default="", help="also save checkpoints at these CPU seconds, e.g. 180,480")
+    p.add_argument("--checkpoint", default=None, help="score this checkpoint of --config instead of training")
     p.add_argument("--out", default=None)
     p.add_argument("--leaderboard", default=None, metavar="JSON", help="merge result files (positional) into JSON")
     p.add_argument("results", nargs="*", help="with --leaderboard: result files to merge")
@@ -162,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             shuffled, _ = score(a, time_shuffled(b, args.seed), datamodule, metrics, args)
             result["time_shuffled"] = row(shuffled)
     else:
-        result["training"] = train(model, datamodule, args.budget_cpu_s, f"{name}_{dataset}_s{args.seed}")
+        if args.checkpoint:
+            model, result["training"] = trained(args.checkpoint, datamodule)
+        else:
+            snapshots = [float(s) for s in args.snapshots.split(",") if s]
+            run = f"{name}_{dataset}_s{args.seed}"
+            result["training"] = train(model, datamodule, args.budget_cpu_s, run, snapshots)
         if hasattr(model, "fit_latent_density"):  # as at the end of an epoch: the density of the last codes
             model.fit_latent_density(torch.from_numpy(datamodule.splits["train"]))
         from bench_sines import generate
