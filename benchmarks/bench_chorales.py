@@ -12,7 +12,8 @@ sample moved into the key of a training chorale drawn at random (``ChoralesDataM
 the keys come out as often as in the corpus. The rolls are what ``model.sample`` returns (binary rolls sampled
 step by step); a model of chorales as voices (``representation: voices``) returns one-hot voices, scored as the
 rolls of their four pitches (``ChoralesDataModule.to_rolls``) against the same real windows.
-Writes MIDI files and a piano-roll PNG of a few samples and of real windows, a JSON of all figures, and with
+Writes every sample's roll (.npz), MIDI files, WAV files and a piano-roll PNG of a few samples and of real
+windows, a JSON of all figures, and with
 ``--leaderboard`` a row of the leaderboard file (replacing the row of the same model, config and budget).
 
     python benchmarks/bench_chorales.py --model rvae_gan --config chorales_transposed --budget-cpu-s 300 \\
@@ -122,6 +123,40 @@ def write_leaderboard(path: str, row: dict) -> None:
         json.dump(rows + [row], f, indent=2)
 
 
+def train_and_sample(args) -> tuple:
+    """Train the config for the budget; its data module, ``--num-samples`` binary rolls as written, and run facts."""
+    import pytorch_lightning as pl
+
+    from lightning_gen.cli import run_lightning_cli
+
+    config = os.path.join(REPO, "configs", args.model, f"{args.config}.yaml")
+    cli = run_lightning_cli(["--config", config, *args.cli_arg], run=False)
+    budget = cpu_budget_callback(args.budget_cpu_s)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, callbacks=[budget])  # fmt: skip
+    trainer.fit(cli.model, cli.datamodule)
+    model, dm = cli.model.eval(), cli.datamodule
+    with torch.no_grad():
+        own_key = model.sample(args.num_samples, length=args.length).cpu().numpy()  # (N, L, P)
+    own_key = dm.to_rolls((own_key > 0.5).astype(np.float32))  # voices: the four pitches of each frame as a roll
+    rolls = dm.to_written_keys(own_key, seed=0)  # as written (unchanged without transpose)
+    batches = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+    return dm, rolls, {"train_cpu_s": round(budget.used, 1), "batches": batches}
+
+
+def real_voice_rolls(args) -> tuple:
+    """``--num-samples`` real windows (every chorale, as written) written as four voices and back as rolls: what a
+    perfect model of the voice representation would score (it holds rests and leaves instrument parts out)."""
+    from lightning_gen.data import ChoralesDataModule
+
+    dm = ChoralesDataModule(window_length=args.length, stride=8, pitch_low=31, pitch_high=88, progress=False,
+                            representation="voices")  # fmt: skip
+    dm.setup()
+    voices = np.concatenate([dm.to_rolls(dm.splits[k]) for k in ("train", "val", "test")]).astype(np.float32)
+    return dm, voices[np.random.default_rng(1).permutation(len(voices))[: args.num_samples]], {}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="rvae_gan", choices=("lstm_gan", "rvae", "rvae_gan"))
@@ -136,43 +171,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaderboard", default=None, help="leaderboard JSON file to write this run's row into")
     p.add_argument("--cli-arg", action="append", default=[], metavar="ARG", help="LightningCLI override")
     p.add_argument("--tag", default="", help="suffix of the output file names")
+    p.add_argument(
+        "--real-voices",
+        action="store_true",
+        help="score real windows written as four voices (rests held, instrument parts left out) instead of a model's "
+        "samples: the voice representation's own floor",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    import pytorch_lightning as pl
-
-    from lightning_gen.cli import run_lightning_cli
     from lightning_gen.metrics.music import compare_music_statistics
     from lightning_gen.music import piano_roll_image, write_roll_samples
 
-    config = os.path.join(REPO, "configs", args.model, f"{args.config}.yaml")
-    cli = run_lightning_cli(["--config", config, *args.cli_arg], run=False)
-    budget = cpu_budget_callback(args.budget_cpu_s)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[budget])  # fmt: skip
     start = time.process_time()
-    trainer.fit(cli.model, cli.datamodule)
-    model, dm = cli.model.eval(), cli.datamodule
-    with torch.no_grad():
-        own_key = model.sample(args.num_samples, length=args.length).cpu().numpy()  # (N, L, P)
-    own_key = dm.to_rolls((own_key > 0.5).astype(np.float32))  # voices: the four pitches of each frame as a roll
-    rolls = dm.to_written_keys(own_key, seed=0)  # as written (unchanged without transpose)
+    dm, rolls, run = real_voice_rolls(args) if args.real_voices else train_and_sample(args)
     real = real_windows(dm)  # (n, T, P) binary
     stats = compare_music_statistics(real, rolls, pitch_low=dm.pitch_low)
     drawn = real[np.random.default_rng(0).permutation(len(real))[: 2 * len(rolls)]]  # halves as big as the samples
     os.makedirs(args.out, exist_ok=True)
     stats.update(discriminative(drawn, rolls, args))
-    stem = os.path.join(args.out, f"chorales_{args.model}_{args.config}{args.tag}")
-    written = write_roll_samples(rolls[:8], f"{stem}.npz", dm.pitch_low, dm.step, max_files=4, max_audio_files=2)
+    name = "real_voices" if args.real_voices else f"{args.model}_{args.config}"
+    stem = os.path.join(args.out, f"chorales_{name}{args.tag}")
+    written = write_roll_samples(rolls, f"{stem}.npz", dm.pitch_low, dm.step, max_files=4, max_audio_files=2)
     written["real piano roll"] = piano_roll_image(real[:8], dm.pitch_low, f"{stem}_real.png", dm.step, label="real")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python benchmarks/bench_chorales.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "commit": commit.stdout.strip(),
-        "model": args.model,
-        "config": args.config,
-        "train_cpu_s": round(budget.used, 1),
-        "batches": trainer.fit_loop.epoch_loop.batch_progress.total.completed,
+        "model": None if args.real_voices else args.model,
+        "config": None if args.real_voices else args.config,
+        **run,
         "cli_args": args.cli_arg,
         "total_cpu_s": round(time.process_time() - start, 1),
         "real_windows": len(real),
@@ -182,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(f"{stem}.json", "w") as f:
         json.dump(result, f, indent=2)
-    if args.leaderboard:
+    if args.leaderboard and not args.real_voices:
         write_leaderboard(args.leaderboard, leaderboard_row(args, result))
-    print(f"| statistic | generated ({args.model}, {args.config}) | real windows | target met |\n|---|---|---|---|")
+    print(f"| statistic | generated ({name}) | real windows | target met |\n|---|---|---|---|")
     for name, pair in stats.items():
         ok = result["meets_target"].get(name)
         print(f"| {name} | {pair['generated']:.3f} | {pair['real']:.3f} | {'' if ok is None else ok} |")
