@@ -229,3 +229,25 @@ def test_sample_job_writes_a_voice_checkpoint_as_rolls_midi_and_wav(two_chorales
     assert rolls.shape == (3, 12, 88 - 31 + 1) and set(np.unique(rolls.sum(-1))) <= {1.0, 2.0, 3.0, 4.0}
     assert (tmp_path / "v_midi" / "sample_002.mid").exists() and (tmp_path / "v_midi" / "sample_000.wav").exists()
     assert not (tmp_path / "v_midi" / "sample_001.wav").exists()
+
+
+def test_evaluate_scores_voice_samples_as_rolls(two_chorales_voices, tmp_path):
+    import yaml
+
+    from lightning_gen.jobs import evaluate
+
+    root, _, _ = two_chorales_voices
+    init = {"data_dir": str(root), "max_chorales": 2, "window_length": 16, "stride": 8, "batch_size": 2,
+            "val_fraction": 0.0, "test_fraction": 0.5, "progress": False, "representation": "voices"}  # fmt: skip
+    dm = ChoralesDataModule(**init)
+    dm.setup()
+    np.savez(tmp_path / "voices.npz", samples=dm.splits["test"])  # the real voices as samples
+    config = tmp_path / "voices.yaml"
+    config.write_text(
+        yaml.safe_dump({"data": {"class_path": "lightning_gen.data.ChoralesDataModule", "init_args": init}})
+    )
+    args = [str(tmp_path / "voices.npz"), "--data", str(config), "--metrics", "music"]
+    metrics = evaluate.evaluate(evaluate.build_parser().parse_args(args))["metrics"]
+    span, notes = metrics["music/tone_span"], metrics["music/notes_per_step"]
+    assert span["value"] <= 88 - 36 and span["value"] == pytest.approx(span["reference_value"])  # pitches, not columns
+    assert notes["value"] <= 4.0
