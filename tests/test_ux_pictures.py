@@ -62,6 +62,9 @@ class _StubSequenceModel:
         )
         self.dim = 53 if roll else 5
 
+    def modules(self):  # no voice networks: the job writes piano rolls / real values
+        return iter(())
+
     def sample_length(self, length):
         return length or 16
 
@@ -73,7 +76,9 @@ class _StubSequenceModel:
 
 
 def _sample_args(output):
-    return argparse.Namespace(num_samples=3, batch_size=4, length=None, grid_size=64, prior=None, output=str(output))
+    return argparse.Namespace(
+        num_samples=3, batch_size=4, length=None, grid_size=64, prior=None, output=str(output), wav=0
+    )
 
 
 def test_sample_job_draws_sines_and_labelled_piano_rolls(tmp_path, monkeypatch):
