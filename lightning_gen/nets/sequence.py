@@ -397,6 +397,12 @@ class RecurrentDecoder(nn.Module):
     ) -> torch.Tensor:
         return self.generate(z, length, target, teacher_forcing, labels=labels)[0]
 
+    def check_generate_inputs(self, z: torch.Tensor, length: int) -> None:
+        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"{type(self).__name__} wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}.")
+
     def generate(
         self,
         z: torch.Tensor,
@@ -408,10 +414,7 @@ class RecurrentDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (B, T, D) and the decoder's own values (B, T, D): ``activate(raw)``, or Bernoulli samples
         when ``binary`` (each one fed back as the next input, unless teacher forcing replaces it)."""
-        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"RecurrentDecoder wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}.")
+        self.check_generate_inputs(z, length)
         b = z.shape[0]
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())

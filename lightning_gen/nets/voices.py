@@ -164,10 +164,7 @@ class VoiceDecoder(RecurrentDecoder):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (B, T, D) (per-column logits; of the real voices where a target is given) and the decoder's
         own values (B, T, D): one-hot voices drawn voice by voice when ``binary``, else their probabilities."""
-        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"VoiceDecoder wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}.")
+        self.check_generate_inputs(z, length)
         b = z.shape[0]
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())
