@@ -397,12 +397,6 @@ class RecurrentDecoder(nn.Module):
     ) -> torch.Tensor:
         return self.generate(z, length, target, teacher_forcing, labels=labels)[0]
 
-    def check_generate_inputs(self, z: torch.Tensor, length: int) -> None:
-        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"{type(self).__name__} wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}.")
-
     def generate(
         self,
         z: torch.Tensor,
@@ -414,7 +408,10 @@ class RecurrentDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (B, T, D) and the decoder's own values (B, T, D): ``activate(raw)``, or Bernoulli samples
         when ``binary`` (each one fed back as the next input, unless teacher forcing replaces it)."""
-        self.check_generate_inputs(z, length)
+        if z.dim() != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"{type(self).__name__} wants z (B, {self.latent_dim}), got {tuple(z.shape)}.")
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}.")
         b = z.shape[0]
         h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         state = _init_state(self.cell, h0.contiguous())
@@ -425,19 +422,25 @@ class RecurrentDecoder(nn.Module):
         if target is not None and teacher_forcing >= 1.0:  # all steps teacher-forced: one call, no loop
             prev = torch.cat([target.new_zeros(b, 1, self.data_dim), target[:, : length - 1]], dim=1)  # (B, T, D)
             h, _ = self.rnn(torch.cat([z_step, prev], dim=-1), state)
-            raw = self.head(h)  # (B, T, D)
-            return self._recorded(raw, target), self.values(raw, binary)
+            raw, values = self._outputs(h, target[:, :length], binary)  # (B, T, D) each
+            return self._recorded(raw, target), values
         prev, raws, values = z.new_zeros(b, 1, self.data_dim), [], []
         for t in range(length):
             h, state = self.rnn(torch.cat([z_step[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
-            raw = self.head(h)  # (B, 1, D)
-            prev = self.values(raw, binary)
+            raw, prev = self._outputs(h, None if target is None else target[:, t : t + 1], binary)  # (B, 1, D) each
             raws.append(raw)
             values.append(prev)
             if target is not None and teacher_forcing > 0.0:
                 use_real = torch.rand(b, 1, 1, device=z.device) < teacher_forcing  # per sequence and step
                 prev = torch.where(use_real, target[:, t : t + 1], prev)
         return self._recorded(torch.cat(raws, dim=1), target), torch.cat(values, dim=1)  # (B, T, D) each
+
+    def _outputs(self, h: torch.Tensor, target: torch.Tensor | None, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs and the decoder's own values of hidden states ``h`` (B, T, H); ``target``: the real steps at
+        ``h`` (unused here; a head that scores the real steps apart from what it draws, as the voice decoder's,
+        reads them)."""
+        raw = self.head(h)
+        return raw, self.values(raw, binary)
 
     def _recorded(self, raw: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """``raw``, after adding this training batch's residuals ``target - mean`` to the residual bank."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_gen.nets.recurrent import Cell, _init_state, with_labels
+from lightning_gen.nets.recurrent import Cell, with_labels
 from lightning_gen.nets.sequence import LSTMGenerator, RecurrentDecoder
 
 __all__ = ["VoiceDecoder", "VoiceGenerator", "VoiceHead", "binary_logits", "sample_voice"]
@@ -149,42 +149,12 @@ class VoiceDecoder(RecurrentDecoder):
         self.voices, self.pitches, self.temperature = voices, pitches, temperature
         self.head = VoiceHead(hidden_size, voices, pitches, chord_size)
 
-    def _draw(self, h: torch.Tensor, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _outputs(self, h: torch.Tensor, target: torch.Tensor | None, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-column logits (of the real voices ``target`` where given: the likelihood) and the decoder's own
+        values: one-hot voices drawn voice by voice when ``binary``, else the probabilities they were drawn from."""
         raw, one_hot = self.head.sample(h, 1.0 if self.training else self.temperature)
-        return raw, one_hot if binary else torch.sigmoid(raw)
-
-    def generate(
-        self,
-        z: torch.Tensor,
-        length: int,
-        target: torch.Tensor | None = None,
-        teacher_forcing: float = 0.0,
-        binary: bool = False,
-        labels: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw outputs (B, T, D) (per-column logits; of the real voices where a target is given) and the decoder's
-        own values (B, T, D): one-hot voices drawn voice by voice when ``binary``, else their probabilities."""
-        self.check_generate_inputs(z, length)
-        b = z.shape[0]
-        h0 = torch.tanh(self.init_hidden(z)).view(b, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
-        state = _init_state(self.cell, h0.contiguous())
-        z_step = self._step_inputs(z, length, labels)  # (B, T, Z [+ label_dim] [+ step_noise_dim])
-        if target is not None and teacher_forcing >= 1.0:  # all steps teacher-forced: one call, no loop
-            prev = torch.cat([target.new_zeros(b, 1, self.data_dim), target[:, : length - 1]], dim=1)  # (B, T, D)
-            h, _ = self.rnn(torch.cat([z_step, prev], dim=-1), state)  # (B, T, H)
-            return self.head(h, target[:, :length]), self._draw(h, binary)[1]
-        prev, raws, values = z.new_zeros(b, 1, self.data_dim), [], []
-        for t in range(length):
-            h, state = self.rnn(torch.cat([z_step[:, t : t + 1], prev], dim=-1), state)  # h: (B, 1, H)
-            raw, prev = self._draw(h, binary)  # (B, 1, D) each
-            if target is not None:  # the likelihood scores the real voices
-                raw = self.head(h, target[:, t : t + 1])
-            raws.append(raw)
-            values.append(prev)
-            if target is not None and teacher_forcing > 0.0:
-                use_real = torch.rand(b, 1, 1, device=z.device) < teacher_forcing  # per sequence and step
-                prev = torch.where(use_real, target[:, t : t + 1], prev)
-        return torch.cat(raws, dim=1), torch.cat(values, dim=1)  # (B, T, D) each
+        values = one_hot if binary else torch.sigmoid(raw)
+        return (raw if target is None else self.head(h, target)), values
 
 
 class VoiceGenerator(LSTMGenerator):
