@@ -16,6 +16,11 @@ time-shuffled windows against the real ones): the floor every row is read agains
     python benchmarks/bench_timegan_data.py --leaderboard benchmarks/results/leaderboard/timegan_data.json \\
         benchmarks/results/timegan_data/*.json     # one leaderboard file from several runs, and its table
 
+``--leaderboard`` merges the runs of one model, config and budget into one row: the metrics of files of one training
+seed are joined (e.g. a run and a later ``--checkpoint`` scoring of the same model with other metrics), and over
+several training seeds each metric is the mean, its spread the standard deviation over the seeds (``spread_over``
+says which spread a row has; one seed: over the metric repeats).
+
 Writes a JSON file (``--out``, default ``benchmarks/results/timegan_data/<model>_<dataset>[_real].json``) holding a
 leaderboard row; checkpoints go to ``runs/bench_timegan_data/``.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -166,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                                    f"{'real' if args.real else name}_{dataset}.json")  # fmt: skip
     result = {"model": "real data" if args.real else name, "config": args.config, "cli_args": args.cli_arg,
               "dataset": dataset, "budget_cpu_s": None if args.real else args.budget_cpu_s, "seeds": 1,
-              "num_real": len(real), "repeats": args.repeats, "command": command, "commit": commit()}  # fmt: skip
+              "seed": args.seed, "num_real": len(real), "repeats": args.repeats, "command": command,
+              "commit": commit()}  # fmt: skip
     if args.real:  # one half of the windows against the other, and against the other half time-shuffled
         from lightning_gen.metrics.sequence_scores import real_halves
 
@@ -198,6 +205,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _seed(result: dict) -> int:
+    """The training seed of a result file (files written before the field existed: from their command)."""
+    if "seed" in result:
+        return int(result["seed"])
+    found = re.search(r"--seed[= ](\d+)", result.get("command", ""))
+    return int(found.group(1)) if found else 0
+
+
+def combine(results: list[dict]) -> dict:
+    """One row from the result files of one model, config and budget (see the module's docstring)."""
+    by_seed: dict[int, dict] = {}
+    for x in results:  # files of one seed: metrics joined, the one with more metric repeats kept on a clash
+        have = by_seed.setdefault(_seed(x), {})
+        for m, v in x["metrics"].items():
+            if m not in have or x.get("repeats", 1) > have[m][1]:
+                have[m] = (v, x.get("repeats", 1))
+    metrics, per_seed = {}, {}
+    names = [m for x in results for m in x["metrics"]]
+    for m in dict.fromkeys(names):
+        got = [(seed, have[m][0]) for seed, have in sorted(by_seed.items()) if m in have]
+        values = [v["value"] for _, v in got]
+        if len(got) == 1:
+            metrics[m] = got[0][1]
+        else:
+            metrics[m] = {"value": float(np.mean(values)), "spread": float(np.std(values, ddof=1))}
+        per_seed[m] = {str(seed): v["value"] for seed, v in got}
+    seeds = len(by_seed)
+    commands = list(dict.fromkeys(x["command"] for x in sorted(results, key=_seed)))
+    commits = sorted({x["commit"] for x in results})
+    first = results[0]
+    row = {k: first[k] for k in ("model", "config", "dataset", "budget_cpu_s")}
+    return row | {
+        "metrics": metrics,
+        "seeds": seeds,
+        "spread_over": "training seeds" if seeds > 1 else "metric repeats",
+        "per_seed": per_seed,
+        "metric_repeats": max(x.get("repeats", 1) for x in results),
+        "command": " && ".join(commands),
+        "commit": ", ".join(commits),
+    }
+
+
 def merge(path: str, results: list[str]) -> int:
     """One leaderboard file (a list of rows, each with the real data's own scores of its dataset) and its table."""
     loaded = []
@@ -205,24 +254,28 @@ def merge(path: str, results: list[str]) -> int:
         with open(r) as f:
             loaded.append(json.load(f))
     real = {x["dataset"]: x for x in loaded if x["model"] == "real data"}
-    rows = []
+    groups: dict[tuple, list[dict]] = {}
     for x in loaded:
-        if x["model"] == "real data":
-            continue
-        own = real.get(x["dataset"], {}).get("metrics", {})
-        rows.append({k: x[k] for k in ("model", "config", "dataset", "budget_cpu_s", "metrics", "seeds", "command",
-                                       "commit")} | {"real_data": {m: v["value"] for m, v in own.items()}})  # fmt: skip
+        if x["model"] != "real data":
+            key = (x["model"], x["dataset"], x["budget_cpu_s"], tuple(x["config"]), tuple(x.get("cli_args", [])))
+            groups.setdefault(key, []).append(x)
+    rows = []
+    for group in groups.values():
+        own = real.get(group[0]["dataset"], {}).get("metrics", {})
+        rows.append(combine(group) | {"real_data": {m: v["value"] for m, v in own.items()}})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(rows, f, indent=2)
-    names = sorted({m for r in loaded for m in r.get("metrics", {})}, key=lambda m: (m not in TIMEGAN_METRICS, m))
+    shown = list(real.values()) + rows
+    names = sorted({m for r in shown for m in r.get("metrics", {})}, key=lambda m: (m not in TIMEGAN_METRICS, m))
     fmt = lambda v: "-" if v is None else f"{v['value']:.3f}" + (f" +- {v['spread']:.3f}" if v.get("spread") else "")  # noqa: E731
-    print("| dataset | model | CPU s | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 3))
-    for r in sorted(loaded, key=lambda r: (r["dataset"], r["model"] != "real data", r["model"])):
-        print(f"| {r['dataset']} | {r['model']} | {r.get('budget_cpu_s') or '-'} | "
+    print("| dataset | model | CPU s | seeds | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 4))
+    order = lambda r: (r["dataset"], r["model"] != "real data", r["model"], r.get("budget_cpu_s") or 0)  # noqa: E731
+    for r in sorted(shown, key=order):
+        print(f"| {r['dataset']} | {r['model']} | {r.get('budget_cpu_s') or '-'} | {r.get('seeds', 1)} | "
               + " | ".join(fmt(r["metrics"].get(m)) for m in names) + " |")  # fmt: skip
         if "time_shuffled" in r:
-            print(f"| {r['dataset']} | real, time-shuffled | - | "
+            print(f"| {r['dataset']} | real, time-shuffled | - | - | "
                   + " | ".join(fmt(r["time_shuffled"].get(m)) for m in names) + " |")  # fmt: skip
     return 0
 
