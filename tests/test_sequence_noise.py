@@ -128,3 +128,29 @@ def test_models_train_and_sample_with_decoder_noise(family, tmp_path):
     assert samples.shape == (6, T, D) and torch.isfinite(samples).all()
     if family == "rvae_gan":  # the average samples with the live decoder's residuals
         assert torch.equal(model.sampling_decoder.residual_noise.bank, dec.residual_noise.bank)
+
+
+def test_refresh_residuals_gives_the_sampling_decoders_own_residuals(tmp_path):
+    """After a density fit the bank holds residuals of the decoder that samples (the weight average), on the first
+    training sequences decoded from their posterior means, in the live decoder too; no random numbers drawn."""
+    adam = functools.partial(torch.optim.Adam, lr=1e-2)
+    torch.manual_seed(0)
+    dec = RecurrentDecoder(
+        Z, D, H, feed_previous=False, output_noise="residuals", residual_bank_size=8, residual_window=T
+    )
+    model = RVAEGAN(RecurrentEncoder(D, Z, H), dec, RecurrentDiscriminator(D, H), adam, adam, adam,
+                    latent_density=LatentDensityConfig("gaussian"), ema_decay=0.9)  # fmt: skip
+    dm = SinesDataModule(num_sequences=40, seq_len=T, dim=D, batch_size=4)
+    tiny_trainer(tmp_path, max_steps=6, limit_val_batches=0).fit(model, dm)
+    x = torch.rand(12, T, D)
+    state = torch.random.get_rng_state()
+    model.refresh_residuals(x)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    averaged = model.sampling_decoder
+    assert averaged is not dec
+    with torch.no_grad():
+        mean = averaged.activate(averaged.generate(model.encode_mean(x), T)[0])
+    bank = averaged.residual_noise.bank.float() * ResidualNoise.resolution
+    assert int(averaged.residual_noise.filled) == 8
+    assert torch.allclose(bank, (x - mean)[:8], atol=1e-5)  # the first 8 sequences, one stretch each
+    assert torch.equal(dec.residual_noise.bank, averaged.residual_noise.bank)  # the next average update keeps it

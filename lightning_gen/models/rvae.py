@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset, default_collate
 
 from lightning_gen import lightning_internals as li
 from lightning_gen.errors import check_at_least
@@ -81,6 +81,50 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
 
     @torch.no_grad()
     def fit_latent_density(self, data=None, batch_size: int = 256) -> None:
+        """Fit the latent density (:meth:`_fit_latent_density`), then :meth:`refresh_residuals` on the same data."""
+        self._fit_latent_density(data, batch_size)
+        self.refresh_residuals(data, batch_size)
+
+    @torch.no_grad()
+    def refresh_residuals(self, data=None, batch_size: int = 256) -> None:
+        """With ``output_noise='residuals'``: refill the residual bank with the residuals of the decoder that samples
+        (the weight average, when the model keeps one) on the first training sequences, each decoded from its
+        posterior mean. The bank recorded while training holds the live decoder's residuals, made by other weights
+        than the averaged decoder's means they are added to; refitted here, means and residuals come from one
+        decoder, as the residual bootstrap has them. Called with every latent density fit; the random state is left
+        as it was (resumed runs stay exact)."""
+        decoder = self.sampling_decoder
+        bank = getattr(decoder, "residual_noise", None)
+        if bank is None:
+            return
+        if isinstance(data, (tuple, list)):
+            data = TensorDataset(*data)
+        if isinstance(data, torch.Tensor):
+            data = TensorDataset(data)
+        if data is None:
+            trainer = li.attached_trainer(self)
+            data = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
+            if data is None:
+                return
+        data = data.dataset if isinstance(data, DataLoader) else data
+        first = range(min(len(data), bank.bank.shape[0]))
+        targets, means = [], []
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with eval_mode(*self.modules()), torch.random.fork_rng(devices=cuda):  # generate draws noise: state kept
+            for start in range(0, len(first), batch_size):  # batched by hand: a DataLoader draws a seed
+                batch = default_collate([data[i] for i in first[start : start + batch_size]])
+                batch = [batch] if isinstance(batch, torch.Tensor) else batch
+                x = batch[0].to(self.device).float()
+                y = batch[1].to(self.device).long() if self.conditional else None
+                lengths = batch_lengths(batch)
+                mu = self.encode_mean(x, y, lengths)
+                targets.append(x)
+                means.append(zero_padding(decoder.activate(decoder.generate(mu, x.shape[1], labels=y)[0]), lengths))
+        bank.refill(torch.cat(targets), torch.cat(means))
+        if decoder is not self.decoder:  # the average copies integer buffers from the live decoder at every update
+            self.decoder.residual_noise.load_state_dict(bank.state_dict())
+
+    def _fit_latent_density(self, data=None, batch_size: int = 256) -> None:
         """:meth:`LatentDensityMixin.fit_latent_density`, whose loop hands ``encode_mean`` the inputs alone; a
         conditional model encodes each sequence with its label, so its codes are gathered here from a labelled
         dataset or loader (default: the trainer's training set) or a pair of tensors (x, labels): the first

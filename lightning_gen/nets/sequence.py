@@ -509,6 +509,22 @@ class ResidualNoise(nn.Module):
         self.position.copy_((self.position + n) % size)
         self.filled.copy_(torch.clamp(self.filled + n, max=size))
 
+    @torch.no_grad()
+    def refill(self, target: torch.Tensor, mean: torch.Tensor) -> None:
+        """Replace the bank with the residuals ``target - mean`` (both (B, T, D)): stretches spread evenly over all
+        of them (no random state used), padding left out."""
+        size, w = self.bank.shape[0], self.window
+        stretches = (target - mean).float().unfold(1, w, 1).permute(0, 1, 3, 2).flatten(0, 1)  # (B * (T - w + 1), w, D)
+        real = (target.abs().sum(-1) > 0).float().unfold(1, w, 1).amin(-1).flatten() > 0
+        stretches = stretches[real]
+        if len(stretches) == 0:
+            return
+        n = min(len(stretches), size)
+        stretches = stretches[torch.linspace(0, len(stretches) - 1, n, device=stretches.device).round().long()]
+        self.bank[:n] = torch.round(stretches / self.resolution).to(torch.int32)
+        self.filled.fill_(n)
+        self.position.fill_(n % size)
+
     def forward(self, mean: torch.Tensor) -> torch.Tensor:
         """``mean`` (B, T, D) plus stretches of the bank end to end (``mean`` itself while it is empty)."""
         filled = int(self.filled)
