@@ -97,7 +97,7 @@ def render_full(rows: list[dict]) -> str:
         metrics = _metric_names(group)
         head = ["model", "config", "budget", "seeds", *[f"{m} (real data)" for m in metrics], "commit"]
         lines = [f"### {dataset}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for r in sorted(group, key=lambda r: (r["model"], r["config"], r.get("budget_cpu_s") or 0)):
+        for r in sorted(group, key=lambda r: (r["model"], _config(r), r.get("budget_cpu_s") or 0)):
             real = r.get("real_data") or {}
             cells = [f"{_cell(r['metrics'][m])} ({_cell(real.get(m))})" if m in r["metrics"] else "" for m in metrics]
             lines.append(
