@@ -97,16 +97,9 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         bank = getattr(decoder, "residual_noise", None)
         if bank is None:
             return
-        if isinstance(data, (tuple, list)):
-            data = TensorDataset(*data)
-        if isinstance(data, torch.Tensor):
-            data = TensorDataset(data)
+        data = self._training_dataset(data)
         if data is None:
-            trainer = li.attached_trainer(self)
-            data = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
-            if data is None:
-                return
-        data = data.dataset if isinstance(data, DataLoader) else data
+            return
         first = range(min(len(data), bank.bank.shape[0]))
         targets, means = [], []
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -124,6 +117,17 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         if decoder is not self.decoder:  # the average copies integer buffers from the live decoder at every update
             self.decoder.residual_noise.load_state_dict(bank.state_dict())
 
+    def _training_dataset(self, data):
+        """``data`` (a dataset, loader, tensor or tuple of tensors) as a dataset; None: the trainer's training set
+        (None when the model is not inside a fit)."""
+        if isinstance(data, (tuple, list)):
+            return TensorDataset(*data)
+        if isinstance(data, torch.Tensor):
+            return TensorDataset(data)
+        if data is None:
+            data = getattr(getattr(li.attached_trainer(self), "train_dataloader", None), "dataset", None)
+        return data.dataset if isinstance(data, DataLoader) else data
+
     def _fit_latent_density(self, data=None, batch_size: int = 256) -> None:
         """:meth:`LatentDensityMixin.fit_latent_density`, whose loop hands ``encode_mean`` the inputs alone; a
         conditional model encodes each sequence with its label, so its codes are gathered here from a labelled
@@ -133,18 +137,12 @@ class RecurrentVAEModel(LatentDensityMixin, SequenceModel):
         here too."""
         if not (self.conditional or self.variable_length) or self.latent_density.kind == "standard":
             return super().fit_latent_density(data, batch_size)
-        if isinstance(data, (tuple, list)):
-            data = TensorDataset(*data)
         if isinstance(data, torch.Tensor) and self.conditional:
             raise ValueError("A conditional model encodes with labels: give fit_latent_density a pair (x, labels).")
-        if isinstance(data, torch.Tensor):
-            data = TensorDataset(data)
-        trainer = li.attached_trainer(self)
+        data = self._training_dataset(data)
         if data is None:
-            data = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
-            if data is None:
-                raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
-        data = data.dataset if isinstance(data, DataLoader) else data
+            raise ValueError("fit_latent_density() needs data when the model is not inside a fit.")
+        trainer = li.attached_trainer(self)
         data = Subset(data, range(min(len(data), self._code_limit())))
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False, drop_last=world > 1)
