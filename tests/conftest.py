@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -18,6 +19,19 @@ torch.set_num_threads(1)  # tiny tensors: one thread is faster than two, and the
 from lightning_gen.nets import MLPDiscriminator, MLPGenerator  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def benchmark_script(name: str, monkeypatch=None):
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package). A script that puts
+    ``benchmarks/`` first on ``sys.path`` gets a copy of the path through ``monkeypatch``, undone after the test."""
+    import importlib.util
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

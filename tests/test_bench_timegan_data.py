@@ -3,24 +3,16 @@ of one training seed are joined, several seeds give their mean and standard devi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import benchmark_script
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts benchmarks/ first: undone after the test
-    path = os.path.join(REPO, "benchmarks", "bench_timegan_data.py")
-    spec = importlib.util.spec_from_file_location("bench_timegan_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_timegan_data", monkeypatch)
 
 
 def result(seed, metrics, budget=900.0, repeats=10, model="rvae", command=None):

@@ -3,26 +3,19 @@ reused only when the file holds them. Slow: importing the script imports the CLI
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import benchmark_script
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts benchmarks/ first: undone after the test
-    spec = importlib.util.spec_from_file_location("bench_vowels", os.path.join(REPO, "benchmarks", "bench_vowels.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_vowels", monkeypatch)
 
 
 def row(config: str, budget: float, value: float) -> dict:

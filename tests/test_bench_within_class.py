@@ -4,15 +4,12 @@ latent density of other settings. Slow: importing the script imports the CLI and
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from tests.conftest import REPO, fit_config
+from tests.conftest import benchmark_script, fit_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,12 +18,7 @@ DENSITY = "model.init_args.latent_density"
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts benchmarks/ first: undone after the test
-    path = os.path.join(REPO, "benchmarks", "bench_within_class.py")
-    spec = importlib.util.spec_from_file_location("bench_within_class", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_within_class", monkeypatch)
 
 
 def test_refit_keeps_the_networks_and_changes_only_the_density(bench, tmp_path):

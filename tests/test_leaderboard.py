@@ -1,19 +1,14 @@
 """The generated leaderboard: result files render into tables, and the shipped tables are up to date."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import benchmark_script
 
 
 def _leaderboard():
-    spec = importlib.util.spec_from_file_location("leaderboard", os.path.join(REPO, "benchmarks", "leaderboard.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("leaderboard")
 
 
 ROW = {
